@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+const define = { __NODESOCKD_VERSION__: JSON.stringify(version) };
 
 export default defineConfig([
   {
@@ -8,8 +12,8 @@ export default defineConfig([
     dts: true,
     target: 'node20',
     platform: 'node',
-    clean: true,
     sourcemap: true,
+    define,
   },
   {
     // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`.
@@ -19,5 +23,6 @@ export default defineConfig([
     platform: 'node',
     sourcemap: true,
     banner: { js: '#!/usr/bin/env node' },
+    define,
   },
 ]);

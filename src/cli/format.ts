@@ -1,0 +1,58 @@
+import type { DaemonStatus } from '../ipc/protocol';
+
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${h % 24}h`;
+}
+
+function megabytes(bytes: number | null): string {
+  return bytes === null ? '-' : `${(bytes / 1024 / 1024).toFixed(1)}M`;
+}
+
+function clock(ts: number): string {
+  return new Date(ts).toTimeString().slice(0, 8);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
+  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** The human form of `nodesockd status`. */
+export function formatStatus(s: DaemonStatus, now = Date.now()): string {
+  const lines = [
+    `nodesockd ${s.version} daemon for "${s.name}", pid ${s.pid}, up ${duration(now - s.startedAt)}; ` +
+      `workers ${s.running ? (s.suspended ? 'running (suspended)' : 'running') : 'stopped'}` +
+      (s.devServer ? `; dev server ${s.devServer}` : ''),
+  ];
+  const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];
+  for (const w of s.workers) {
+    rows.push([
+      w.slot === null ? '-' : String(w.slot),
+      w.id,
+      w.pid === null ? '-' : String(w.pid),
+      w.state,
+      clock(w.since),
+      duration(now - w.startedAt),
+      String(w.restarts),
+      megabytes(w.rssBytes),
+      w.cpuSeconds === null ? '-' : `${w.cpuSeconds.toFixed(2)}s`,
+      w.inflight === null ? '-' : String(w.inflight),
+    ]);
+  }
+  if (s.workers.length > 0) lines.push(table(rows));
+  else lines.push('no workers');
+  for (const slot of s.slots) {
+    if (slot.workerId === null || slot.nextRetryAt !== null) {
+      const retry = slot.nextRetryAt === null ? '' : `, next try in ${duration(slot.nextRetryAt - now)}`;
+      const last = slot.lastExit ? `: ${slot.lastExit.split('\n')[0]}` : '';
+      lines.push(`slot ${slot.index}: no worker online (${slot.restarts} restarts${retry})${last}`);
+    }
+  }
+  return lines.join('\n');
+}

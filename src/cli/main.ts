@@ -1,0 +1,190 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify as toYaml } from 'yaml';
+import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
+import { runDaemon } from '../daemon/daemon';
+import { request } from '../ipc/client';
+import type { ConfigReply, DaemonStatus } from '../ipc/protocol';
+import { VERSION } from '../version';
+import { checkSetup } from './check';
+import { formatStatus } from './format';
+
+/** An error meant for the user: printed as one line (plus detail lines), never with a stack. */
+export class UsageError extends Error {}
+
+interface ClientOptions {
+  config?: string;
+  ipcFile?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
+
+function positiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  return Number(value);
+}
+
+function addClientOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'config file (default: nodesockd.{yaml,yml,json} in the current directory)')
+    .option('-i, --ipc-file <path>', "the daemon's control socket (instead of reading the config)")
+    .option('--debug', 'print stack traces of errors');
+}
+
+function ipcPath(opts: ClientOptions): string {
+  return resolveIpcPath({ configPath: opts.config, ipcFile: opts.ipcFile, cwd: logicalCwd() });
+}
+
+function print(opts: ClientOptions, value: unknown, human: () => string): void {
+  process.stdout.write(`${opts.json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('nodesockd')
+    .description('Run a Node.js app as a pool of workers behind nginx over UNIX sockets, with zero-downtime deploys.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .enablePositionalOptions();
+
+  program
+    .command('daemon', { isDefault: true })
+    .description('run the daemon in the foreground (also what a bare `nodesockd -c file` does)')
+    .option('-c, --config <file>', 'config file; relative paths then resolve against its directory')
+    .option('-s, --script <file>', "the app's main script")
+    .option('-l, --listen-var <name>', 'environment variable that carries the socket path (default LISTEN_ON)')
+    .option('-t, --tmp-dir <dir>', 'directory for the sockets')
+    .option('-o, --socket-file <pattern>', 'socket file name pattern with {worker} (default app.{worker}.sock)')
+    .option('-i, --ipc-file <path>', 'control socket, relative to tmpDir (default nodesockd.ipc)')
+    .option('-w, --workers <n>', 'number of workers (default 1)')
+    .option('-e, --env <name>', 'environment variable to pass to workers, NAME or NAME=value (repeatable)', collect)
+    .option('-p, --output-prefix <format>', 'prefix of worker output lines: {date} {worker} {instance} {id}')
+    .addOption(new Option('--dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'))
+    .option('--no-dev-server', 'disable the dev server even if the config enables it')
+    .option('--debug', 'verbose daemon log and stack traces')
+    .action(async (opts: Record<string, unknown>) => {
+      const overrides: CliOverrides = {
+        script: opts.script as string | undefined,
+        listenVar: opts.listenVar as string | undefined,
+        tmpDir: opts.tmpDir as string | undefined,
+        socketFile: opts.socketFile as string | undefined,
+        ipcFile: opts.ipcFile as string | undefined,
+        workers: opts.workers as string | undefined,
+        env: opts.env as string[] | undefined,
+        outputPrefix: opts.outputPrefix as string | undefined,
+        devServer: opts.devServer as boolean | string | undefined,
+      };
+      const loaded = loadConfig({ configPath: opts.config as string | undefined, overrides, cwd: logicalCwd() });
+      await runDaemon(loaded, { debug: opts.debug === true });
+      process.exit(0);
+    });
+
+  addClientOptions(program.command('start'))
+    .description('start the workers (after stop)')
+    .option('--suspended', 'start them suspended: they accept requests but hold them until `resume`')
+    .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
+    .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
+      const reply = await request<{ alreadyRunning: boolean; workers: number }>(ipcPath(opts), {
+        type: 'start',
+        data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
+      });
+      console.log(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
+    });
+
+  addClientOptions(program.command('stop'))
+    .description('gracefully stop all workers; the daemon keeps running')
+    .action(async (opts: ClientOptions) => {
+      const reply = await request<{ stopped: number }>(ipcPath(opts), { type: 'stop' });
+      console.log(`stopped ${reply.stopped} worker(s)`);
+    });
+
+  addClientOptions(program.command('restart'))
+    .description('replace every worker with zero downtime; fails (and changes nothing) if the new ones do not come online')
+    .option('--suspended', 'new workers hold requests until `resume` (for database migrations)')
+    .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
+    .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
+      const reply = await request<{ generation: number; workers: { slot: number; id: string; pid: number }[] }>(
+        ipcPath(opts),
+        { type: 'restart', data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts } },
+      );
+      const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
+      console.log(
+        `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
+      );
+    });
+
+  addClientOptions(program.command('resume'))
+    .description('release suspended workers')
+    .action(async (opts: ClientOptions) => {
+      const reply = await request<{ resumed: number }>(ipcPath(opts), { type: 'resume' });
+      console.log(`resumed ${reply.resumed} worker(s)`);
+    });
+
+  addClientOptions(program.command('status'))
+    .description('show the daemon and its workers')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: ClientOptions) => {
+      const status = await request<DaemonStatus>(ipcPath(opts), { type: 'status' }, { timeoutMs: 10_000 });
+      print(opts, status, () => formatStatus(status));
+    });
+
+  addClientOptions(program.command('config'))
+    .description('print the effective config and the files it came from')
+    .option('--json', 'machine-readable output')
+    .option('--local', "print what the files say now, not the running daemon's config")
+    .action(async (opts: ClientOptions & { local?: boolean }) => {
+      let reply: ConfigReply;
+      if (opts.local) {
+        const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+        reply = { config: loaded.config, files: loaded.files };
+      } else {
+        reply = await request<ConfigReply>(ipcPath(opts), { type: 'config' }, { timeoutMs: 10_000 });
+      }
+      print(opts, reply, () =>
+        [
+          toYaml(reply.config).trimEnd(),
+          '',
+          reply.files.length > 0 ? `# from: ${reply.files.join(', ')}` : '# from the command line and defaults',
+        ].join('\n'),
+      );
+    });
+
+  addClientOptions(program.command('check'))
+    .description('validate the config and the permissions of tmpDir; print what is wrong')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: ClientOptions) => {
+      const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      const findings = checkSetup(loaded.config);
+      print(opts, { files: loaded.files, findings }, () =>
+        [
+          `config OK (${loaded.files.join(', ') || 'no file'})`,
+          ...findings.map((f) => `${f.level}: ${f.message}`),
+        ].join('\n'),
+      );
+      if (findings.some((f) => f.level === 'error')) process.exitCode = 1;
+    });
+
+  return program;
+}
+
+/** Runs the CLI; every failure becomes a one-line message and exit code 1. */
+export async function main(argv: string[]): Promise<void> {
+  const debug = argv.includes('--debug');
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const [first, ...more] = err.problems;
+      process.stderr.write(
+        more.length === 0
+          ? `nodesockd: ${first}\n`
+          : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+      );
+    } else {
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`nodesockd: ${message}\n`);
+    }
+    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,155 @@
+import fs from 'node:fs';
+import type { LoadedConfig } from '../config/load';
+import { DevServer } from '../fronts/dev-server';
+import { probeSocket } from '../ipc/client';
+import type { DaemonStatus, Request } from '../ipc/protocol';
+import { IpcServer } from '../ipc/server';
+import { errorMessage, Logger } from '../log';
+import { VERSION } from '../version';
+import { WorkerOutput } from './output';
+import { Publisher } from './publisher';
+import { Supervisor } from './supervisor';
+
+export class DaemonStartError extends Error {}
+
+export interface DaemonOptions {
+  debug?: boolean;
+}
+
+/**
+ * The long-running process: owns the control socket, the supervisor and the dev server, and
+ * turns signals and control requests into supervisor calls. Resolves when it has shut down.
+ */
+export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
+  const { config } = loaded;
+  const log = new Logger('', options.debug ? 'debug' : 'info');
+  const startedAt = Date.now();
+
+  process.umask(config.umask);
+  checkTmpDir(config.tmpDir);
+  await claimIpcFile(config.ipcFile);
+  process.title = `${config.name} nodesockd daemon`;
+
+  const publisher = new Publisher(config.tmpDir, config.socketFile, log);
+  const leftovers = await publisher.cleanStale();
+  for (const file of leftovers) {
+    log.warn(`${file} is still served by a process from an earlier daemon; leaving it alone`);
+  }
+  const output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
+  const supervisor = new Supervisor(config, publisher, output, log);
+  const devServer = config.devServer === false ? null : new DevServer(config.devServer, () => supervisor.servingSockets(), log);
+
+  const status = (): DaemonStatus => ({
+    version: VERSION,
+    pid: process.pid,
+    name: config.name,
+    startedAt,
+    running: supervisor.isRunning,
+    suspended: supervisor.isSuspended,
+    ipcFile: config.ipcFile,
+    devServer: devServer ? `http://127.0.0.1:${devServer.address()}` : null,
+    ...supervisor.status(),
+  });
+
+  const handle = async (request: Request): Promise<unknown> => {
+    switch (request.type) {
+      case 'status':
+        return status();
+      case 'config':
+        return { config, files: loaded.files };
+      case 'start':
+        return supervisor.start(request.data);
+      case 'restart':
+        return supervisor.restart(request.data);
+      case 'stop':
+        return supervisor.stop();
+      case 'resume':
+        return supervisor.resume();
+    }
+  };
+
+  const ipc = new IpcServer(config.ipcFile, handle, log);
+  await ipc.listen();
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (why: string): Promise<void> => {
+    if (shuttingDown) return shuttingDown;
+    log.info(`${why}: draining workers and exiting`);
+    shuttingDown = (async () => {
+      await supervisor.stop();
+      await devServer?.close();
+      await ipc.close();
+      fs.rmSync(config.ipcFile, { force: true });
+      output.close();
+      log.info('bye');
+    })();
+    return shuttingDown;
+  };
+
+  const done = new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (shuttingDown) {
+        log.warn(`${signal} again: still draining (send SIGKILL to stop at once)`);
+        return;
+      }
+      void shutdown(signal).then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  // The default SIGHUP action would kill the daemon and leave the workers unmanaged.
+  process.on('SIGHUP', () => log.warn('SIGHUP: config reload is not supported by this version; ignored'));
+  process.on('SIGUSR2', () => {
+    output.reopen();
+    log.info('SIGUSR2: log files reopened');
+  });
+  // A supervisor must outlive its own bugs: report them and keep the workers served.
+  process.on('uncaughtException', (err) => log.error(`internal error (please report it): ${err.stack ?? err}`));
+  process.on('unhandledRejection', (err) => log.error(`internal error (please report it): ${errorMessage(err)}`));
+
+  log.info(`nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`);
+  if (devServer) {
+    try {
+      await devServer.listen();
+    } catch (err) {
+      log.error(errorMessage(err));
+    }
+  }
+  supervisor.start().then(
+    ({ workers }) => log.info(`${workers} worker(s) online`),
+    (err: unknown) => log.error(errorMessage(err)),
+  );
+  await done;
+}
+
+function checkTmpDir(dir: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    throw new DaemonStartError(
+      `tmpDir ${dir} does not exist; create it (see docs/permissions.md: owned by the app user, group of nginx, mode 2750)`,
+    );
+  }
+  if (!stat.isDirectory()) throw new DaemonStartError(`tmpDir ${dir} is not a directory`);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw new DaemonStartError(`tmpDir ${dir} is not writable by this user (uid ${process.getuid?.()})`);
+  }
+}
+
+/** One daemon per app (SPEC §4.7): a live control socket means another daemon owns the app. */
+async function claimIpcFile(ipcFile: string): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(ipcFile);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) throw new DaemonStartError(`${ipcFile} exists and is not a socket; refusing to replace it`);
+  if ((await probeSocket(ipcFile)) === 'alive') {
+    throw new DaemonStartError(`another nodesockd daemon is already running on ${ipcFile}`);
+  }
+  fs.rmSync(ipcFile, { force: true });
+}

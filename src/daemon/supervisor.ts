@@ -1,0 +1,367 @@
+import type { Config } from '../config/schema';
+import type { SlotStatus, WorkerStatus } from '../ipc/protocol';
+import { errorMessage, type Logger } from '../log';
+import type { WorkerOutput } from './output';
+import { readProcStats } from './proc-stats';
+import type { Publisher } from './publisher';
+import { describeExit, type ExitInfo, WorkerHandle } from './worker';
+import { isServing } from './worker-state';
+
+/** Crash backoff: first retry almost at once, doubling up to the cap, reset after a stable run. */
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 30_000;
+const STABLE_AFTER_MS = 60_000;
+
+interface Slot {
+  index: number;
+  /** The worker the published path points at (null while the slot has none alive). */
+  worker: WorkerHandle | null;
+  /** How many workers this slot has had; the `{instance}` of output prefixes. */
+  instances: number;
+  restarts: number;
+  consecutiveCrashes: number;
+  retryTimer: NodeJS.Timeout | null;
+  nextRetryAt: number | null;
+  lastExit: string | null;
+}
+
+export interface StartOptions {
+  suspended?: boolean;
+  maxAttempts?: number;
+}
+
+class AbortedError extends Error {}
+
+/**
+ * Keeps one worker online behind each slot: starts, restarts (transactionally), suspends,
+ * resumes, replaces crashed workers and stops them. Commands that change generations run one
+ * at a time; crash replacement runs beside them and yields to whatever a command published.
+ */
+export class Supervisor {
+  private slots: Slot[] = [];
+  private readonly workers = new Set<WorkerHandle>();
+  private running = false;
+  private suspendedWindow = false;
+  private generation = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Aborted by stop(), so replacement attempts in flight give up. */
+  private lifetime = new AbortController();
+
+  constructor(
+    private config: Config,
+    private readonly publisher: Publisher,
+    private readonly output: WorkerOutput,
+    private readonly log: Logger,
+  ) {
+    this.slots = Array.from({ length: config.workers }, (_, index) => this.newSlot(index));
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  get isSuspended(): boolean {
+    return this.suspendedWindow;
+  }
+
+  /** Sockets of the slot workers that accept connections, for the dev server. */
+  servingSockets(): string[] {
+    return this.slots.flatMap((s) => (s.worker && isServing(s.worker.state) ? [s.worker.socketPath] : []));
+  }
+
+  start(opts: StartOptions = {}): Promise<{ alreadyRunning: boolean; workers: number }> {
+    return this.serialize(async () => {
+      if (this.running) return { alreadyRunning: true, workers: this.slots.length };
+      this.running = true;
+      this.suspendedWindow = opts.suspended === true;
+      const generation = ++this.generation;
+      const results = await Promise.allSettled(
+        this.slots.map(async (slot) => {
+          const worker = await this.startWorker(slot, generation, this.suspendedWindow, this.attempts(opts));
+          this.swapIn(slot, worker);
+        }),
+      );
+      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [[this.slots[i]!, r.reason] as const] : []));
+      for (const [slot, reason] of failures) {
+        slot.lastExit = errorMessage(reason);
+        this.scheduleReplacement(slot);
+      }
+      if (failures.length > 0) {
+        throw new Error(
+          `${failures.length} of ${this.slots.length} workers failed to start (retrying with backoff): ${errorMessage(failures[0]![1])}`,
+        );
+      }
+      return { alreadyRunning: false, workers: this.slots.length };
+    });
+  }
+
+  /**
+   * Zero-downtime replacement (SPEC §4.2): the whole new generation must come online before
+   * any published path changes. If one fails, the others are stopped and the current
+   * generation stays exactly as it was, still supervised.
+   */
+  restart(opts: StartOptions = {}): Promise<{ generation: number; workers: { slot: number; id: string; pid: number | null }[] }> {
+    return this.serialize(async () => {
+      const wasRunning = this.running;
+      this.running = true;
+      const generation = ++this.generation;
+      const suspended = opts.suspended === true;
+      const abort = new AbortController();
+      const attempts = this.slots.map((slot) =>
+        this.startWorker(slot, generation, suspended, this.attempts(opts), abort.signal).catch((err: unknown) => {
+          abort.abort();
+          throw err;
+        }),
+      );
+      const results = await Promise.allSettled(attempts);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError));
+      if (failed || abort.signal.aborted) {
+        const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        await Promise.all(started.map((w) => this.drain(w)));
+        this.running = wasRunning;
+        const reason = failed ? errorMessage(failed.reason) : 'aborted';
+        this.log.error(`restart failed; the previous workers keep serving: ${reason}`);
+        throw new Error(`restart failed, the previous workers keep serving: ${reason}`);
+      }
+      this.suspendedWindow = suspended;
+      const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
+      this.slots.forEach((slot, i) => this.swapIn(slot, fresh[i]!));
+      this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
+      return { generation, workers: fresh.map((w) => ({ slot: w.slot, id: w.id, pid: w.pid })) };
+    });
+  }
+
+  /** Releases suspended workers (the end of a migration window, SPEC §4.4). */
+  resume(): { resumed: number } {
+    if (!this.running) throw new Error('cannot resume: workers are not running (use start)');
+    this.suspendedWindow = false;
+    let resumed = 0;
+    for (const slot of this.slots) {
+      if (slot.worker?.state === 'suspended') {
+        slot.worker.resume();
+        resumed++;
+      }
+    }
+    this.log.info(`resumed ${resumed} worker(s)`);
+    return { resumed };
+  }
+
+  /** Drains every worker and removes the published paths; the daemon stays up. */
+  stop(): Promise<{ stopped: number }> {
+    return this.serialize(async () => {
+      this.running = false;
+      this.suspendedWindow = false;
+      this.lifetime.abort();
+      this.lifetime = new AbortController();
+      for (const slot of this.slots) {
+        this.cancelRetry(slot);
+        this.publisher.unpublish(slot.index);
+        slot.worker = null;
+      }
+      const all = [...this.workers];
+      await Promise.all(all.map((w) => this.drain(w)));
+      this.log.info(`stopped ${all.length} worker(s)`);
+      return { stopped: all.length };
+    });
+  }
+
+  status(): { slots: SlotStatus[]; workers: WorkerStatus[] } {
+    const slots = this.slots.map((s) => ({
+      index: s.index,
+      publishedPath: this.publisher.publishedPath(s.index),
+      workerId: s.worker?.id ?? null,
+      restarts: s.restarts,
+      nextRetryAt: s.nextRetryAt,
+      lastExit: s.lastExit,
+    }));
+    const current = new Set(this.slots.map((s) => s.worker));
+    const workers = [...this.workers].map((w): WorkerStatus => {
+      const stats = w.pid !== null ? readProcStats(w.pid) : null;
+      return {
+        id: w.id,
+        slot: current.has(w) ? w.slot : null,
+        pid: w.pid,
+        state: w.state,
+        since: w.since,
+        startedAt: w.startedAt,
+        generation: w.generation,
+        restarts: this.slots[w.slot]?.restarts ?? 0,
+        rssBytes: stats?.rssBytes ?? null,
+        cpuSeconds: stats?.cpuSeconds ?? null,
+        inflight: w.inflight,
+        lastExit: w.exitInfo ? describeExit(w.exitInfo) : null,
+      };
+    });
+    workers.sort((a, b) => (a.slot ?? 1e9) - (b.slot ?? 1e9) || a.startedAt - b.startedAt);
+    return { slots, workers };
+  }
+
+  private attempts(opts: StartOptions): number {
+    return opts.maxAttempts ?? this.config.maxStartAttempts;
+  }
+
+  private serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private newSlot(index: number): Slot {
+    return {
+      index,
+      worker: null,
+      instances: 0,
+      restarts: 0,
+      consecutiveCrashes: 0,
+      retryTimer: null,
+      nextRetryAt: null,
+      lastExit: null,
+    };
+  }
+
+  private spawn(slot: Slot, generation: number, suspended: boolean): WorkerHandle {
+    const c = this.config;
+    const worker = new WorkerHandle({
+      slot: slot.index,
+      instance: slot.instances++,
+      generation,
+      suspended,
+      script: c.script,
+      args: c.args,
+      nodeArgs: c.nodeArgs,
+      cwd: c.cwd,
+      env: workerEnv(c.env),
+      listenVar: c.listenVar,
+      appName: c.name,
+      socketPathFor: (id) => this.publisher.uniquePath(id),
+      spawnTimeout: c.spawnTimeout,
+      output: this.output,
+      log: this.log,
+    });
+    this.workers.add(worker);
+    worker.on('exit', (exit: ExitInfo) => this.onExit(worker, exit));
+    worker.on('broken', () => {
+      if (slot.worker === worker) this.scheduleReplacement(slot, 0);
+    });
+    return worker;
+  }
+
+  /** Starts a worker for the slot and waits until it is online, with up to `attempts` tries. */
+  private async startWorker(
+    slot: Slot,
+    generation: number,
+    suspended: boolean,
+    attempts: number,
+    abort?: AbortSignal,
+  ): Promise<WorkerHandle> {
+    const signals = [this.lifetime.signal, ...(abort ? [abort] : [])];
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (signals.some((s) => s.aborted)) throw new AbortedError('aborted');
+      const worker = this.spawn(slot, generation, suspended);
+      try {
+        await raceAbort(worker.waitOnline(this.config.onlineTimeout), signals);
+        return worker;
+      } catch (err) {
+        lastError = err;
+        await this.drain(worker);
+        if (err instanceof AbortedError) throw err;
+        this.log.warn(`attempt ${attempt}/${attempts} for slot ${slot.index} failed: ${errorMessage(err)}`);
+      }
+    }
+    throw lastError;
+  }
+
+  /** Publishes the worker in its slot and drains the one it replaces. */
+  private swapIn(slot: Slot, worker: WorkerHandle): void {
+    const previous = slot.worker;
+    this.cancelRetry(slot);
+    this.publisher.publish(slot.index, worker.socketPath);
+    slot.worker = worker;
+    if (!this.suspendedWindow) worker.resume();
+    this.log.info(`slot ${slot.index} -> worker ${worker.id} (pid ${worker.pid})`);
+    if (previous && previous !== worker) void this.drain(previous);
+  }
+
+  private drain(worker: WorkerHandle): Promise<void> {
+    return worker.drain(this.config.shutdownTimeout, this.config.killTimeout);
+  }
+
+  private onExit(worker: WorkerHandle, exit: ExitInfo): void {
+    this.workers.delete(worker);
+    void this.publisher.removeSocketIfDead(worker.socketPath).catch(() => undefined);
+    const slot = this.slots[worker.slot];
+    if (!slot || slot.worker !== worker) return;
+    // The published worker died without being asked to: a crash (SPEC §4.5).
+    slot.worker = null;
+    slot.lastExit = describeExit(exit);
+    const tail = worker.lastStderr().slice(-5);
+    this.log.warn(
+      `slot ${slot.index}: worker ${worker.id} (pid ${worker.pid}) ${slot.lastExit}` +
+        (tail.length > 0 ? `; last stderr: ${tail.join(' | ')}` : ''),
+    );
+    if (Date.now() - worker.since > STABLE_AFTER_MS) slot.consecutiveCrashes = 0;
+    this.scheduleReplacement(slot);
+  }
+
+  private scheduleReplacement(slot: Slot, delayMs?: number): void {
+    if (!this.running || slot.retryTimer) return;
+    const n = slot.consecutiveCrashes;
+    const delay =
+      delayMs ?? Math.round(Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** n) * (0.5 + Math.random() * 0.5));
+    slot.nextRetryAt = Date.now() + delay;
+    slot.retryTimer = setTimeout(() => void this.replace(slot), delay);
+  }
+
+  private cancelRetry(slot: Slot): void {
+    if (slot.retryTimer) clearTimeout(slot.retryTimer);
+    slot.retryTimer = null;
+    slot.nextRetryAt = null;
+  }
+
+  private async replace(slot: Slot): Promise<void> {
+    slot.retryTimer = null;
+    slot.nextRetryAt = null;
+    const replacing = slot.worker;
+    slot.restarts++;
+    try {
+      const worker = await this.startWorker(slot, this.generation, this.suspendedWindow, 1);
+      if (!this.running || slot.worker !== replacing) {
+        // A command published something else meanwhile; this one is not needed.
+        await this.drain(worker);
+        return;
+      }
+      this.swapIn(slot, worker);
+    } catch (err) {
+      if (err instanceof AbortedError || !this.running) return;
+      slot.consecutiveCrashes++;
+      slot.lastExit = errorMessage(err).split('\n')[0] ?? null;
+      this.log.warn(`slot ${slot.index}: replacement failed: ${slot.lastExit}`);
+      if (slot.worker === replacing) this.scheduleReplacement(slot);
+    }
+  }
+}
+
+function raceAbort<T>(promise: Promise<T>, signals: AbortSignal[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError('aborted'));
+    for (const s of signals) {
+      if (s.aborted) return onAbort();
+      s.addEventListener('abort', onAbort, { once: true });
+    }
+    promise.then(resolve, reject).finally(() => {
+      for (const s of signals) s.removeEventListener('abort', onAbort);
+    });
+  });
+}
+
+/** NAME copies the daemon's value (when set); NAME=value sets it. */
+export function workerEnv(entries: string[], from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    if (eq >= 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    else if (from[entry] !== undefined) env[entry] = from[entry];
+  }
+  return env;
+}

@@ -1,0 +1,253 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log';
+import {
+  ENV,
+  isBrokenMessage,
+  isInflightMessage,
+  MSG_ONLINE,
+  MSG_RESUME,
+  MSG_SHUTDOWN,
+} from '../ipc/worker-protocol';
+import type { WorkerOutput } from './output';
+import { canTransition, type WorkerState } from './worker-state';
+
+const STDERR_TAIL_LINES = 20;
+
+export interface WorkerSpawnOptions {
+  slot: number;
+  instance: number;
+  generation: number;
+  suspended: boolean;
+  script: string;
+  args: string[];
+  nodeArgs: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  listenVar: string;
+  appName: string;
+  socketPathFor: (id: string) => string;
+  spawnTimeout: number;
+  output: WorkerOutput;
+  log: Logger;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Ids start with a letter so a unique socket name never looks like a slot's published name. */
+export function newWorkerId(): string {
+  return `w${randomBytes(4).toString('hex')}`;
+}
+
+export function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+/**
+ * One worker process: spawns it, tracks its state (see worker-state.ts), and drains it.
+ * Emits 'state' (from, to) and 'exit' (ExitInfo).
+ */
+export class WorkerHandle extends EventEmitter {
+  readonly id = newWorkerId();
+  readonly socketPath: string;
+  readonly slot: number;
+  readonly generation: number;
+  readonly startedAt = Date.now();
+  readonly spawnedSuspended: boolean;
+  state: WorkerState = 'starting';
+  since = Date.now();
+  inflight: number | null = null;
+  brokenReason: string | null = null;
+  exitInfo: ExitInfo | null = null;
+  private readonly child: ChildProcess;
+  private readonly stderrTail: string[] = [];
+  private readonly log: Logger;
+  private spawnError: Error | null = null;
+
+  constructor(private readonly opts: WorkerSpawnOptions) {
+    super();
+    this.slot = opts.slot;
+    this.generation = opts.generation;
+    this.spawnedSuspended = opts.suspended;
+    this.socketPath = opts.socketPathFor(this.id);
+    this.log = opts.log.child(`worker ${this.id} (slot ${opts.slot}): `);
+    const env: NodeJS.ProcessEnv = {
+      ...opts.env,
+      [opts.listenVar]: this.socketPath,
+      [ENV.socketPath]: this.socketPath,
+      [ENV.workerId]: this.id,
+      [ENV.workerIndex]: String(opts.slot),
+      [ENV.suspended]: opts.suspended ? '1' : '',
+      [ENV.appName]: opts.appName,
+    };
+    this.child = spawn(process.execPath, [...opts.nodeArgs, opts.script, ...opts.args], {
+      cwd: opts.cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: a Ctrl-C meant for the daemon must not hit the workers,
+      // and the workers keep serving if the daemon dies (SPEC §4.8).
+      detached: true,
+    });
+    const tags = { worker: String(opts.slot), instance: opts.instance, id: this.id };
+    opts.output.attach(this.child.stdout, 'stdout', tags);
+    opts.output.attach(this.child.stderr, 'stderr', tags, (line) => {
+      this.stderrTail.push(line);
+      if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    });
+    this.child.on('error', (err) => {
+      this.spawnError = err;
+      this.log.error(`cannot start: ${err.message}`);
+      // A failed spawn emits no 'exit'; finish the lifecycle here.
+      if (this.child.pid === undefined) {
+        clearTimeout(spawnTimer);
+        this.onExit({ code: null, signal: null });
+      }
+    });
+    const spawnTimer = setTimeout(() => {
+      this.spawnError = new Error(`no spawn event within ${opts.spawnTimeout} ms`);
+      this.signal('SIGKILL');
+    }, opts.spawnTimeout);
+    this.child.once('spawn', () => clearTimeout(spawnTimer));
+    this.child.on('exit', (code, signal) => {
+      clearTimeout(spawnTimer);
+      this.onExit({ code, signal });
+    });
+    this.child.on('message', (message) => this.onMessage(message));
+    this.child.on('disconnect', () => this.log.debug('IPC channel closed'));
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  /** The last lines the worker wrote to stderr, for error reports. */
+  lastStderr(): string[] {
+    return [...this.stderrTail];
+  }
+
+  /** Why this worker stopped, with its last stderr lines, for a command's error reply. */
+  failureReport(what: string): string {
+    const tail = this.lastStderr();
+    const head = `worker ${this.id} for slot ${this.slot} ${what}`;
+    return tail.length > 0 ? `${head}; its last stderr lines:\n  ${tail.join('\n  ')}` : head;
+  }
+
+  /** Resolves when the worker reports online; rejects with the reason it never will. */
+  waitOnline(timeoutMs: number): Promise<void> {
+    if (this.state === 'online' || this.state === 'suspended') return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('state', onState);
+      };
+      const onState = (_from: WorkerState, to: WorkerState) => {
+        if (to === 'online' || to === 'suspended') {
+          cleanup();
+          resolve();
+        } else if (to === 'exited') {
+          cleanup();
+          const why = this.spawnError
+            ? `could not be started: ${this.spawnError.message}`
+            : `${describeExit(this.exitInfo ?? { code: null, signal: null })} before reporting online`;
+          reject(new Error(this.failureReport(why)));
+        } else if (to === 'draining') {
+          cleanup();
+          reject(new Error(this.failureReport(this.brokenReason ? `reported broken: ${this.brokenReason}` : 'was stopped before it came online')));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(this.failureReport(`did not report online within ${timeoutMs} ms`)));
+      }, timeoutMs);
+      this.on('state', onState);
+    });
+  }
+
+  resume(): void {
+    if (this.state !== 'suspended') return;
+    this.send(MSG_RESUME);
+    this.transition('online');
+  }
+
+  /**
+   * Asks the worker to finish its requests and exit; escalates to SIGTERM after
+   * shutdownTimeout and SIGKILL after a further killTimeout. Resolves once it has exited.
+   */
+  drain(shutdownTimeout: number, killTimeout: number): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (this.state === 'exited') resolve();
+      else this.once('exit', () => resolve());
+    });
+    if (this.state === 'exited' || this.state === 'draining') return exited;
+    this.transition('draining');
+    if (!this.send(MSG_SHUTDOWN)) this.signal('SIGTERM');
+    const term = setTimeout(() => {
+      this.log.warn(`still running ${shutdownTimeout} ms after shutdown; sending SIGTERM`);
+      this.signal('SIGTERM');
+      const kill = setTimeout(() => {
+        this.log.warn(`still running ${killTimeout} ms after SIGTERM; sending SIGKILL`);
+        this.signal('SIGKILL');
+      }, killTimeout);
+      this.once('exit', () => clearTimeout(kill));
+    }, shutdownTimeout);
+    this.once('exit', () => clearTimeout(term));
+    return exited;
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    if (this.state === 'exited' || this.child.pid === undefined) return;
+    try {
+      this.child.kill(sig);
+    } catch {
+      // Already gone: 'exit' follows.
+    }
+  }
+
+  private send(message: string): boolean {
+    if (!this.child.connected) return false;
+    try {
+      this.child.send(message, (err) => {
+        if (err) this.log.debug(`could not send ${message}: ${err.message}`);
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(message: unknown): void {
+    if (message === MSG_ONLINE) {
+      if (this.state === 'starting') this.transition(this.spawnedSuspended ? 'suspended' : 'online');
+    } else if (isBrokenMessage(message)) {
+      this.brokenReason = message.reason;
+      this.log.warn(`reported broken: ${message.reason}`);
+      this.emit('broken', message.reason);
+    } else if (isInflightMessage(message)) {
+      this.inflight = message.count;
+    }
+    // Anything else is the app's own business.
+  }
+
+  private onExit(exit: ExitInfo): void {
+    if (this.state === 'exited') return;
+    this.exitInfo = exit;
+    this.transition('exited');
+    this.emit('exit', exit);
+  }
+
+  private transition(to: WorkerState): void {
+    const from = this.state;
+    if (!canTransition(from, to)) {
+      this.log.debug(`ignored transition ${from} -> ${to}`);
+      return;
+    }
+    this.state = to;
+    this.since = Date.now();
+    this.log.debug(`${from} -> ${to}`);
+    this.emit('state', from, to);
+  }
+}

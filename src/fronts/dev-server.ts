@@ -1,0 +1,81 @@
+import net from 'node:net';
+import { errorMessage, type Logger } from '../log';
+
+const NO_WORKER =
+  'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 31\r\n\r\nnodesockd: no worker is online\n';
+
+/**
+ * The developer's front (SPEC §6): a TCP proxy on 127.0.0.1 that hands each connection to the
+ * next online worker's socket, round robin, so an app runs under nodesockd without nginx.
+ * Never a production path: behind nginx the daemon is not in the data path at all.
+ */
+export class DevServer {
+  private readonly server: net.Server;
+  private next = 0;
+  private readonly connections = new Set<net.Socket>();
+
+  constructor(
+    private readonly port: number,
+    private readonly sockets: () => string[],
+    private readonly log: Logger,
+  ) {
+    this.server = net.createServer((client) => this.accept(client));
+    this.server.on('error', (err) => this.log.error(`dev server: ${errorMessage(err)}`));
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new Error(`dev server cannot listen on 127.0.0.1:${this.port}: ${err.message}`));
+      this.server.once('error', onError);
+      this.server.listen(this.port, '127.0.0.1', () => {
+        this.server.off('error', onError);
+        this.log.info(`dev server listening on http://127.0.0.1:${this.address()}`);
+        resolve();
+      });
+    });
+  }
+
+  address(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : this.port;
+  }
+
+  close(): Promise<void> {
+    for (const c of this.connections) c.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: net.Socket): void {
+    this.connections.add(client);
+    client.on('close', () => this.connections.delete(client));
+    client.on('error', () => client.destroy());
+    client.pause();
+    this.connect(client, this.sockets(), 0);
+  }
+
+  /** Tries the online workers in turn; a worker that refuses is skipped, not fatal. */
+  private connect(client: net.Socket, candidates: string[], tried: number): void {
+    if (client.destroyed) return;
+    if (tried >= candidates.length) {
+      client.end(NO_WORKER);
+      return;
+    }
+    const target = candidates[this.next++ % candidates.length]!;
+    const upstream = net.connect(target);
+    const onConnectError = (err: Error) => {
+      this.log.debug(`dev server: ${target}: ${errorMessage(err)}; trying the next worker`);
+      this.connect(client, candidates, tried + 1);
+    };
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      upstream.off('error', onConnectError);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.end());
+      client.resume();
+    });
+  }
+}

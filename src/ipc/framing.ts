@@ -1,0 +1,38 @@
+import { StringDecoder } from 'node:string_decoder';
+
+/** Longest frame either side accepts; a peer sending more is cut off, not buffered forever. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+export class FrameTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`frame larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * Splits a byte stream into newline-delimited frames. A StringDecoder keeps multi-byte
+ * UTF-8 characters that straddle two chunks intact.
+ */
+export class LineFramer {
+  private readonly decoder = new StringDecoder('utf8');
+  private pending = '';
+
+  constructor(private readonly maxBytes = MAX_FRAME_BYTES) {}
+
+  /** Returns the complete frames in this chunk; throws FrameTooLargeError on an overlong frame. */
+  push(chunk: Buffer): string[] {
+    this.pending += this.decoder.write(chunk);
+    const frames = this.pending.split('\n');
+    this.pending = frames.pop() ?? '';
+    const tooLong = (s: string) => s.length > this.maxBytes && Buffer.byteLength(s) > this.maxBytes;
+    if (tooLong(this.pending) || frames.some(tooLong)) {
+      this.pending = '';
+      throw new FrameTooLargeError(this.maxBytes);
+    }
+    return frames.filter((f) => f.trim() !== '');
+  }
+}
+
+export function encodeFrame(message: unknown): string {
+  return `${JSON.stringify(message)}\n`;
+}

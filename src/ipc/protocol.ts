@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/**
+ * The control protocol spoken over the IPC file by the CLI (and any client) to the daemon:
+ * newline-delimited JSON, one request → one reply carrying the same id.
+ */
+
+const restartOptions = z.strictObject({
+  suspended: z.boolean().optional(),
+  maxAttempts: z.number().int().min(1).optional(),
+});
+
+export const requestSchema = z.discriminatedUnion('type', [
+  z.strictObject({ id: z.number().int(), type: z.literal('status') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('config') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('start'), data: restartOptions.optional() }),
+  z.strictObject({ id: z.number().int(), type: z.literal('restart'), data: restartOptions.optional() }),
+  z.strictObject({ id: z.number().int(), type: z.literal('stop') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('resume') }),
+]);
+
+export type Request = z.infer<typeof requestSchema>;
+export type RequestType = Request['type'];
+export type RestartOptions = z.infer<typeof restartOptions>;
+
+export type Reply = { id: number; ok: true; data?: unknown } | { id: number | null; ok: false; error: string };
+
+export interface WorkerStatus {
+  id: string;
+  slot: number | null;
+  pid: number | null;
+  state: string;
+  since: number;
+  startedAt: number;
+  generation: number;
+  restarts: number;
+  rssBytes: number | null;
+  cpuSeconds: number | null;
+  inflight: number | null;
+  lastExit: string | null;
+}
+
+export interface SlotStatus {
+  index: number;
+  publishedPath: string;
+  workerId: string | null;
+  restarts: number;
+  nextRetryAt: number | null;
+  lastExit: string | null;
+}
+
+export interface DaemonStatus {
+  version: string;
+  pid: number;
+  name: string;
+  startedAt: number;
+  running: boolean;
+  suspended: boolean;
+  ipcFile: string;
+  devServer: string | null;
+  slots: SlotStatus[];
+  workers: WorkerStatus[];
+}
+
+export interface ConfigReply {
+  config: unknown;
+  files: string[];
+}
+
+/** A one-line description of why a frame is not a valid request. */
+export function describeInvalidRequest(value: unknown, error: z.ZodError): string {
+  const type =
+    typeof value === 'object' && value !== null && 'type' in value
+      ? JSON.stringify((value as { type: unknown }).type)
+      : undefined;
+  const first = error.issues[0];
+  const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
+  if (first?.code === 'invalid_union' && type !== undefined) return `unknown request type ${type}`;
+  return `invalid request: ${where}${first?.message ?? 'malformed'}`;
+}
