@@ -9,36 +9,44 @@ const ms = (what: string) =>
     .int(`${what} must be a whole number of milliseconds`)
     .positive(`${what} must be greater than 0`);
 
-const umask = z.union([
-  z.number().int().min(0).max(0o777),
-  z
-    .string()
-    .regex(/^0?[0-7]{3}$/, 'umask must be an octal string such as "007"')
-    .transform((s) => Number.parseInt(s, 8)),
-]);
+const UMASK_HINT = 'umask must be an octal string such as "007" or a number from 0 to 511 (0o777)';
+const umask = z.union(
+  [
+    z.number().int(UMASK_HINT).min(0, UMASK_HINT).max(0o777, UMASK_HINT),
+    z
+      .string()
+      .regex(/^0?[0-7]{3}$/, UMASK_HINT)
+      .transform((s) => Number.parseInt(s, 8)),
+  ],
+  { error: UMASK_HINT },
+);
+
+/** A non-empty string; the message names the key. */
+const nonEmpty = (what: string) =>
+  z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
 
 /**
  * One file's worth of configuration, as written by the user (camelCase keys, the same
  * names as the long CLI options). Every key is optional here: required keys are checked
- * after files and command line are merged, in `effectiveConfigSchema`.
+ * after files and command line are merged, by `loadConfig` (src/config/load.ts).
  */
 export const fileConfigSchema = z.strictObject({
-  extends: z.string().min(1).optional(),
-  script: z.string().min(1).optional(),
+  extends: nonEmpty('extends').optional(),
+  script: nonEmpty('script').optional(),
   args: z.array(z.string()).optional(),
   nodeArgs: z.array(z.string()).optional(),
-  cwd: z.string().min(1).optional(),
+  cwd: nonEmpty('cwd').optional(),
   name: z
     .string()
     .regex(/^[A-Za-z0-9._-]+$/, 'name may contain only letters, digits, ".", "_" and "-"')
     .optional(),
-  tmpDir: z.string().min(1).optional(),
+  tmpDir: nonEmpty('tmpDir').optional(),
   socketFile: z
     .string()
     .refine((s) => s.includes('{worker}'), 'socketFile must contain the {worker} placeholder')
     .refine((s) => !s.includes('/'), 'socketFile must be a file name, not a path')
     .optional(),
-  ipcFile: z.string().min(1).optional(),
+  ipcFile: nonEmpty('ipcFile').optional(),
   listenVar: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name')
@@ -50,24 +58,34 @@ export const fileConfigSchema = z.strictObject({
     .max(256, 'workers must be at most 256')
     .optional(),
   env: z
-    .array(
-      z
-        .string()
-        .regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value'),
-    )
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value'))
     .optional(),
   outputPrefix: z.string().optional(),
-  stdout: z.string().min(1).optional(),
-  stderr: z.string().min(1).optional(),
+  stdout: nonEmpty('stdout').optional(),
+  stderr: nonEmpty('stderr').optional(),
   devServer: z
-    .union([z.boolean(), z.number().int().min(1).max(65535, 'devServer port must be at most 65535')])
+    .union(
+      [
+        z.boolean(),
+        z
+          .number()
+          .int('devServer port must be a whole number')
+          .min(1, 'devServer port must be at least 1')
+          .max(65535, 'devServer port must be at most 65535'),
+      ],
+      { error: 'devServer must be true, false or a TCP port number' },
+    )
     .optional(),
   umask: umask.optional(),
   spawnTimeout: ms('spawnTimeout').optional(),
   onlineTimeout: ms('onlineTimeout').optional(),
   shutdownTimeout: ms('shutdownTimeout').optional(),
   killTimeout: ms('killTimeout').optional(),
-  maxStartAttempts: z.number().int().min(1, 'maxStartAttempts must be at least 1').optional(),
+  maxStartAttempts: z
+    .number({ error: 'maxStartAttempts must be a number' })
+    .int('maxStartAttempts must be a whole number')
+    .min(1, 'maxStartAttempts must be at least 1')
+    .optional(),
 });
 
 export type FileConfig = z.input<typeof fileConfigSchema>;
