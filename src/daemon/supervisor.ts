@@ -148,10 +148,12 @@ export class Supervisor {
 
   /** Drains every worker and removes the published paths; the daemon stays up. */
   stop(): Promise<{ stopped: number }> {
+    // Abort starts in progress now rather than after them: a stop must not wait for an
+    // onlineTimeout.
+    this.lifetime.abort();
     return this.serialize(async () => {
       this.running = false;
       this.suspendedWindow = false;
-      this.lifetime.abort();
       this.lifetime = new AbortController();
       for (const slot of this.slots) {
         this.cancelRetry(slot);
@@ -264,7 +266,7 @@ export class Supervisor {
         return worker;
       } catch (err) {
         lastError = err;
-        await this.drain(worker);
+        await worker.abort(this.config.killTimeout);
         if (err instanceof AbortedError) throw err;
         this.log.warn(`attempt ${attempt}/${attempts} for slot ${slot.index} failed: ${errorMessage(err)}`);
       }

@@ -77,6 +77,8 @@ export class WorkerHandle extends EventEmitter {
     this.log = opts.log.child(`worker ${this.id} (slot ${opts.slot}): `);
     const env: NodeJS.ProcessEnv = {
       ...opts.env,
+      // process.cwd() in the worker is the physical path; PWD keeps the logical one.
+      PWD: opts.cwd,
       [opts.listenVar]: this.socketPath,
       [ENV.socketPath]: this.socketPath,
       [ENV.workerId]: this.id,
@@ -195,6 +197,23 @@ export class WorkerHandle extends EventEmitter {
       this.once('exit', () => clearTimeout(kill));
     }, shutdownTimeout);
     this.once('exit', () => clearTimeout(term));
+    return exited;
+  }
+
+  /**
+   * Stops a worker that never came online: it has no requests to finish, so SIGTERM at once
+   * and SIGKILL after killTimeout. Resolves once it has exited.
+   */
+  abort(killTimeout: number): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (this.state === 'exited') resolve();
+      else this.once('exit', () => resolve());
+    });
+    if (this.state === 'exited') return exited;
+    if (this.state !== 'draining') this.transition('draining');
+    this.signal('SIGTERM');
+    const kill = setTimeout(() => this.signal('SIGKILL'), killTimeout);
+    this.once('exit', () => clearTimeout(kill));
     return exited;
   }
 

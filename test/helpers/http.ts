@@ -1,0 +1,44 @@
+import http from 'node:http';
+
+export interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export type Target = { socketPath: string } | { port: number };
+
+/** One HTTP request over a UNIX socket or to 127.0.0.1:port. */
+export function httpRequest(
+  target: Target,
+  options: { path?: string; method?: string; body?: string; agent?: http.Agent; headers?: http.OutgoingHttpHeaders } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        ...('socketPath' in target ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }),
+        path: options.path ?? '/',
+        method: options.method ?? 'GET',
+        agent: options.agent ?? false,
+        headers: options.headers,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export async function getJson<T = Record<string, unknown>>(target: Target, path = '/'): Promise<T> {
+  const res = await httpRequest(target, { path });
+  if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status}: ${res.body}`);
+  return JSON.parse(res.body) as T;
+}
