@@ -1,0 +1,124 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { httpRequest } from './http';
+import { waitFor } from './wait';
+
+const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx', '/usr/bin/nginx'];
+
+/** The nginx binary, or undefined when it is not installed (the nginx tests then skip, loudly). */
+export const NGINX_BIN: string | undefined =
+  CANDIDATES.find((p) => fs.existsSync(p)) ??
+  (spawnSync('sh', ['-c', 'command -v nginx']).stdout?.toString().trim() || undefined);
+
+export const isRoot = process.getuid?.() === 0;
+
+/** The unprivileged user and group nginx's workers run as when the tests run as root. */
+export const NGINX_USER = 'nobody';
+export const NGINX_GROUP = fs.readFileSync('/etc/group', 'utf8').includes('\nnogroup:') ? 'nogroup' : 'nobody';
+
+function groupId(name: string): number {
+  const line = fs
+    .readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
+  if (!line) throw new Error(`no group ${name}`);
+  return Number(line.split(':')[2]);
+}
+
+/**
+ * Sets up tmpDir the way the docs tell operators to: owned by the app user, group of nginx,
+ * SETGID, no access for others. As root the nginx workers run as nobody, so this is what
+ * actually lets them reach the sockets.
+ */
+export function prepareSocketDir(dir: string): void {
+  if (isRoot) fs.chownSync(dir, 0, groupId(NGINX_GROUP));
+  fs.chmodSync(dir, 0o2750);
+  // nobody must be able to traverse the parents too.
+  for (let p = path.dirname(dir); p !== '/'; p = path.dirname(p)) {
+    const mode = fs.statSync(p).mode;
+    if ((mode & 0o001) === 0) fs.chmodSync(p, (mode & 0o7777) | 0o001);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export class Nginx {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly dir: string,
+    private readonly exited: Promise<void>,
+  ) {}
+
+  /** Starts a real nginx proxying to the given UNIX sockets with upstream keepalive. */
+  static async start(dir: string, sockets: string[]): Promise<Nginx> {
+    if (!NGINX_BIN) throw new Error('nginx is not installed');
+    fs.mkdirSync(dir, { recursive: true });
+    const temp = path.join(dir, 'temp');
+    fs.mkdirSync(temp, { recursive: true, mode: 0o777 });
+    fs.chmodSync(temp, 0o777);
+    fs.chmodSync(dir, 0o755);
+    const port = await freePort();
+    const conf = `
+${isRoot ? `user ${NGINX_USER} ${NGINX_GROUP};` : ''}
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${temp}/body;
+  proxy_temp_path ${temp}/proxy;
+  fastcgi_temp_path ${temp}/fastcgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  scgi_temp_path ${temp}/scgi;
+  upstream app {
+${sockets.map((s) => `    server unix:${s} max_fails=0;`).join('\n')}
+    keepalive 16;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout;
+    }
+  }
+}
+`;
+    const confFile = path.join(dir, 'nginx.conf');
+    fs.writeFileSync(confFile, conf);
+    const child = spawn(NGINX_BIN, ['-p', dir, '-c', confFile, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const nginx = new Nginx(child, port, dir, exited);
+    await waitFor('nginx to listen', async () => {
+      if (child.exitCode !== null) throw new Error(`nginx exited: ${nginx.errorLog()}`);
+      return (await httpRequest({ port }).catch(() => undefined)) !== undefined;
+    });
+    return nginx;
+  }
+
+  errorLog(): string {
+    try {
+      return fs.readFileSync(path.join(this.dir, 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) this.child.kill('SIGQUIT');
+    await this.exited;
+  }
+}
