@@ -1,0 +1,301 @@
+/**
+ * What `serve()` does to a listening server: hold requests while suspended (SPEC §4.4), count
+ * them, and drain gracefully on shutdown (SPEC §4.3).
+ */
+import type { EventEmitter } from 'node:events';
+import type { Server } from 'node:net';
+import { type Nodesockd, sendToDaemon } from './runtime.js';
+
+/** Events that start an HTTP request/response exchange on http, https and http2-compat servers. */
+const REQUEST_EVENTS: ReadonlySet<string> = new Set(['request', 'checkContinue', 'checkExpectation']);
+/** Events that hand a raw socket to the app; held while suspended but not counted in flight. */
+const UPGRADE_EVENTS: ReadonlySet<string> = new Set(['upgrade', 'connect']);
+
+/** The daemon only needs a trend while draining; one message per 100 ms keeps IPC quiet under load. */
+const REPORT_INTERVAL_MS = 100;
+
+/** The parts of `http.ServerResponse` / `http2.Http2ServerResponse` used here. */
+interface TrackedResponse extends EventEmitter {
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  shouldKeepAlive?: boolean;
+  finished?: boolean;
+  writeHead(statusCode: number, headers: Record<string, string>): unknown;
+  end(chunk: string): unknown;
+}
+
+interface ClosableSession extends EventEmitter {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  close(): void;
+}
+
+interface HeldRequest {
+  /** Answers a held request that will never reach the app because the worker is stopping. */
+  readonly reject: () => void;
+}
+
+type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
+
+/** Throttled `nodesockd:inflight` reports: leading edge, then at most one per interval. */
+class InflightReporter {
+  #enabled = false;
+  #current = 0;
+  #lastSent = -1;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly worker: Nodesockd) {}
+
+  start(count: number): void {
+    this.#enabled = this.worker.managed;
+    this.update(count);
+  }
+
+  update(count: number): void {
+    this.#current = count;
+    if (!this.#enabled || this.#timer !== undefined) return;
+    this.#send();
+  }
+
+  /** Sends the last count if it was not sent yet; `done` runs once it is written. */
+  flush(done: () => void): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#enabled || this.#current === this.#lastSent) {
+      done();
+      return;
+    }
+    this.#lastSent = this.#current;
+    sendToDaemon({ type: 'nodesockd:inflight', count: this.#current }, done);
+  }
+
+  #send(): void {
+    if (this.#current !== this.#lastSent) {
+      this.#lastSent = this.#current;
+      this.worker.reportInflight(this.#current);
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#current !== this.#lastSent) this.#send();
+    }, REPORT_INTERVAL_MS);
+    // A pending report must not delay the exit of a drained worker.
+    this.#timer.unref();
+  }
+}
+
+function keepAliveOff(res: TrackedResponse): void {
+  // Node then writes `Connection: close` and closes the connection after this response, so the
+  // client (nginx) learns not to reuse it. HTTP/2 responses have no such flag; sessions get GOAWAY.
+  if (!res.headersSent && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+}
+
+/** HTTP/1 responses keep `finished` as a plain field; HTTP/2 ones expose a read-only getter. */
+function isPlainFinishedFlag(res: TrackedResponse): boolean {
+  return Object.getOwnPropertyDescriptor(res, 'finished')?.writable === true;
+}
+
+function serviceUnavailable(res: TrackedResponse): void {
+  if (res.headersSent || res.writableEnded) return;
+  keepAliveOff(res);
+  res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
+  res.end('Service Unavailable: the worker stopped before it was resumed\n');
+}
+
+/**
+ * Hooks one server. Installed before `listen()` and removed again if listening fails, so a failed
+ * `serve()` leaves the server as it found it.
+ */
+export class ServerGuard {
+  readonly #server: Server;
+  readonly #worker: Nodesockd;
+  readonly #exitOnClose: boolean;
+  readonly #reporter: InflightReporter;
+  readonly #active = new Set<TrackedResponse>();
+  readonly #held = new Set<HeldRequest>();
+  readonly #sessions = new Set<ClosableSession>();
+  readonly #undo: Array<() => void> = [];
+  #inflight = 0;
+  #draining = false;
+  #serverClosed = false;
+  /** Node's `closeIdleConnections`; absent on servers that have none (plain `net`, HTTP/2-only). */
+  #originalSweep: (() => void) | undefined;
+  #resolveClosed: () => void = () => {};
+  /** Resolves when the server has closed and every connection has ended. */
+  readonly closed: Promise<void>;
+
+  constructor(server: Server, worker: Nodesockd, exitOnClose: boolean) {
+    this.#server = server;
+    this.#worker = worker;
+    this.#exitOnClose = exitOnClose;
+    this.#reporter = new InflightReporter(worker);
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+  }
+
+  install(): void {
+    this.#interceptEmit();
+    this.#guardIdleSweep();
+    const onSession = (session: ClosableSession): void => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      if (this.#draining) session.close();
+    };
+    this.#server.on('session', onSession);
+    this.#undo.push(() => this.#server.off('session', onSession));
+  }
+
+  uninstall(): void {
+    for (const undo of this.#undo.splice(0).reverse()) undo();
+  }
+
+  /** Called once listening: from now on `'shutdown'` drains and the server's close ends the process. */
+  start(): void {
+    this.#server.once('close', () => {
+      this.#serverClosed = true;
+      this.#resolveClosed();
+      if (this.#draining) this.#finish();
+    });
+    this.#worker.once('shutdown', () => this.drain());
+  }
+
+  /**
+   * Stop accepting, let in-flight requests finish, make clients drop their kept-alive
+   * connections. Idempotent.
+   */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#reporter.start(this.#inflight);
+    for (const res of this.#active) keepAliveOff(res);
+    for (const held of [...this.#held]) {
+      this.#held.delete(held);
+      held.reject();
+    }
+    for (const session of this.#sessions) if (!session.closed && !session.destroyed) session.close();
+    if (this.#serverClosed) {
+      this.#finish();
+      return;
+    }
+    // http.Server#close() sweeps idle connections through the guarded closeIdleConnections below.
+    if (this.#server.listening) this.#server.close();
+    else this.#sweep();
+  }
+
+  #finish(): void {
+    this.#reporter.flush(() => {
+      if (!this.#exitOnClose) return;
+      if (process.connected && typeof process.disconnect === 'function') process.disconnect();
+      process.exit(0);
+    });
+  }
+
+  /**
+   * Requests are intercepted at `emit` rather than by moving the `'request'` listeners: that also
+   * covers listeners added after `serve()`, keeps `once` listeners and listener order intact, and
+   * counts every request before any app code sees it.
+   */
+  #interceptEmit(): void {
+    const target = this.#server as unknown as { emit: Emit };
+    const hadOwn = Object.hasOwn(target, 'emit');
+    const own = hadOwn ? target.emit : undefined;
+    const proto = Object.getPrototypeOf(target) as { emit: Emit };
+    const guard = this;
+    target.emit = function emit(this: unknown, event: string | symbol, ...args: unknown[]): boolean {
+      // Looked up per call so that instrumentation patching the prototype later is still honoured.
+      const next = own ?? proto.emit;
+      if (typeof event === 'string') {
+        if (REQUEST_EVENTS.has(event)) {
+          return guard.#onRequest(args[1] as TrackedResponse, () => next.call(this, event, ...args));
+        }
+        if (UPGRADE_EVENTS.has(event)) {
+          return guard.#onUpgrade(args[1] as { destroy(): void }, () => next.call(this, event, ...args));
+        }
+      }
+      return next.call(this, event, ...args);
+    };
+    this.#undo.push(() => {
+      if (hadOwn) target.emit = own as Emit;
+      else delete (target as { emit?: Emit }).emit;
+    });
+  }
+
+  /**
+   * Node's own idle sweep (run by `close()` since Node 19) treats a connection as idle as soon as
+   * its response has been `end()`ed, even while the body is still being flushed to a slow client,
+   * and destroys it: a large response would be cut off mid-drain. During the sweep such responses
+   * are briefly shown as unfinished so that Node skips their connections; those then close like
+   * any connection whose last response was already sent with keep-alive (see `#onRequest`).
+   */
+  #guardIdleSweep(): void {
+    const target = this.#server as unknown as { closeIdleConnections?: () => void };
+    const original = target.closeIdleConnections;
+    if (typeof original !== 'function') return;
+    const hadOwn = Object.hasOwn(target, 'closeIdleConnections');
+    this.#originalSweep = () => original.call(target);
+    target.closeIdleConnections = () => this.#sweep();
+    this.#undo.push(() => {
+      if (hadOwn) target.closeIdleConnections = original;
+      else delete target.closeIdleConnections;
+    });
+  }
+
+  #sweep(): void {
+    if (this.#originalSweep === undefined) return;
+    const flushing: TrackedResponse[] = [];
+    for (const res of this.#active) {
+      if (res.writableEnded && !res.writableFinished && isPlainFinishedFlag(res)) flushing.push(res);
+    }
+    for (const res of flushing) res.finished = false;
+    try {
+      this.#originalSweep();
+    } finally {
+      for (const res of flushing) res.finished = true;
+    }
+  }
+
+  #onRequest(res: TrackedResponse, dispatch: () => boolean): boolean {
+    this.#inflight++;
+    this.#active.add(res);
+    res.once('close', () => {
+      this.#active.delete(res);
+      this.#inflight--;
+      this.#reporter.update(this.#inflight);
+    });
+    // During a drain every response closes its connection. That is also how a connection ends
+    // whose last response went out with keep-alive before the drain: closing it the moment it
+    // turns idle would race the client reusing it (if no request comes, keepAliveTimeout ends it).
+    if (this.#draining) keepAliveOff(res);
+    this.#reporter.update(this.#inflight);
+    if (!this.#worker.suspended) return dispatch();
+    this.#hold(
+      () => {
+        // A client that gave up while the request was held gets no app code run for it.
+        if (this.#active.has(res)) dispatch();
+      },
+      () => serviceUnavailable(res),
+    );
+    return true;
+  }
+
+  #onUpgrade(socket: { destroy(): void }, dispatch: () => boolean): boolean {
+    if (!this.#worker.suspended) return dispatch();
+    this.#hold(dispatch, () => socket.destroy());
+    return true;
+  }
+
+  #hold(release: () => void, reject: () => void): void {
+    const held: HeldRequest = { reject };
+    if (this.#draining) {
+      reject();
+      return;
+    }
+    this.#held.add(held);
+    this.#worker.resumed.then(() => {
+      // queueMicrotask, not a direct call: an exception in the app's handler must surface as an
+      // uncaught exception, exactly as for a request that was never held, not as a rejection.
+      if (this.#held.delete(held)) queueMicrotask(release);
+    });
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The worker's view of the daemon: environment, IPC messages and the process-wide singleton.
+ *
+ * Everything here is inert when the process was not started by the daemon ("standalone"), so
+ * the same app runs unchanged with `node app.js` on a developer's machine.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  type BrokenMessage,
+  ENV,
+  type InflightMessage,
+  MSG_ONLINE,
+  MSG_RESUME,
+  MSG_SHUTDOWN,
+  type WorkerToDaemon,
+} from '../ipc/worker-protocol.js';
+
+/** Events emitted by {@link nodesockd}, with their listener arguments. */
+export interface NodesockdEvents {
+  /**
+   * The daemon asked this worker to stop (or, standalone, the app called
+   * {@link Nodesockd.reportBroken}). Emitted at most once. {@link serve} drains on it; apps that
+   * do not use `serve()` close their server and exit here.
+   */
+  shutdown: [];
+  /** The worker left suspension; requests held until now are being released. Emitted at most once. */
+  resume: [];
+  /** Any IPC message that is not `'shutdown'` or `'resume'`, passed through unchanged. */
+  message: [message: unknown];
+}
+
+/**
+ * The app's handle on the daemon. One per process, shared by every copy of the library that the
+ * process loads (see {@link nodesockd}).
+ */
+export interface Nodesockd extends EventEmitter<NodesockdEvents> {
+  /** `true` when started by the nodesockd daemon (an IPC channel and a socket path are present). */
+  readonly managed: boolean;
+  /** The unique socket this worker must listen on; `undefined` standalone. */
+  readonly socketPath: string | undefined;
+  /** The worker's id as shown by `nodesockd status`; `undefined` standalone. */
+  readonly id: string | undefined;
+  /** The slot this worker was started for; `undefined` standalone or when unknown. */
+  readonly index: number | undefined;
+  /** `true` from a suspended start until the daemon sends `'resume'`. Always `false` standalone. */
+  readonly suspended: boolean;
+  /**
+   * Settles when the worker is no longer suspended: already resolved when it was never suspended
+   * or runs standalone. While something waits on it, the IPC channel keeps the process alive, so
+   * `await nodesockd.resumed` before creating any server does not let the process exit early.
+   */
+  readonly resumed: Promise<void>;
+  /** Tell the daemon this worker is ready (listening). Sent once per process; no-op standalone. */
+  reportOnline(): void;
+  /**
+   * Tell the daemon this worker cannot serve correctly any more, so it gets replaced.
+   * Standalone there is nobody to replace it: the `'shutdown'` event is emitted instead.
+   */
+  reportBroken(reason: string): void;
+  /** Tell the daemon how many requests are in flight (used while draining). No-op standalone. */
+  reportInflight(count: number): void;
+}
+
+/** What every copy of the library loaded in this process shares. */
+export interface SharedState {
+  readonly version: 1;
+  readonly worker: Nodesockd;
+  /** Set once a server has been handed to `serve()`: a worker serves exactly one socket. */
+  served: boolean;
+  /** Set when `'shutdown'` was emitted, so a `serve()` that is still starting drains at once. */
+  shutdownRequested: boolean;
+}
+
+const SHARED_KEY = Symbol.for('nodesockd.worker');
+
+/**
+ * Send a message to the daemon if the channel is still up. Failures are swallowed: the daemon may
+ * have died (workers outlive it, SPEC §4.8) and a lost status message must never crash the app.
+ * `done` is called once the message is written or dropped.
+ */
+export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
+  if (typeof process.send !== 'function' || !process.connected) {
+    done?.();
+    return;
+  }
+  try {
+    process.send(message, undefined, undefined, () => done?.());
+  } catch {
+    done?.();
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function parseIndex(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/** The daemon sets `'1'`; the original tool set `'true'`. Both mean suspended. */
+function parseSuspended(value: string | undefined): boolean {
+  return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+/**
+ * The IPC channel is reference-counted by Node: each `'message'` listener keeps the process alive.
+ * The library's own listener must not, so it takes its count back out. The counted variants are
+ * undocumented; the explicit `unref()` fallback is worse because it also stops the app's own
+ * `'message'` listeners from keeping the process alive.
+ */
+interface CountedChannel {
+  ref(): void;
+  unref(): void;
+  refCounted?: () => void;
+  unrefCounted?: () => void;
+}
+
+function channel(): CountedChannel | undefined {
+  return (process as { channel?: CountedChannel }).channel;
+}
+
+function channelRelease(): void {
+  const c = channel();
+  if (typeof c?.unrefCounted === 'function') c.unrefCounted();
+  else c?.unref();
+}
+
+function channelHold(): void {
+  const c = channel();
+  if (typeof c?.refCounted === 'function') c.refCounted();
+  else c?.ref();
+}
+
+class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
+  readonly managed: boolean;
+  readonly socketPath: string | undefined;
+  readonly id: string | undefined;
+  readonly index: number | undefined;
+  #suspended: boolean;
+  readonly #resumed: Promise<void>;
+  #resolveResumed: () => void = () => {};
+  #holdingChannel = false;
+  #onlineSent = false;
+  readonly #shared: () => SharedState;
+
+  constructor(shared: () => SharedState) {
+    super();
+    this.#shared = shared;
+    const socketPath = nonEmpty(process.env[ENV.socketPath]);
+    this.managed = typeof process.send === 'function' && socketPath !== undefined;
+    this.socketPath = this.managed ? socketPath : undefined;
+    this.id = this.managed ? nonEmpty(process.env[ENV.workerId]) : undefined;
+    this.index = this.managed ? parseIndex(process.env[ENV.workerIndex]) : undefined;
+    this.#suspended = this.managed && parseSuspended(process.env[ENV.suspended]);
+    this.#resumed = this.#suspended
+      ? new Promise<void>((resolve) => {
+          this.#resolveResumed = resolve;
+        })
+      : Promise.resolve();
+    if (this.managed) {
+      process.on('message', this.#onMessage);
+      channelRelease();
+    }
+  }
+
+  get suspended(): boolean {
+    return this.#suspended;
+  }
+
+  get resumed(): Promise<void> {
+    if (this.#suspended && !this.#holdingChannel) {
+      this.#holdingChannel = true;
+      channelHold();
+    }
+    return this.#resumed;
+  }
+
+  reportOnline(): void {
+    if (!this.managed || this.#onlineSent) return;
+    this.#onlineSent = true;
+    sendToDaemon(MSG_ONLINE);
+  }
+
+  reportBroken(reason: string): void {
+    if (this.managed) {
+      const message: BrokenMessage = { type: 'nodesockd:broken', reason: String(reason) };
+      sendToDaemon(message);
+    } else {
+      // Deferred so that a caller inside a request handler finishes before the drain starts.
+      process.nextTick(() => this.#shutdown());
+    }
+  }
+
+  reportInflight(count: number): void {
+    if (!Number.isInteger(count) || count < 0) {
+      throw new RangeError(`nodesockd: in-flight count must be a non-negative integer, got ${count}`);
+    }
+    if (!this.managed) return;
+    const message: InflightMessage = { type: 'nodesockd:inflight', count };
+    sendToDaemon(message);
+  }
+
+  readonly #onMessage = (message: unknown): void => {
+    if (message === MSG_SHUTDOWN) this.#shutdown();
+    else if (message === MSG_RESUME) this.#resume();
+    else this.emit('message', message);
+  };
+
+  #shutdown(): void {
+    const shared = this.#shared();
+    if (shared.shutdownRequested) return;
+    shared.shutdownRequested = true;
+    this.emit('shutdown');
+  }
+
+  #resume(): void {
+    if (!this.#suspended) return;
+    this.#suspended = false;
+    this.#resolveResumed();
+    if (this.#holdingChannel) {
+      this.#holdingChannel = false;
+      channelRelease();
+    }
+    this.emit('resume');
+  }
+}
+
+function createShared(): SharedState {
+  const shared: SharedState = {
+    version: 1,
+    worker: undefined as unknown as Nodesockd,
+    served: false,
+    shutdownRequested: false,
+  };
+  (shared as { worker: Nodesockd }).worker = new WorkerHandle(() => shared);
+  return shared;
+}
+
+/**
+ * The process-wide state. An app that both `require`s and `import`s the package gets two copies
+ * of this module (CJS and ESM builds); they must agree on one worker, one IPC listener and one
+ * `'online'`, so the first copy to load publishes its state on `globalThis` and later copies
+ * adopt it.
+ */
+export const shared: SharedState = (() => {
+  const g = globalThis as { [SHARED_KEY]?: SharedState };
+  const existing = g[SHARED_KEY];
+  // A copy of another library version still shares: `version` exists for the day the shape changes.
+  if (existing !== undefined) return existing;
+  const created = createShared();
+  Object.defineProperty(g, SHARED_KEY, { value: created, configurable: false, enumerable: false });
+  return created;
+})();
+
+/**
+ * The worker handle: environment, readiness, suspension and shutdown (SPEC §5.2).
+ *
+ * @example
+ * ```ts
+ * import { nodesockd } from 'nodesockd';
+ * nodesockd.on('shutdown', () => server.close(() => process.exit(0)));
+ * server.listen(nodesockd.socketPath ?? 3000, () => nodesockd.reportOnline());
+ * ```
+ */
+export const nodesockd: Nodesockd = shared.worker;
