@@ -43,7 +43,9 @@ describe('daemon', () => {
     assert.equal(fs.statSync(app.ipcFile).mode & 0o777, 0o600);
     const status = await d.status();
     assert.equal(status.workers.length, 2);
-    assert.ok(status.workers.every((w) => w.state === 'online' && w.rssBytes !== null && w.cpuSeconds !== null));
+    assert.ok(
+      status.workers.every((w) => w.state === 'online' && w.rssBytes !== null && w.cpuSeconds !== null),
+    );
     const human = await d.cli(['status']);
     assert.equal(human.code, 0);
     assert.match(human.stdout, /SLOT\s+ID\s+PID\s+STATE/);
@@ -57,7 +59,10 @@ describe('daemon', () => {
     assert.equal(r.code, 0, r.stderr);
     const after = await d.slotPids();
     assert.equal(after.length, 2);
-    assert.ok(after.every((pid) => !before.includes(pid)), `new pids ${after} differ from ${before}`);
+    assert.ok(
+      after.every((pid) => !before.includes(pid)),
+      `new pids ${after} differ from ${before}`,
+    );
     await waitFor('old workers to exit', () => before.every((pid) => !isAlive(pid)));
     for (const slot of [0, 1]) {
       const body = await getJson<{ pid: number }>({ socketPath: app.published(slot) });
@@ -208,9 +213,13 @@ describe('daemon', () => {
 
   test('v1 usage: flags override the file, bare `nodesockd -c file` runs the daemon', async () => {
     app = makeApp({ workers: 1 });
-    daemon = await Daemon.start(['-c', app.configFile, '-w', '2', '-l', 'MY_SOCKET', '-p', '<{worker}/{instance}> '], app.ipcFile, {
-      online: 2,
-    });
+    daemon = await Daemon.start(
+      ['-c', app.configFile, '-w', '2', '-l', 'MY_SOCKET', '-p', '<{worker}/{instance}> '],
+      app.ipcFile,
+      {
+        online: 2,
+      },
+    );
     const s = await daemon.status();
     assert.equal(s.workers.length, 2);
     await daemon.waitOutput(/<1\/0> listening on \S+app\.w[0-9a-f]{8}\.sock from MY_SOCKET/);
@@ -221,7 +230,9 @@ describe('daemon', () => {
     app = makeApp({ workers: 1, stdout: 'out.log', stderr: 'err.log', outputPrefix: '{worker}: ' });
     daemon = await startDaemon([], 1);
     await waitFor('the worker stdout line in out.log', () => {
-      const text = fs.existsSync(path.join(app.dir, 'out.log')) && fs.readFileSync(path.join(app.dir, 'out.log'), 'utf8');
+      const text =
+        fs.existsSync(path.join(app.dir, 'out.log')) &&
+        fs.readFileSync(path.join(app.dir, 'out.log'), 'utf8');
       return text && /^0: listening on /m.test(text);
     });
   });

@@ -15,7 +15,8 @@ export function checkSetup(config: Config): Finding[] {
 
   if (!fs.existsSync(config.script)) error(`script ${config.script} does not exist`);
   if (!isDir(config.cwd)) error(`cwd ${config.cwd} is not a directory`);
-  if (!isDir(path.dirname(config.ipcFile))) error(`the directory of ipcFile ${config.ipcFile} does not exist`);
+  if (!isDir(path.dirname(config.ipcFile)))
+    error(`the directory of ipcFile ${config.ipcFile} does not exist`);
 
   let stat: fs.Stats | undefined;
   try {
@@ -33,9 +34,13 @@ export function checkSetup(config: Config): Finding[] {
     const mode = stat.mode & 0o7777;
     const octal = mode.toString(8).padStart(4, '0');
     if (mode & 0o002) {
-      warn(`tmpDir ${config.tmpDir} is world-writable (mode ${octal}): anyone could replace the sockets; use 2750`);
+      warn(
+        `tmpDir ${config.tmpDir} is world-writable (mode ${octal}): anyone could replace the sockets; use 2750`,
+      );
     } else if (mode & 0o005) {
-      warn(`tmpDir ${config.tmpDir} is accessible to others (mode ${octal}); only the nginx group needs it: use 2750`);
+      warn(
+        `tmpDir ${config.tmpDir} is accessible to others (mode ${octal}); only the nginx group needs it: use 2750`,
+      );
     }
     if (!(mode & 0o2000)) {
       warn(
@@ -45,7 +50,9 @@ export function checkSetup(config: Config): Finding[] {
     }
   }
   if (config.umask & 0o060) {
-    warn(`umask ${config.umask.toString(8).padStart(3, '0')} removes group read/write: nginx cannot connect to the sockets`);
+    warn(
+      `umask ${config.umask.toString(8).padStart(3, '0')} removes group read/write: nginx cannot connect to the sockets`,
+    );
   }
   return findings;
 }

@@ -21,13 +21,17 @@ interface ClientOptions {
 const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
 
 function positiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('must be a whole number of at least 1');
   return Number(value);
 }
 
 function addClientOptions(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'config file (default: nodesockd.{yaml,yml,json} in the current directory)')
+    .option(
+      '-c, --config <file>',
+      'config file (default: nodesockd.{yaml,yml,json} in the current directory)',
+    )
     .option('-i, --ipc-file <path>', "the daemon's control socket (instead of reading the config)")
     .option('--debug', 'print stack traces of errors');
 }
@@ -42,7 +46,9 @@ function print(opts: ClientOptions, value: unknown, human: () => string): void {
 
 export function buildProgram(): Command {
   const program = new Command('nodesockd')
-    .description('Run a Node.js app as a pool of workers behind nginx over UNIX sockets, with zero-downtime deploys.')
+    .description(
+      'Run a Node.js app as a pool of workers behind nginx over UNIX sockets, with zero-downtime deploys.',
+    )
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
@@ -52,14 +58,26 @@ export function buildProgram(): Command {
     .description('run the daemon in the foreground (also what a bare `nodesockd -c file` does)')
     .option('-c, --config <file>', 'config file; relative paths then resolve against its directory')
     .option('-s, --script <file>', "the app's main script")
-    .option('-l, --listen-var <name>', 'environment variable that carries the socket path (default LISTEN_ON)')
+    .option(
+      '-l, --listen-var <name>',
+      'environment variable that carries the socket path (default LISTEN_ON)',
+    )
     .option('-t, --tmp-dir <dir>', 'directory for the sockets')
-    .option('-o, --socket-file <pattern>', 'socket file name pattern with {worker} (default app.{worker}.sock)')
+    .option(
+      '-o, --socket-file <pattern>',
+      'socket file name pattern with {worker} (default app.{worker}.sock)',
+    )
     .option('-i, --ipc-file <path>', 'control socket, relative to tmpDir (default nodesockd.ipc)')
     .option('-w, --workers <n>', 'number of workers (default 1)')
-    .option('-e, --env <name>', 'environment variable to pass to workers, NAME or NAME=value (repeatable)', collect)
+    .option(
+      '-e, --env <name>',
+      'environment variable to pass to workers, NAME or NAME=value (repeatable)',
+      collect,
+    )
     .option('-p, --output-prefix <format>', 'prefix of worker output lines: {date} {worker} {instance} {id}')
-    .addOption(new Option('--dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'))
+    .addOption(
+      new Option('--dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'),
+    )
     .option('--no-dev-server', 'disable the dev server even if the config enables it')
     .option('--debug', 'verbose daemon log and stack traces')
     .action(async (opts: Record<string, unknown>) => {
@@ -74,7 +92,11 @@ export function buildProgram(): Command {
         outputPrefix: opts.outputPrefix as string | undefined,
         devServer: opts.devServer as boolean | string | undefined,
       };
-      const loaded = loadConfig({ configPath: opts.config as string | undefined, overrides, cwd: logicalCwd() });
+      const loaded = loadConfig({
+        configPath: opts.config as string | undefined,
+        overrides,
+        cwd: logicalCwd(),
+      });
       await runDaemon(loaded, { debug: opts.debug === true });
       process.exit(0);
     });
@@ -99,14 +121,19 @@ export function buildProgram(): Command {
     });
 
   addClientOptions(program.command('restart'))
-    .description('replace every worker with zero downtime; fails (and changes nothing) if the new ones do not come online')
+    .description(
+      'replace every worker with zero downtime; fails (and changes nothing) if the new ones do not come online',
+    )
     .option('--suspended', 'new workers hold requests until `resume` (for database migrations)')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const reply = await request<{ generation: number; workers: { slot: number; id: string; pid: number }[] }>(
-        ipcPath(opts),
-        { type: 'restart', data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts } },
-      );
+      const reply = await request<{
+        generation: number;
+        workers: { slot: number; id: string; pid: number }[];
+      }>(ipcPath(opts), {
+        type: 'restart',
+        data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
+      });
       const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
       console.log(
         `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
@@ -144,7 +171,9 @@ export function buildProgram(): Command {
         [
           toYaml(reply.config).trimEnd(),
           '',
-          reply.files.length > 0 ? `# from: ${reply.files.join(', ')}` : '# from the command line and defaults',
+          reply.files.length > 0
+            ? `# from: ${reply.files.join(', ')}`
+            : '# from the command line and defaults',
         ].join('\n'),
       );
     });

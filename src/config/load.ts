@@ -664,6 +664,7 @@ export function loadConfig(
     onlineTimeout: pick('onlineTimeout'),
     shutdownTimeout: pick('shutdownTimeout'),
     killTimeout: pick('killTimeout'),
+    upstreamKeepaliveTimeout: pick('upstreamKeepaliveTimeout'),
     maxStartAttempts: pick('maxStartAttempts'),
   };
 

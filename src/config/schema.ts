@@ -81,6 +81,7 @@ export const fileConfigSchema = z.strictObject({
   onlineTimeout: ms('onlineTimeout').optional(),
   shutdownTimeout: ms('shutdownTimeout').optional(),
   killTimeout: ms('killTimeout').optional(),
+  upstreamKeepaliveTimeout: ms('upstreamKeepaliveTimeout').optional(),
   maxStartAttempts: z
     .number({ error: 'maxStartAttempts must be a number' })
     .int('maxStartAttempts must be a whole number')
@@ -104,8 +105,11 @@ export const DEFAULTS = {
   umask: 0o007,
   spawnTimeout: 5_000,
   onlineTimeout: 30_000,
-  shutdownTimeout: 30_000,
+  // Long enough for idle nginx keepalive connections to be closed by nginx (see below).
+  shutdownTimeout: 90_000,
   killTimeout: 5_000,
+  // nginx's default upstream keepalive_timeout; lower both to make drains faster.
+  upstreamKeepaliveTimeout: 60_000,
   maxStartAttempts: 1,
 };
 
@@ -135,6 +139,11 @@ export interface Config {
   onlineTimeout: number;
   shutdownTimeout: number;
   killTimeout: number;
+  /**
+   * nginx's upstream `keepalive_timeout` (ms). Workers using serve() keep idle connections open
+   * longer than this and, when draining, leave idle connections for nginx to close.
+   */
+  upstreamKeepaliveTimeout: number;
   maxStartAttempts: number;
 }
 

@@ -37,7 +37,10 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   }
   const output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
   const supervisor = new Supervisor(config, publisher, output, log);
-  const devServer = config.devServer === false ? null : new DevServer(config.devServer, () => supervisor.servingSockets(), log);
+  const devServer =
+    config.devServer === false
+      ? null
+      : new DevServer(config.devServer, () => supervisor.servingSockets(), log);
 
   const status = (): DaemonStatus => ({
     version: VERSION,
@@ -104,10 +107,16 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     log.info('SIGUSR2: log files reopened');
   });
   // A supervisor must outlive its own bugs: report them and keep the workers served.
-  process.on('uncaughtException', (err) => log.error(`internal error (please report it): ${err.stack ?? err}`));
-  process.on('unhandledRejection', (err) => log.error(`internal error (please report it): ${errorMessage(err)}`));
+  process.on('uncaughtException', (err) =>
+    log.error(`internal error (please report it): ${err.stack ?? err}`),
+  );
+  process.on('unhandledRejection', (err) =>
+    log.error(`internal error (please report it): ${errorMessage(err)}`),
+  );
 
-  log.info(`nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`);
+  log.info(
+    `nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`,
+  );
   if (devServer) {
     try {
       await devServer.listen();
@@ -147,7 +156,8 @@ async function claimIpcFile(ipcFile: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stat.isSocket()) throw new DaemonStartError(`${ipcFile} exists and is not a socket; refusing to replace it`);
+  if (!stat.isSocket())
+    throw new DaemonStartError(`${ipcFile} exists and is not a socket; refusing to replace it`);
   if ((await probeSocket(ipcFile)) === 'alive') {
     throw new DaemonStartError(`another nodesockd daemon is already running on ${ipcFile}`);
   }

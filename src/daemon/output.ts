@@ -36,7 +36,12 @@ export class WorkerOutput {
     for (const f of old) f.end();
   }
 
-  attach(stream: Readable | null, kind: 'stdout' | 'stderr', tags: OutputTags, onLine?: (line: string) => void) {
+  attach(
+    stream: Readable | null,
+    kind: 'stdout' | 'stderr',
+    tags: OutputTags,
+    onLine?: (line: string) => void,
+  ) {
     if (!stream) return;
     const lines = readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
     lines.on('line', (line) => {

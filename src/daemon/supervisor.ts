@@ -81,7 +81,9 @@ export class Supervisor {
           this.swapIn(slot, worker);
         }),
       );
-      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [[this.slots[i]!, r.reason] as const] : []));
+      const failures = results.flatMap((r, i) =>
+        r.status === 'rejected' ? [[this.slots[i]!, r.reason] as const] : [],
+      );
       for (const [slot, reason] of failures) {
         slot.lastExit = errorMessage(reason);
         this.scheduleReplacement(slot);
@@ -100,7 +102,9 @@ export class Supervisor {
    * any published path changes. If one fails, the others are stopped and the current
    * generation stays exactly as it was, still supervised.
    */
-  restart(opts: StartOptions = {}): Promise<{ generation: number; workers: { slot: number; id: string; pid: number | null }[] }> {
+  restart(
+    opts: StartOptions = {},
+  ): Promise<{ generation: number; workers: { slot: number; id: string; pid: number | null }[] }> {
     return this.serialize(async () => {
       const wasRunning = this.running;
       this.running = true;
@@ -108,13 +112,17 @@ export class Supervisor {
       const suspended = opts.suspended === true;
       const abort = new AbortController();
       const attempts = this.slots.map((slot) =>
-        this.startWorker(slot, generation, suspended, this.attempts(opts), abort.signal).catch((err: unknown) => {
-          abort.abort();
-          throw err;
-        }),
+        this.startWorker(slot, generation, suspended, this.attempts(opts), abort.signal).catch(
+          (err: unknown) => {
+            abort.abort();
+            throw err;
+          },
+        ),
       );
       const results = await Promise.allSettled(attempts);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError));
+      const failed = results.find(
+        (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
+      );
       if (failed || abort.signal.aborted) {
         const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
         await Promise.all(started.map((w) => this.drain(w)));
@@ -125,7 +133,7 @@ export class Supervisor {
       }
       this.suspendedWindow = suspended;
       const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
-      this.slots.forEach((slot, i) => this.swapIn(slot, fresh[i]!));
+      for (const [i, slot] of this.slots.entries()) this.swapIn(slot, fresh[i]!);
       this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
       return { generation, workers: fresh.map((w) => ({ slot: w.slot, id: w.id, pid: w.pid })) };
     });
@@ -237,6 +245,7 @@ export class Supervisor {
       appName: c.name,
       socketPathFor: (id) => this.publisher.uniquePath(id),
       spawnTimeout: c.spawnTimeout,
+      upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
       output: this.output,
       log: this.log,
     });

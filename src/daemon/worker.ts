@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../log';
 import {
   ENV,
   isBrokenMessage,
@@ -10,6 +9,7 @@ import {
   MSG_RESUME,
   MSG_SHUTDOWN,
 } from '../ipc/worker-protocol';
+import type { Logger } from '../log';
 import type { WorkerOutput } from './output';
 import { canTransition, type WorkerState } from './worker-state';
 
@@ -29,6 +29,7 @@ export interface WorkerSpawnOptions {
   appName: string;
   socketPathFor: (id: string) => string;
   spawnTimeout: number;
+  upstreamKeepaliveTimeout: number;
   output: WorkerOutput;
   log: Logger;
 }
@@ -68,7 +69,7 @@ export class WorkerHandle extends EventEmitter {
   private readonly log: Logger;
   private spawnError: Error | null = null;
 
-  constructor(private readonly opts: WorkerSpawnOptions) {
+  constructor(opts: WorkerSpawnOptions) {
     super();
     this.slot = opts.slot;
     this.generation = opts.generation;
@@ -85,6 +86,7 @@ export class WorkerHandle extends EventEmitter {
       [ENV.workerIndex]: String(opts.slot),
       [ENV.suspended]: opts.suspended ? '1' : '',
       [ENV.appName]: opts.appName,
+      [ENV.upstreamKeepalive]: String(opts.upstreamKeepaliveTimeout),
     };
     this.child = spawn(process.execPath, [...opts.nodeArgs, opts.script, ...opts.args], {
       cwd: opts.cwd,
@@ -158,7 +160,15 @@ export class WorkerHandle extends EventEmitter {
           reject(new Error(this.failureReport(why)));
         } else if (to === 'draining') {
           cleanup();
-          reject(new Error(this.failureReport(this.brokenReason ? `reported broken: ${this.brokenReason}` : 'was stopped before it came online')));
+          reject(
+            new Error(
+              this.failureReport(
+                this.brokenReason
+                  ? `reported broken: ${this.brokenReason}`
+                  : 'was stopped before it came online',
+              ),
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {

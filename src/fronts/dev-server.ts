@@ -25,7 +25,8 @@ export class DevServer {
 
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new Error(`dev server cannot listen on 127.0.0.1:${this.port}: ${err.message}`));
+      const onError = (err: Error) =>
+        reject(new Error(`dev server cannot listen on 127.0.0.1:${this.port}: ${err.message}`));
       this.server.once('error', onError);
       this.server.listen(this.port, '127.0.0.1', () => {
         this.server.off('error', onError);

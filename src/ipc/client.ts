@@ -83,7 +83,9 @@ export function probeSocket(path: string, timeoutMs = 1000): Promise<'alive' | '
     const timer = setTimeout(() => done('alive'), timeoutMs);
     socket.on('connect', () => done('alive'));
     socket.on('error', (err: NodeJS.ErrnoException) =>
-      done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'ENOTSOCK' ? 'dead' : 'alive'),
+      done(
+        err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'ENOTSOCK' ? 'dead' : 'alive',
+      ),
     );
   });
 }

@@ -23,7 +23,9 @@ export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
 export type RestartOptions = z.infer<typeof restartOptions>;
 
-export type Reply = { id: number; ok: true; data?: unknown } | { id: number | null; ok: false; error: string };
+export type Reply =
+  | { id: number; ok: true; data?: unknown }
+  | { id: number | null; ok: false; error: string };
 
 export interface WorkerStatus {
   id: string;

@@ -31,6 +31,8 @@ export const ENV = {
   workerIndex: 'NODESOCKD_WORKER_INDEX',
   suspended: 'NODESOCKD_SUSPENDED',
   appName: 'NODESOCKD_APP_NAME',
+  /** nginx's upstream `keepalive_timeout` in ms: how long nginx may reuse an idle connection. */
+  upstreamKeepalive: 'NODESOCKD_UPSTREAM_KEEPALIVE_MS',
 } as const;
 
 export function isBrokenMessage(m: unknown): m is BrokenMessage {

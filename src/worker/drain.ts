@@ -11,6 +11,13 @@ const REQUEST_EVENTS: ReadonlySet<string> = new Set(['request', 'checkContinue',
 /** Events that hand a raw socket to the app; held while suspended but not counted in flight. */
 const UPGRADE_EVENTS: ReadonlySet<string> = new Set(['upgrade', 'connect']);
 
+/**
+ * After the daemon swapped the published path, connections that resolved the old path a moment
+ * earlier may still sit in the listen backlog; closing the listener would reset them. The
+ * listener closes once no connection arrived for this long.
+ */
+const ACCEPT_QUIET_MS = 250;
+
 /** The daemon only needs a trend while draining; one message per 100 ms keeps IPC quiet under load. */
 const REPORT_INTERVAL_MS = 100;
 
@@ -110,6 +117,9 @@ export class ServerGuard {
   readonly #server: Server;
   readonly #worker: Nodesockd;
   readonly #exitOnClose: boolean;
+  /** Leave idle connections for the client to close (nginx upstream keepalive), see drain(). */
+  readonly #clientClosesIdle: boolean;
+  #lastAccept = 0;
   readonly #reporter: InflightReporter;
   readonly #active = new Set<TrackedResponse>();
   readonly #held = new Set<HeldRequest>();
@@ -124,7 +134,8 @@ export class ServerGuard {
   /** Resolves when the server has closed and every connection has ended. */
   readonly closed: Promise<void>;
 
-  constructor(server: Server, worker: Nodesockd, exitOnClose: boolean) {
+  constructor(server: Server, worker: Nodesockd, exitOnClose: boolean, clientClosesIdle = false) {
+    this.#clientClosesIdle = clientClosesIdle;
     this.#server = server;
     this.#worker = worker;
     this.#exitOnClose = exitOnClose;
@@ -137,6 +148,11 @@ export class ServerGuard {
   install(): void {
     this.#interceptEmit();
     this.#guardIdleSweep();
+    const onConnection = (): void => {
+      this.#lastAccept = Date.now();
+    };
+    this.#server.on('connection', onConnection);
+    this.#undo.push(() => this.#server.off('connection', onConnection));
     const onSession = (session: ClosableSession): void => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
@@ -179,8 +195,21 @@ export class ServerGuard {
       return;
     }
     // http.Server#close() sweeps idle connections through the guarded closeIdleConnections below.
-    if (this.#server.listening) this.#server.close();
+    if (this.#server.listening) this.#closeWhenQuiet();
     else this.#sweep();
+  }
+
+  #closeWhenQuiet(): void {
+    this.#lastAccept = Math.max(this.#lastAccept, Date.now());
+    const check = (): void => {
+      const quiet = Date.now() - this.#lastAccept;
+      if (quiet >= ACCEPT_QUIET_MS) {
+        if (this.#server.listening) this.#server.close();
+      } else {
+        setTimeout(check, ACCEPT_QUIET_MS - quiet);
+      }
+    };
+    setTimeout(check, ACCEPT_QUIET_MS);
   }
 
   #finish(): void {
@@ -243,6 +272,11 @@ export class ServerGuard {
 
   #sweep(): void {
     if (this.#originalSweep === undefined) return;
+    // Behind nginx with upstream keepalive, closing an idle connection races nginx sending a
+    // request on it (a POST caught so is not retried: a 502). nginx stops using a connection
+    // when a response says `Connection: close` or after its keepalive_timeout, so idle
+    // connections are left to that; serve() set keepAliveTimeout past nginx's as the backstop.
+    if (this.#clientClosesIdle && this.#draining) return;
     const flushing: TrackedResponse[] = [];
     for (const res of this.#active) {
       if (res.writableEnded && !res.writableFinished && isPlainFinishedFlag(res)) flushing.push(res);

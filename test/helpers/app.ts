@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { Daemon, FIXTURES, isAlive, killAll, makeTempDir } from './daemon';
+import { type Daemon, FIXTURES, isAlive, killAll, makeTempDir } from './daemon';
 
 export interface AppDir {
   dir: string;

@@ -21,7 +21,10 @@ export function makeTempDir(prefix = 'nsd-'): string {
 }
 
 /** Runs the real CLI binary to completion. */
-export function cli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+export function cli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+) {
   return new Promise<CliResult>((resolve) => {
     execFile(
       process.execPath,
@@ -57,7 +60,9 @@ export class Daemon {
     };
     this.child.stdout!.on('data', collect);
     this.child.stderr!.on('data', collect);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
   }
 
   /** Starts a daemon and waits until `count` workers serve. */
@@ -72,7 +77,11 @@ export class Daemon {
       await waitFor(`${online} worker(s) online`, async () => {
         if (daemon.child.exitCode !== null) throw new Error(`daemon exited: ${daemon.output}`);
         const s = await daemon.status().catch(() => undefined);
-        return s && s.workers.filter((w) => w.slot !== null && (w.state === 'online' || w.state === 'suspended')).length >= online;
+        return (
+          s &&
+          s.workers.filter((w) => w.slot !== null && (w.state === 'online' || w.state === 'suspended'))
+            .length >= online
+        );
       });
     } catch (err) {
       await daemon.kill();
@@ -94,7 +103,10 @@ export class Daemon {
   /** Pids of the workers currently published in a slot, by slot. */
   async slotPids(): Promise<number[]> {
     const s = await this.status();
-    return s.workers.filter((w) => w.slot !== null).sort((a, b) => a.slot! - b.slot!).map((w) => w.pid!);
+    return s.workers
+      .filter((w) => w.slot !== null)
+      .sort((a, b) => a.slot! - b.slot!)
+      .map((w) => w.pid!);
   }
 
   async waitOutput(pattern: RegExp, what = String(pattern)): Promise<void> {

@@ -11,12 +11,20 @@ export type Target = { socketPath: string } | { port: number };
 /** One HTTP request over a UNIX socket or to 127.0.0.1:port. */
 export function httpRequest(
   target: Target,
-  options: { path?: string; method?: string; body?: string; agent?: http.Agent; headers?: http.OutgoingHttpHeaders } = {},
+  options: {
+    path?: string;
+    method?: string;
+    body?: string;
+    agent?: http.Agent;
+    headers?: http.OutgoingHttpHeaders;
+  } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        ...('socketPath' in target ? { socketPath: target.socketPath } : { host: '127.0.0.1', port: target.port }),
+        ...('socketPath' in target
+          ? { socketPath: target.socketPath }
+          : { host: '127.0.0.1', port: target.port }),
         path: options.path ?? '/',
         method: options.method ?? 'GET',
         agent: options.agent ?? false,

@@ -5,18 +5,28 @@ import path from 'node:path';
 import { httpRequest } from './http';
 import { waitFor } from './wait';
 
-const CANDIDATES = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx', '/usr/bin/nginx'];
+const CANDIDATES = [
+  '/usr/sbin/nginx',
+  '/usr/local/sbin/nginx',
+  '/usr/local/nginx/sbin/nginx',
+  '/usr/bin/nginx',
+];
 
 /** The nginx binary, or undefined when it is not installed (the nginx tests then skip, loudly). */
 export const NGINX_BIN: string | undefined =
   CANDIDATES.find((p) => fs.existsSync(p)) ??
   (spawnSync('sh', ['-c', 'command -v nginx']).stdout?.toString().trim() || undefined);
 
+/** nginx's upstream keepalive_timeout in the tests; configs pass it as upstreamKeepaliveTimeout. */
+export const KEEPALIVE_SECONDS = 2;
+
 export const isRoot = process.getuid?.() === 0;
 
 /** The unprivileged user and group nginx's workers run as when the tests run as root. */
 export const NGINX_USER = 'nobody';
-export const NGINX_GROUP = fs.readFileSync('/etc/group', 'utf8').includes('\nnogroup:') ? 'nogroup' : 'nobody';
+export const NGINX_GROUP = fs.readFileSync('/etc/group', 'utf8').includes('\nnogroup:')
+  ? 'nogroup'
+  : 'nobody';
 
 function groupId(name: string): number {
   const line = fs
@@ -83,6 +93,7 @@ http {
   upstream app {
 ${sockets.map((s) => `    server unix:${s} max_fails=0;`).join('\n')}
     keepalive 16;
+    keepalive_timeout ${KEEPALIVE_SECONDS}s;
   }
   server {
     listen 127.0.0.1:${port};
@@ -97,9 +108,13 @@ ${sockets.map((s) => `    server unix:${s} max_fails=0;`).join('\n')}
 `;
     const confFile = path.join(dir, 'nginx.conf');
     fs.writeFileSync(confFile, conf);
-    const child = spawn(NGINX_BIN, ['-p', dir, '-c', confFile, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const child = spawn(
+      NGINX_BIN,
+      ['-p', dir, '-c', confFile, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     const nginx = new Nginx(child, port, dir, exited);
     await waitFor('nginx to listen', async () => {
