@@ -5,7 +5,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 const want = [
-  { bin: 'nginx', pkg: 'nginx', paths: ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'] },
+  {
+    bin: 'nginx',
+    pkg: 'nginx',
+    paths: ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'],
+  },
   { bin: 'wrk', pkg: 'wrk', paths: ['/usr/bin/wrk', '/usr/local/bin/wrk'] },
 ];
 
@@ -18,7 +22,9 @@ if (missing.length === 0) process.exit(0);
 const names = missing.map((t) => t.pkg);
 const canApt = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0;
 if (!canApt) {
-  console.warn(`ensure-tools: missing ${names.join(', ')}; install them (apt-get install ${names.join(' ')}) to run every test`);
+  console.warn(
+    `ensure-tools: missing ${names.join(', ')}; install them (apt-get install ${names.join(' ')}) to run every test`,
+  );
   process.exit(0);
 }
 console.log(`ensure-tools: installing ${names.join(', ')} with apt-get`);
