@@ -12,6 +12,7 @@ import {
   loadConfig,
   logicalCwd,
   resolveIpcPath,
+  WORKER_ID_LENGTH,
 } from '../src/config/load';
 import { DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT } from '../src/config/schema';
 
@@ -652,13 +653,13 @@ test('a top level that is not an object', (t) => {
 
 test('socket path over the UNIX limit names tmpDir, socketFile and the length', (t) => {
   const dir = tmpDir(t);
-  const longDir = `/run/${'d'.repeat(80)}`;
+  const longDir = `/run/${'d'.repeat(90)}`;
   const file = write(
     dir,
     'nodesockd.yaml',
     `script: a.js\ntmpDir: ${longDir}\nsocketFile: shop.{worker}.sock\n`,
   );
-  const expectedLength = `${longDir}/shop.${'x'.repeat(16)}.sock`.length;
+  const expectedLength = `${longDir}/shop.${'x'.repeat(WORKER_ID_LENGTH)}.sock`.length;
   assert.ok(expectedLength > 107);
   const list = problems(() => load(dir));
   hasProblem(
@@ -668,8 +669,8 @@ test('socket path over the UNIX limit names tmpDir, socketFile and the length', 
     new RegExp(`would be ${expectedLength} bytes long.*107.*tmpDir.*socketFile`),
   );
   // Just under the limit is fine.
-  const okDir = `/run/${'d'.repeat(107 - 5 - '/app.'.length - 16 - '.sock'.length)}`;
-  assert.equal(`${okDir}/app.${'x'.repeat(16)}.sock`.length, 107);
+  const okDir = `/run/${'d'.repeat(107 - 5 - '/app.'.length - WORKER_ID_LENGTH - '.sock'.length)}`;
+  assert.equal(`${okDir}/app.${'x'.repeat(WORKER_ID_LENGTH)}.sock`.length, 107);
   assert.equal(
     load(dir, { overrides: { tmpDir: okDir, socketFile: 'app.{worker}.sock' } }).config.tmpDir,
     okDir,

@@ -30,6 +30,12 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** A multi-line failure report (summary, then stderr lines) folded into one line. */
+function oneLine(text: string, max = 240): string {
+  const folded = text.replace(/:?\s*\n\s*/g, ' | ');
+  return folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
+}
+
 /** The human form of `nodesockd status`. */
 export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   const lines = [
@@ -40,7 +46,7 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];
   for (const w of s.workers) {
     rows.push([
-      w.slot === null ? '-' : String(w.slot),
+      w.slot === null ? w.role : String(w.slot),
       w.id,
       w.pid === null ? '-' : String(w.pid),
       w.state,
@@ -57,7 +63,7 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   for (const slot of s.slots) {
     if (slot.workerId === null || slot.nextRetryAt !== null) {
       const retry = slot.nextRetryAt === null ? '' : `, next try in ${duration(slot.nextRetryAt - now)}`;
-      const last = slot.lastExit ? `: ${slot.lastExit.split('\n')[0]}` : '';
+      const last = slot.lastExit ? `: ${oneLine(slot.lastExit)}` : '';
       lines.push(`slot ${slot.index}: no worker online (${slot.restarts} restarts${retry})${last}`);
     }
   }

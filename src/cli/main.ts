@@ -167,6 +167,9 @@ export function buildProgram(): Command {
       } else {
         reply = await request<ConfigReply>(ipcPath(opts), { type: 'config' }, { timeoutMs: 10_000 });
       }
+      const shown = { ...(reply.config as Record<string, unknown>) };
+      if (typeof shown.umask === 'number') shown.umask = shown.umask.toString(8).padStart(3, '0');
+      reply = { ...reply, config: shown };
       print(opts, reply, () =>
         [
           toYaml(reply.config).trimEnd(),
@@ -184,10 +187,13 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
       const findings = checkSetup(loaded.config);
+      const errors = findings.filter((f) => f.level === 'error').length;
+      const warnings = findings.length - errors;
       print(opts, { files: loaded.files, findings }, () =>
         [
-          `config OK (${loaded.files.join(', ') || 'no file'})`,
+          `config valid (${loaded.files.join(', ') || 'no file'})`,
           ...findings.map((f) => `${f.level}: ${f.message}`),
+          errors + warnings === 0 ? 'setup OK' : `${errors} error(s), ${warnings} warning(s)`,
         ].join('\n'),
       );
       if (findings.some((f) => f.level === 'error')) process.exitCode = 1;

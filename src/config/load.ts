@@ -65,7 +65,8 @@ export const CONFIG_FILE_NAMES = [
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
 /** Length of a worker id, which replaces `{worker}` in a worker's unique socket name. */
-export const WORKER_ID_LENGTH = 16;
+/** Worker ids are `w` and 8 hex digits (src/daemon/worker.ts). */
+export const WORKER_ID_LENGTH = 9;
 
 const COMMAND_LINE = 'command line';
 const LOOKED_FOR =
@@ -654,6 +655,8 @@ export function loadConfig(
     ipcFile,
     listenVar: pick('listenVar'),
     workers: pick('workers'),
+    standby: pick('standby'),
+    readiness: pick('readiness'),
     env: effectiveEnv(values.env as string[] | undefined),
     outputPrefix: pick('outputPrefix'),
     ...(paths.stdout !== undefined ? { stdout: paths.stdout } : {}),

@@ -57,6 +57,13 @@ export const fileConfigSchema = z.strictObject({
     .min(1, 'workers must be at least 1')
     .max(256, 'workers must be at most 256')
     .optional(),
+  standby: z
+    .number({ error: 'standby must be a number' })
+    .int('standby must be a whole number')
+    .min(0, 'standby must be 0 or more')
+    .max(64, 'standby must be at most 64')
+    .optional(),
+  readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }).optional(),
   env: z
     .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value'))
     .optional(),
@@ -99,6 +106,8 @@ export const DEFAULTS = {
   ipcFile: 'nodesockd.ipc',
   listenVar: 'LISTEN_ON',
   workers: 1,
+  standby: 0,
+  readiness: 'message' as 'message' | 'connect',
   env: DEFAULT_ENV,
   outputPrefix: '[{worker}.{instance}] ',
   devServer: false as boolean | number,
@@ -128,6 +137,10 @@ export interface Config {
   ipcFile: string;
   listenVar: string;
   workers: number;
+  /** Suspended spare workers, promoted into a slot whose worker died. */
+  standby: number;
+  /** How a worker is seen online: its 'online' message, or also a successful connect. */
+  readiness: 'message' | 'connect';
   env: string[];
   outputPrefix: string;
   stdout?: string;

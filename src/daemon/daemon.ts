@@ -79,8 +79,9 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     if (shuttingDown) return shuttingDown;
     log.info(`${why}: draining workers and exiting`);
     shuttingDown = (async () => {
-      await supervisor.stop();
+      // The dev server first: its kept-alive connections would otherwise hold draining workers.
       await devServer?.close();
+      await supervisor.stop();
       await ipc.close();
       fs.rmSync(config.ipcFile, { force: true });
       output.close();

@@ -22,6 +22,8 @@ interface Slot {
   consecutiveCrashes: number;
   retryTimer: NodeJS.Timeout | null;
   nextRetryAt: number | null;
+  /** The delay of the retry scheduled last (grows while the slot crash-loops). */
+  backoffMs: number | null;
   lastExit: string | null;
 }
 
@@ -40,6 +42,12 @@ class AbortedError extends Error {}
 export class Supervisor {
   private slots: Slot[] = [];
   private readonly workers = new Set<WorkerHandle>();
+  /** Started, suspended, unpublished spares (SPEC §1 "standby"). */
+  private standbys: WorkerHandle[] = [];
+  private standbysStarting = 0;
+  private standbyCrashes = 0;
+  private standbyTimer: NodeJS.Timeout | null = null;
+  private standbyInstances = 0;
   private running = false;
   private suspendedWindow = false;
   private generation = 0;
@@ -81,6 +89,7 @@ export class Supervisor {
           this.swapIn(slot, worker);
         }),
       );
+      this.replenishStandbys();
       const failures = results.flatMap((r, i) =>
         r.status === 'rejected' ? [[this.slots[i]!, r.reason] as const] : [],
       );
@@ -111,13 +120,21 @@ export class Supervisor {
       const generation = ++this.generation;
       const suspended = opts.suspended === true;
       const abort = new AbortController();
-      const attempts = this.slots.map((slot) =>
-        this.startWorker(slot, generation, suspended, this.attempts(opts), abort.signal).catch(
-          (err: unknown) => {
-            abort.abort();
-            throw err;
-          },
-        ),
+      const targets: (Slot | null)[] = [
+        ...this.slots,
+        ...Array.from({ length: this.config.standby }, () => null),
+      ];
+      const attempts = targets.map((slot) =>
+        this.startWorker(
+          slot,
+          generation,
+          suspended || slot === null,
+          this.attempts(opts),
+          abort.signal,
+        ).catch((err: unknown) => {
+          abort.abort();
+          throw err;
+        }),
       );
       const results = await Promise.allSettled(attempts);
       const failed = results.find(
@@ -128,14 +145,19 @@ export class Supervisor {
         await Promise.all(started.map((w) => this.drain(w)));
         this.running = wasRunning;
         const reason = failed ? errorMessage(failed.reason) : 'aborted';
-        this.log.error(`restart failed; the previous workers keep serving: ${reason}`);
-        throw new Error(`restart failed, the previous workers keep serving: ${reason}`);
+        const outcome = wasRunning ? 'the previous workers keep serving' : 'no workers are running';
+        this.log.error(`restart failed; ${outcome}: ${reason}`);
+        throw new Error(`restart failed, ${outcome}: ${reason}`);
       }
       this.suspendedWindow = suspended;
       const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
       for (const [i, slot] of this.slots.entries()) this.swapIn(slot, fresh[i]!);
+      const oldStandbys = this.standbys;
+      this.standbys = fresh.slice(this.slots.length);
+      for (const w of oldStandbys) void this.drain(w);
       this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
-      return { generation, workers: fresh.map((w) => ({ slot: w.slot, id: w.id, pid: w.pid })) };
+      const published = fresh.slice(0, this.slots.length);
+      return { generation, workers: published.map((w) => ({ slot: w.slot ?? -1, id: w.id, pid: w.pid })) };
     });
   }
 
@@ -168,6 +190,9 @@ export class Supervisor {
         this.publisher.unpublish(slot.index);
         slot.worker = null;
       }
+      this.standbys = [];
+      if (this.standbyTimer) clearTimeout(this.standbyTimer);
+      this.standbyTimer = null;
       const all = [...this.workers];
       await Promise.all(all.map((w) => this.drain(w)));
       this.log.info(`stopped ${all.length} worker(s)`);
@@ -182,20 +207,29 @@ export class Supervisor {
       workerId: s.worker?.id ?? null,
       restarts: s.restarts,
       nextRetryAt: s.nextRetryAt,
+      backoffMs: s.backoffMs,
       lastExit: s.lastExit,
     }));
     const current = new Set(this.slots.map((s) => s.worker));
     const workers = [...this.workers].map((w): WorkerStatus => {
       const stats = w.pid !== null ? readProcStats(w.pid) : null;
+      const role = current.has(w)
+        ? 'serving'
+        : this.standbys.includes(w)
+          ? 'standby'
+          : w.state === 'draining'
+            ? 'draining'
+            : 'starting';
       return {
         id: w.id,
         slot: current.has(w) ? w.slot : null,
+        role,
         pid: w.pid,
         state: w.state,
         since: w.since,
         startedAt: w.startedAt,
         generation: w.generation,
-        restarts: this.slots[w.slot]?.restarts ?? 0,
+        restarts: w.slot === null ? 0 : (this.slots[w.slot]?.restarts ?? 0),
         rssBytes: stats?.rssBytes ?? null,
         cpuSeconds: stats?.cpuSeconds ?? null,
         inflight: w.inflight,
@@ -225,15 +259,16 @@ export class Supervisor {
       consecutiveCrashes: 0,
       retryTimer: null,
       nextRetryAt: null,
+      backoffMs: null,
       lastExit: null,
     };
   }
 
-  private spawn(slot: Slot, generation: number, suspended: boolean): WorkerHandle {
+  private spawn(slot: Slot | null, generation: number, suspended: boolean): WorkerHandle {
     const c = this.config;
     const worker = new WorkerHandle({
-      slot: slot.index,
-      instance: slot.instances++,
+      slot: slot?.index ?? null,
+      instance: slot ? slot.instances++ : this.standbyInstances++,
       generation,
       suspended,
       script: c.script,
@@ -246,20 +281,19 @@ export class Supervisor {
       socketPathFor: (id) => this.publisher.uniquePath(id),
       spawnTimeout: c.spawnTimeout,
       upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
+      readiness: c.readiness,
       output: this.output,
       log: this.log,
     });
     this.workers.add(worker);
     worker.on('exit', (exit: ExitInfo) => this.onExit(worker, exit));
-    worker.on('broken', () => {
-      if (slot.worker === worker) this.scheduleReplacement(slot, 0);
-    });
+    worker.on('broken', () => this.onBroken(worker));
     return worker;
   }
 
   /** Starts a worker for the slot and waits until it is online, with up to `attempts` tries. */
   private async startWorker(
-    slot: Slot,
+    slot: Slot | null,
     generation: number,
     suspended: boolean,
     attempts: number,
@@ -277,7 +311,7 @@ export class Supervisor {
         lastError = err;
         await worker.abort(this.config.killTimeout);
         if (err instanceof AbortedError) throw err;
-        this.log.warn(`attempt ${attempt}/${attempts} for slot ${slot.index} failed: ${errorMessage(err)}`);
+        this.log.warn(`attempt ${attempt}/${attempts} failed: ${errorMessage(err)}`);
       }
     }
     throw lastError;
@@ -301,7 +335,14 @@ export class Supervisor {
   private onExit(worker: WorkerHandle, exit: ExitInfo): void {
     this.workers.delete(worker);
     void this.publisher.removeSocketIfDead(worker.socketPath).catch(() => undefined);
-    const slot = this.slots[worker.slot];
+    if (this.standbys.includes(worker)) {
+      this.standbys = this.standbys.filter((w) => w !== worker);
+      this.log.warn(`standby ${worker.id} (pid ${worker.pid}) ${describeExit(exit)}`);
+      this.standbyCrashes++;
+      this.replenishStandbys();
+      return;
+    }
+    const slot = worker.slot === null ? undefined : this.slots[worker.slot];
     if (!slot || slot.worker !== worker) return;
     // The published worker died without being asked to: a crash (SPEC §4.5).
     slot.worker = null;
@@ -311,16 +352,82 @@ export class Supervisor {
       `slot ${slot.index}: worker ${worker.id} (pid ${worker.pid}) ${slot.lastExit}` +
         (tail.length > 0 ? `; last stderr: ${tail.join(' | ')}` : ''),
     );
+    // A worker that ran stably before dying starts the backoff over; one that keeps dying
+    // soon after coming online climbs it like one that never comes online.
     if (Date.now() - worker.since > STABLE_AFTER_MS) slot.consecutiveCrashes = 0;
+    if (this.promoteStandby(slot)) return;
     this.scheduleReplacement(slot);
+    slot.consecutiveCrashes++;
+  }
+
+  private onBroken(worker: WorkerHandle): void {
+    if (this.standbys.includes(worker)) {
+      this.standbys = this.standbys.filter((w) => w !== worker);
+      void this.drain(worker);
+      this.replenishStandbys();
+      return;
+    }
+    const slot = worker.slot === null ? undefined : this.slots[worker.slot];
+    if (!slot || slot.worker !== worker) return;
+    // It keeps serving until its replacement is online; swapIn then drains it.
+    if (!this.promoteStandby(slot)) this.scheduleReplacement(slot, 0);
+  }
+
+  /**
+   * Puts a standby into the slot at once (it is already running), then starts a new standby.
+   * During a suspended window the promoted worker stays suspended (SPEC §4.4).
+   */
+  private promoteStandby(slot: Slot): boolean {
+    if (!this.running) return false;
+    const spare = this.standbys.find((w) => isServing(w.state));
+    if (!spare) return false;
+    this.standbys = this.standbys.filter((w) => w !== spare);
+    spare.slot = slot.index;
+    slot.restarts++;
+    this.log.info(`slot ${slot.index}: promoting standby ${spare.id} (pid ${spare.pid})`);
+    this.swapIn(slot, spare);
+    this.replenishStandbys();
+    return true;
+  }
+
+  /** Starts standbys until there are `standby` of them, with backoff when they fail. */
+  private replenishStandbys(): void {
+    if (!this.running || this.standbyTimer) return;
+    const missing = this.config.standby - this.standbys.length - this.standbysStarting;
+    if (missing <= 0) return;
+    const delay = this.standbyCrashes === 0 ? 0 : backoff(this.standbyCrashes - 1);
+    this.standbyTimer = setTimeout(() => {
+      this.standbyTimer = null;
+      for (let i = 0; i < missing; i++) void this.startStandby();
+    }, delay);
+  }
+
+  private async startStandby(): Promise<void> {
+    this.standbysStarting++;
+    try {
+      const worker = await this.startWorker(null, this.generation, true, 1);
+      this.standbysStarting--;
+      if (!this.running || this.standbys.length >= this.config.standby) {
+        await this.drain(worker);
+        return;
+      }
+      this.standbys.push(worker);
+      this.standbyCrashes = 0;
+      this.log.info(`standby ${worker.id} (pid ${worker.pid}) ready`);
+    } catch (err) {
+      this.standbysStarting--;
+      if (err instanceof AbortedError || !this.running) return;
+      this.standbyCrashes++;
+      this.log.warn(`standby failed to start: ${errorMessage(err).split('\n')[0]}`);
+      this.replenishStandbys();
+    }
   }
 
   private scheduleReplacement(slot: Slot, delayMs?: number): void {
     if (!this.running || slot.retryTimer) return;
-    const n = slot.consecutiveCrashes;
-    const delay =
-      delayMs ?? Math.round(Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** n) * (0.5 + Math.random() * 0.5));
+    const delay = delayMs ?? backoff(slot.consecutiveCrashes);
     slot.nextRetryAt = Date.now() + delay;
+    slot.backoffMs = delay;
     slot.retryTimer = setTimeout(() => void this.replace(slot), delay);
   }
 
@@ -351,6 +458,11 @@ export class Supervisor {
       if (slot.worker === replacing) this.scheduleReplacement(slot);
     }
   }
+}
+
+/** Exponential, capped, with jitter (50–100 % of the step) so crash-looping slots spread out. */
+export function backoff(attempt: number): number {
+  return Math.round(Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt) * (0.5 + Math.random() * 0.5));
 }
 
 function raceAbort<T>(promise: Promise<T>, signals: AbortSignal[]): Promise<T> {

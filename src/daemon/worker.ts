@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { canConnect } from '../ipc/client';
 import {
   ENV,
   isBrokenMessage,
@@ -14,9 +15,11 @@ import type { WorkerOutput } from './output';
 import { canTransition, type WorkerState } from './worker-state';
 
 const STDERR_TAIL_LINES = 20;
+const READINESS_POLL_MS = 50;
 
 export interface WorkerSpawnOptions {
-  slot: number;
+  /** The slot it is started for, or null for a standby. */
+  slot: number | null;
   instance: number;
   generation: number;
   suspended: boolean;
@@ -30,6 +33,8 @@ export interface WorkerSpawnOptions {
   socketPathFor: (id: string) => string;
   spawnTimeout: number;
   upstreamKeepaliveTimeout: number;
+  /** 'connect': also consider the worker online once its socket accepts a connection. */
+  readiness: 'message' | 'connect';
   output: WorkerOutput;
   log: Logger;
 }
@@ -55,7 +60,8 @@ export function describeExit(exit: ExitInfo): string {
 export class WorkerHandle extends EventEmitter {
   readonly id = newWorkerId();
   readonly socketPath: string;
-  readonly slot: number;
+  /** Its slot; null for a standby until it is promoted. */
+  slot: number | null;
   readonly generation: number;
   readonly startedAt = Date.now();
   readonly spawnedSuspended: boolean;
@@ -68,14 +74,20 @@ export class WorkerHandle extends EventEmitter {
   private readonly stderrTail: string[] = [];
   private readonly log: Logger;
   private spawnError: Error | null = null;
+  /** It sent 'online' itself, so it speaks the message protocol ('shutdown' included). */
+  private saidOnline = false;
+  private readonly readiness: 'message' | 'connect';
 
   constructor(opts: WorkerSpawnOptions) {
     super();
     this.slot = opts.slot;
     this.generation = opts.generation;
     this.spawnedSuspended = opts.suspended;
+    this.readiness = opts.readiness;
     this.socketPath = opts.socketPathFor(this.id);
-    this.log = opts.log.child(`worker ${this.id} (slot ${opts.slot}): `);
+    this.log = opts.log.child(
+      `worker ${this.id} (${opts.slot === null ? 'standby' : `slot ${opts.slot}`}): `,
+    );
     const env: NodeJS.ProcessEnv = {
       ...opts.env,
       // process.cwd() in the worker is the physical path; PWD keeps the logical one.
@@ -83,7 +95,7 @@ export class WorkerHandle extends EventEmitter {
       [opts.listenVar]: this.socketPath,
       [ENV.socketPath]: this.socketPath,
       [ENV.workerId]: this.id,
-      [ENV.workerIndex]: String(opts.slot),
+      [ENV.workerIndex]: opts.slot === null ? '' : String(opts.slot),
       [ENV.suspended]: opts.suspended ? '1' : '',
       [ENV.appName]: opts.appName,
       [ENV.upstreamKeepalive]: String(opts.upstreamKeepaliveTimeout),
@@ -96,7 +108,11 @@ export class WorkerHandle extends EventEmitter {
       // and the workers keep serving if the daemon dies (SPEC §4.8).
       detached: true,
     });
-    const tags = { worker: String(opts.slot), instance: opts.instance, id: this.id };
+    const tags = {
+      worker: opts.slot === null ? 'standby' : String(opts.slot),
+      instance: opts.instance,
+      id: this.id,
+    };
     opts.output.attach(this.child.stdout, 'stdout', tags);
     opts.output.attach(this.child.stderr, 'stderr', tags, (line) => {
       this.stderrTail.push(line);
@@ -121,6 +137,7 @@ export class WorkerHandle extends EventEmitter {
       this.onExit({ code, signal });
     });
     this.child.on('message', (message) => this.onMessage(message));
+    if (opts.readiness === 'connect') this.pollReadiness();
     this.child.on('disconnect', () => this.log.debug('IPC channel closed'));
   }
 
@@ -136,7 +153,7 @@ export class WorkerHandle extends EventEmitter {
   /** Why this worker stopped, with its last stderr lines, for a command's error reply. */
   failureReport(what: string): string {
     const tail = this.lastStderr();
-    const head = `worker ${this.id} for slot ${this.slot} ${what}`;
+    const head = `worker ${this.id} ${this.slot === null ? '(standby)' : `for slot ${this.slot}`} ${what}`;
     return tail.length > 0 ? `${head}; its last stderr lines:\n  ${tail.join('\n  ')}` : head;
   }
 
@@ -196,7 +213,10 @@ export class WorkerHandle extends EventEmitter {
     });
     if (this.state === 'exited' || this.state === 'draining') return exited;
     this.transition('draining');
-    if (!this.send(MSG_SHUTDOWN)) this.signal('SIGTERM');
+    // An app seen online only by connecting to it may not listen for 'shutdown'; SIGTERM is
+    // the conventional stop request such apps handle.
+    const speaksIpc = this.readiness === 'message' || this.saidOnline;
+    if (!speaksIpc || !this.send(MSG_SHUTDOWN)) this.signal('SIGTERM');
     const term = setTimeout(() => {
       this.log.warn(`still running ${shutdownTimeout} ms after shutdown; sending SIGTERM`);
       this.signal('SIGTERM');
@@ -227,6 +247,19 @@ export class WorkerHandle extends EventEmitter {
     return exited;
   }
 
+  /** For apps that listen but never call process.send('online') (SPEC §5.1). */
+  private pollReadiness(): void {
+    const poll = async () => {
+      if (this.state !== 'starting') return;
+      if (await canConnect(this.socketPath)) {
+        if (this.state === 'starting') this.transition(this.spawnedSuspended ? 'suspended' : 'online');
+        return;
+      }
+      setTimeout(() => void poll(), READINESS_POLL_MS);
+    };
+    setTimeout(() => void poll(), READINESS_POLL_MS);
+  }
+
   private signal(sig: NodeJS.Signals): void {
     if (this.state === 'exited' || this.child.pid === undefined) return;
     try {
@@ -250,6 +283,7 @@ export class WorkerHandle extends EventEmitter {
 
   private onMessage(message: unknown): void {
     if (message === MSG_ONLINE) {
+      this.saidOnline = true;
       if (this.state === 'starting') this.transition(this.spawnedSuspended ? 'suspended' : 'online');
     } else if (isBrokenMessage(message)) {
       this.brokenReason = message.reason;

@@ -89,3 +89,18 @@ export function probeSocket(path: string, timeoutMs = 1000): Promise<'alive' | '
     );
   });
 }
+
+/** True only when a connection to the socket was actually established. */
+export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(path);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on('connect', () => done(true));
+    socket.on('error', () => done(false));
+  });
+}

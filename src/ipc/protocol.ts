@@ -30,6 +30,8 @@ export type Reply =
 export interface WorkerStatus {
   id: string;
   slot: number | null;
+  /** serving (published in a slot), standby, draining (replaced, finishing), starting. */
+  role: 'serving' | 'standby' | 'draining' | 'starting';
   pid: number | null;
   state: string;
   since: number;
@@ -48,6 +50,7 @@ export interface SlotStatus {
   workerId: string | null;
   restarts: number;
   nextRetryAt: number | null;
+  backoffMs: number | null;
   lastExit: string | null;
 }
 

@@ -115,8 +115,11 @@ function listen(server: Server, options: ListenOptions): Promise<void> {
  * `'connect'`. A raw HTTP/2 `'stream'` handler is not held: gate it with {@link suspend}.
  *
  * On `'shutdown'`: the listener is closed; each request still to be answered, and each one
- * arriving on a kept-alive connection, is answered with `Connection: close`; idle connections are
- * closed (never one whose response is still being flushed); HTTP/2 sessions get GOAWAY; requests
+ * arriving on a kept-alive connection, is answered with `Connection: close`. Under the daemon,
+ * idle connections are left for nginx to close (it stops using them after its upstream
+ * `keepalive_timeout`, `upstreamKeepaliveTimeout` in the config): closing them here would race
+ * nginx sending a request on them. Standalone, idle connections are closed at once (never one
+ * whose response is still being flushed). HTTP/2 sessions get GOAWAY; requests
  * still held because the worker was never resumed get a 503. In-flight counts are reported to
  * the daemon. When the last connection ends the process exits with code 0 (see
  * {@link ServeOptions.exitOnClose}); the daemon kills it if that takes longer than its
