@@ -72,6 +72,21 @@ export class Supervisor {
     return this.suspendedWindow;
   }
 
+  /** Every live worker with its role, for app messaging and selectors. */
+  listWorkers(): { worker: WorkerHandle; role: 'serving' | 'standby' | 'draining' | 'starting' }[] {
+    const current = new Set(this.slots.map((s) => s.worker));
+    return [...this.workers].map((worker) => ({
+      worker,
+      role: current.has(worker)
+        ? 'serving'
+        : this.standbys.includes(worker)
+          ? 'standby'
+          : worker.state === 'draining'
+            ? 'draining'
+            : 'starting',
+    }));
+  }
+
   /** Sockets of the slot workers that accept connections, for the dev server. */
   servingSockets(): string[] {
     return this.slots.flatMap((s) => (s.worker && isServing(s.worker.state) ? [s.worker.socketPath] : []));
@@ -210,19 +225,11 @@ export class Supervisor {
       backoffMs: s.backoffMs,
       lastExit: s.lastExit,
     }));
-    const current = new Set(this.slots.map((s) => s.worker));
-    const workers = [...this.workers].map((w): WorkerStatus => {
+    const workers = this.listWorkers().map(({ worker: w, role }): WorkerStatus => {
       const stats = w.pid !== null ? readProcStats(w.pid) : null;
-      const role = current.has(w)
-        ? 'serving'
-        : this.standbys.includes(w)
-          ? 'standby'
-          : w.state === 'draining'
-            ? 'draining'
-            : 'starting';
       return {
         id: w.id,
-        slot: current.has(w) ? w.slot : null,
+        slot: role === 'serving' ? w.slot : null,
         role,
         pid: w.pid,
         state: w.state,

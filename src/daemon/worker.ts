@@ -269,11 +269,12 @@ export class WorkerHandle extends EventEmitter {
     }
   }
 
-  private send(message: string): boolean {
+  /** Sends any message over the worker's IPC channel; false when the channel is gone. */
+  send(message: unknown): boolean {
     if (!this.child.connected) return false;
     try {
-      this.child.send(message, (err) => {
-        if (err) this.log.debug(`could not send ${message}: ${err.message}`);
+      this.child.send(message as string, (err) => {
+        if (err) this.log.debug(`could not send a message: ${err.message}`);
       });
       return true;
     } catch {
@@ -292,7 +293,8 @@ export class WorkerHandle extends EventEmitter {
     } else if (isInflightMessage(message)) {
       this.inflight = message.count;
     }
-    // Anything else is the app's own business.
+    // Anything else is the app's own business (or app messaging, see 'message' listeners).
+    else this.emit('message', message);
   }
 
   private onExit(exit: ExitInfo): void {
