@@ -177,7 +177,10 @@ describe('daemon', () => {
     const [pid] = await d.slotPids();
     const second = await cli(['daemon', '-c', app.configFile]);
     assert.equal(second.code, 1);
-    assert.match(second.stderr, /another nodesockd daemon is already running on .*nodesockd\.ipc/);
+    assert.match(
+      second.stderr,
+      /another nodesockd daemon \(pid \d+\) is already running on .*nodesockd\.ipc/,
+    );
     assert.deepEqual(await d.slotPids(), [pid]);
     await getJson({ socketPath: app.published(0) });
   });

@@ -26,6 +26,23 @@ function positiveInt(value: string): number {
   return Number(value);
 }
 
+function nonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number of 0 or more');
+  return Number(value);
+}
+
+/** Polls until the process is gone (it drains its workers first, which may take a while). */
+async function waitForExit(pid: number): Promise<void> {
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function addClientOptions(cmd: Command): Command {
   return cmd
     .option(
@@ -80,7 +97,19 @@ export function buildProgram(): Command {
     )
     .option('--no-dev-server', 'disable the dev server even if the config enables it')
     .option('--debug', 'verbose daemon log and stack traces')
-    .action(async (opts: Record<string, unknown>) => {
+    // As the default command, daemon receives any word that is not a command (`nodesockd statsu`);
+    // let it through so it is reported as an unknown command, not as an argument of `daemon`.
+    .allowExcessArguments()
+    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+      const stray = cmd.args[0];
+      if (stray !== undefined) {
+        const commands = program.commands.map((c) => c.name());
+        program.error(
+          commands.includes(stray)
+            ? `error: the command must come first: nodesockd ${stray} [options]`
+            : `error: unknown command '${stray}' (commands: ${commands.join(', ')})`,
+        );
+      }
       const overrides: CliOverrides = {
         script: opts.script as string | undefined,
         listenVar: opts.listenVar as string | undefined,
@@ -92,12 +121,9 @@ export function buildProgram(): Command {
         outputPrefix: opts.outputPrefix as string | undefined,
         devServer: opts.devServer as boolean | string | undefined,
       };
-      const loaded = loadConfig({
-        configPath: opts.config as string | undefined,
-        overrides,
-        cwd: logicalCwd(),
-      });
-      await runDaemon(loaded, { debug: opts.debug === true });
+      const load = () =>
+        loadConfig({ configPath: opts.config as string | undefined, overrides, cwd: logicalCwd() });
+      await runDaemon(load(), { debug: opts.debug === true, reload: load });
       process.exit(0);
     });
 
@@ -145,6 +171,45 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const reply = await request<{ resumed: number }>(ipcPath(opts), { type: 'resume' });
       console.log(`resumed ${reply.resumed} worker(s)`);
+    });
+
+  addClientOptions(program.command('reload'))
+    .description(
+      're-read the config and apply the smallest change (scale, rename or a zero-downtime restart)',
+    )
+    .action(async (opts: ClientOptions) => {
+      const reply = await request<{ actions: string[] }>(ipcPath(opts), { type: 'reload' });
+      console.log(`reloaded: ${reply.actions.join('; ')}`);
+    });
+
+  addClientOptions(program.command('set-workers'))
+    .description('change the number of workers until the next reload or daemon restart')
+    .argument('<count>', 'number of workers (1-256)', positiveInt)
+    .action(async (count: number, opts: ClientOptions) => {
+      const reply = await request<{ workers: number }>(ipcPath(opts), {
+        type: 'set-workers',
+        data: { count },
+      });
+      console.log(`workers: ${reply.workers}`);
+    });
+
+  addClientOptions(program.command('set-standby'))
+    .description('change the number of standby workers until the next reload or daemon restart')
+    .argument('<count>', 'number of standby workers (0-64)', nonNegativeInt)
+    .action(async (count: number, opts: ClientOptions) => {
+      const reply = await request<{ standby: number }>(ipcPath(opts), {
+        type: 'set-standby',
+        data: { count },
+      });
+      console.log(`standby: ${reply.standby}`);
+    });
+
+  addClientOptions(program.command('terminate'))
+    .description('drain all workers and stop the daemon')
+    .action(async (opts: ClientOptions) => {
+      const { pid } = await request<{ pid: number }>(ipcPath(opts), { type: 'terminate' });
+      await waitForExit(pid);
+      console.log(`daemon ${pid} stopped`);
     });
 
   addClientOptions(program.command('status'))

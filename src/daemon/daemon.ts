@@ -6,6 +6,7 @@ import type { DaemonStatus, Request } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
+import { DaemonLock } from './lock';
 import { WorkerOutput } from './output';
 import { Publisher } from './publisher';
 import { Supervisor } from './supervisor';
@@ -14,7 +15,12 @@ export class DaemonStartError extends Error {}
 
 export interface DaemonOptions {
   debug?: boolean;
+  /** Loads the config again the way the daemon was started (same file, same command line). */
+  reload?: () => LoadedConfig;
 }
+
+/** Keys a running daemon cannot change: they name its own files and sockets. */
+const FIXED_KEYS = ['tmpDir', 'ipcFile', 'umask', 'devServer', 'stdout', 'stderr', 'outputPrefix'] as const;
 
 /**
  * The long-running process: owns the control socket, the supervisor and the dev server, and
@@ -27,8 +33,20 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
 
   process.umask(config.umask);
   checkTmpDir(config.tmpDir);
-  await claimIpcFile(config.ipcFile);
+  // The title (in /proc/<pid>/cmdline) is how the lock recognises a live daemon.
   process.title = `${config.name} nodesockd daemon`;
+  let lock: DaemonLock;
+  try {
+    lock = DaemonLock.acquire(config.ipcFile);
+  } catch (err) {
+    throw new DaemonStartError(errorMessage(err));
+  }
+  try {
+    await claimIpcFile(config.ipcFile);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 
   const publisher = new Publisher(config.tmpDir, config.socketFile, log);
   const leftovers = await publisher.cleanStale();
@@ -59,7 +77,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       case 'status':
         return status();
       case 'config':
-        return { config, files: loaded.files };
+        return { config: supervisor.currentConfig, files: loaded.files };
       case 'start':
         return supervisor.start(request.data);
       case 'restart':
@@ -68,7 +86,42 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
         return supervisor.stop();
       case 'resume':
         return supervisor.resume();
+      case 'reload':
+        return reload();
+      case 'set-workers':
+        return supervisor.setWorkers(request.data.count);
+      case 'set-standby':
+        return supervisor.setStandby(request.data.count);
+      case 'terminate':
+        // Reply first: the client waits for the pid to disappear.
+        setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
+        return { pid: process.pid };
     }
+  };
+
+  // Reloads are serialised so two SIGHUPs cannot interleave their diffs.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<{ actions: string[] }> => {
+    const run = reloading.then(async () => {
+      if (!options.reload) throw new Error('this daemon was started without a config to reload');
+      const next = options.reload();
+      const current = supervisor.currentConfig;
+      const fixed = FIXED_KEYS.filter((k) => JSON.stringify(next.config[k]) !== JSON.stringify(current[k]));
+      if (fixed.length > 0) {
+        throw new Error(
+          `cannot change ${fixed.join(', ')} while the daemon runs; restart the daemon to apply`,
+        );
+      }
+      const actions = await supervisor.reconfigure(
+        next.config,
+        new Publisher(next.config.tmpDir, next.config.socketFile, log),
+      );
+      loaded.files = next.files;
+      log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
+      return { actions };
+    });
+    reloading = run.catch(() => undefined);
+    return run;
   };
 
   const ipc = new IpcServer(config.ipcFile, handle, log);
@@ -84,6 +137,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       await supervisor.stop();
       await ipc.close();
       fs.rmSync(config.ipcFile, { force: true });
+      lock.release();
       output.close();
       log.info('bye');
     })();
@@ -102,7 +156,11 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     process.on('SIGINT', onSignal);
   });
   // The default SIGHUP action would kill the daemon and leave the workers unmanaged.
-  process.on('SIGHUP', () => log.warn('SIGHUP: config reload is not supported by this version; ignored'));
+  process.on('SIGHUP', () => {
+    reload().catch((err: unknown) =>
+      log.error(`SIGHUP: reload failed, keeping the current config: ${errorMessage(err)}`),
+    );
+  });
   process.on('SIGUSR2', () => {
     output.reopen();
     log.info('SIGUSR2: log files reopened');

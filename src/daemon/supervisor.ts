@@ -27,6 +27,32 @@ interface Slot {
   lastExit: string | null;
 }
 
+export type RestartResult = {
+  generation: number;
+  workers: { slot: number; id: string; pid: number | null }[];
+};
+
+/** Config keys whose change means new worker processes (a zero-downtime restart). */
+const RESTART_KEYS = [
+  'script',
+  'args',
+  'nodeArgs',
+  'cwd',
+  'env',
+  'listenVar',
+  'socketFile',
+  'readiness',
+  'upstreamKeepaliveTimeout',
+] as const;
+/** Keys that only change how the daemon treats workers from now on. */
+const TUNING_KEYS = [
+  'spawnTimeout',
+  'onlineTimeout',
+  'shutdownTimeout',
+  'killTimeout',
+  'maxStartAttempts',
+] as const;
+
 export interface StartOptions {
   suspended?: boolean;
   maxAttempts?: number;
@@ -57,7 +83,7 @@ export class Supervisor {
 
   constructor(
     private config: Config,
-    private readonly publisher: Publisher,
+    private publisher: Publisher,
     private readonly output: WorkerOutput,
     private readonly log: Logger,
   ) {
@@ -70,6 +96,114 @@ export class Supervisor {
 
   get isSuspended(): boolean {
     return this.suspendedWindow;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  /**
+   * Changes the number of slots (SPEC §2 `set-workers`). New slots are published as their
+   * workers come online; removed slots (the highest first) lose their published path before
+   * their worker drains, so nginx never gets a dangling link.
+   */
+  setWorkers(count: number): Promise<{ workers: number }> {
+    return this.serialize(() => this.scaleSlots(count));
+  }
+
+  /** Changes the number of standbys (SPEC §2 `set-standby`); surplus standbys drain, oldest first. */
+  setStandby(count: number): { standby: number } {
+    this.config = { ...this.config, standby: count };
+    const surplus = this.standbys.length - count;
+    if (surplus > 0) for (const w of this.standbys.splice(0, surplus)) void this.drain(w);
+    this.replenishStandbys();
+    this.log.info(`standby count set to ${count}`);
+    return { standby: count };
+  }
+
+  /**
+   * Applies a reloaded config with the smallest change: scaling, a rename, or a zero-downtime
+   * restart when what the workers run changed. Returns what it did.
+   */
+  reconfigure(next: Config, nextPublisher: Publisher): Promise<string[]> {
+    return this.serialize(async () => {
+      const prev = this.config;
+      const actions: string[] = [];
+      const rerun = RESTART_KEYS.filter((k) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]));
+      const tuned = TUNING_KEYS.filter((k) => prev[k] !== next[k]);
+      this.config = { ...next, workers: prev.workers, standby: prev.standby };
+      if (next.socketFile !== prev.socketFile) this.pendingPublisher = nextPublisher;
+      if (prev.name !== next.name) actions.push(`renamed ${prev.name} -> ${next.name}`);
+      if (tuned.length > 0) actions.push(`updated ${tuned.join(', ')}`);
+      if (next.workers !== prev.workers) {
+        await this.scaleSlots(next.workers);
+        actions.push(`workers ${prev.workers} -> ${next.workers}`);
+      }
+      if (next.standby !== prev.standby) {
+        this.setStandby(next.standby);
+        actions.push(`standby ${prev.standby} -> ${next.standby}`);
+      }
+      if (rerun.length > 0) {
+        if (this.running) {
+          await this.restartNow({ suspended: this.suspendedWindow });
+          actions.push(`restarted the workers (changed: ${rerun.join(', ')})`);
+        } else {
+          this.adoptPendingPublisher();
+          actions.push(`changed ${rerun.join(', ')} (applies at the next start)`);
+        }
+      }
+      return actions.length > 0 ? actions : ['no change'];
+    });
+  }
+
+  private pendingPublisher: Publisher | null = null;
+
+  /** Switches to a new socket naming; the old published paths are removed. */
+  private adoptPendingPublisher(): void {
+    if (!this.pendingPublisher) return;
+    for (const slot of this.slots) this.publisher.unpublish(slot.index);
+    this.publisher = this.pendingPublisher;
+    this.pendingPublisher = null;
+  }
+
+  private async scaleSlots(count: number): Promise<{ workers: number }> {
+    const before = this.slots.length;
+    this.config = { ...this.config, workers: count };
+    if (count < before) {
+      for (const slot of this.slots.splice(count)) {
+        this.cancelRetry(slot);
+        this.publisher.unpublish(slot.index);
+        const worker = slot.worker;
+        slot.worker = null;
+        if (worker) void this.drain(worker);
+      }
+    } else if (count > before) {
+      const added = Array.from({ length: count - before }, (_, i) => this.newSlot(before + i));
+      this.slots.push(...added);
+      if (this.running) {
+        await Promise.all(
+          added.map(async (slot) => {
+            try {
+              this.swapIn(
+                slot,
+                await this.startWorker(
+                  slot,
+                  this.generation,
+                  this.suspendedWindow,
+                  this.config.maxStartAttempts,
+                ),
+              );
+            } catch (err) {
+              if (err instanceof AbortedError) return;
+              slot.lastExit = errorMessage(err);
+              this.scheduleReplacement(slot);
+            }
+          }),
+        );
+      }
+    }
+    this.log.info(`workers set to ${count} (was ${before})`);
+    return { workers: count };
   }
 
   /** Every live worker with its role, for app messaging and selectors. */
@@ -126,10 +260,12 @@ export class Supervisor {
    * any published path changes. If one fails, the others are stopped and the current
    * generation stays exactly as it was, still supervised.
    */
-  restart(
-    opts: StartOptions = {},
-  ): Promise<{ generation: number; workers: { slot: number; id: string; pid: number | null }[] }> {
-    return this.serialize(async () => {
+  restart(opts: StartOptions = {}): Promise<RestartResult> {
+    return this.serialize(() => this.restartNow(opts));
+  }
+
+  private async restartNow(opts: StartOptions): Promise<RestartResult> {
+    {
       const wasRunning = this.running;
       this.running = true;
       const generation = ++this.generation;
@@ -156,6 +292,7 @@ export class Supervisor {
         (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
       );
       if (failed || abort.signal.aborted) {
+        this.pendingPublisher = null;
         const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
         await Promise.all(started.map((w) => this.drain(w)));
         this.running = wasRunning;
@@ -166,6 +303,7 @@ export class Supervisor {
       }
       this.suspendedWindow = suspended;
       const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
+      this.adoptPendingPublisher();
       for (const [i, slot] of this.slots.entries()) this.swapIn(slot, fresh[i]!);
       const oldStandbys = this.standbys;
       this.standbys = fresh.slice(this.slots.length);
@@ -173,7 +311,7 @@ export class Supervisor {
       this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
       const published = fresh.slice(0, this.slots.length);
       return { generation, workers: published.map((w) => ({ slot: w.slot ?? -1, id: w.id, pid: w.pid })) };
-    });
+    }
   }
 
   /** Releases suspended workers (the end of a migration window, SPEC §4.4). */
@@ -285,7 +423,7 @@ export class Supervisor {
       env: workerEnv(c.env),
       listenVar: c.listenVar,
       appName: c.name,
-      socketPathFor: (id) => this.publisher.uniquePath(id),
+      socketPathFor: (id) => (this.pendingPublisher ?? this.publisher).uniquePath(id),
       spawnTimeout: c.spawnTimeout,
       upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
       readiness: c.readiness,

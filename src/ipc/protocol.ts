@@ -17,6 +17,18 @@ export const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id: z.number().int(), type: z.literal('restart'), data: restartOptions.optional() }),
   z.strictObject({ id: z.number().int(), type: z.literal('stop') }),
   z.strictObject({ id: z.number().int(), type: z.literal('resume') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
+  z.strictObject({
+    id: z.number().int(),
+    type: z.literal('set-workers'),
+    data: z.strictObject({ count: z.number().int().min(1).max(256) }),
+  }),
+  z.strictObject({
+    id: z.number().int(),
+    type: z.literal('set-standby'),
+    data: z.strictObject({ count: z.number().int().min(0).max(64) }),
+  }),
 ]);
 
 export type Request = z.infer<typeof requestSchema>;

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import { type AppDir, makeApp, teardown } from './helpers/app';
+import { Daemon, FIXTURES, isAlive } from './helpers/daemon';
+import { getJson } from './helpers/http';
+import { waitFor } from './helpers/wait';
+
+let daemon: Daemon | undefined;
+let app: AppDir;
+
+afterEach(async () => {
+  await teardown(daemon, app);
+  daemon = undefined;
+});
+
+const writeConfig = (config: Record<string, unknown>) =>
+  fs.writeFileSync(
+    app.configFile,
+    stringify({ script: path.join(FIXTURES, 'plain.js'), tmpDir: 'run', ...config }),
+  );
+
+const links = () =>
+  fs
+    .readdirSync(app.tmpDir)
+    .filter((n) => /^app\.\d+\.sock$/.test(n))
+    .sort();
+
+describe('reload and scaling', () => {
+  test('SIGHUP scales 2 -> 3 -> 1 and leaves no published path of a removed slot', async () => {
+    app = makeApp({ workers: 2 });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    daemon = d;
+    const [first, second] = await d.slotPids();
+    writeConfig({ workers: 3 });
+    d.child.kill('SIGHUP');
+    await waitFor('3 workers', async () => (await d.slotPids()).length === 3);
+    assert.deepEqual(links(), ['app.0.sock', 'app.1.sock', 'app.2.sock']);
+    await getJson({ socketPath: app.published(2) });
+    const [, , third] = await d.slotPids();
+    assert.deepEqual((await d.slotPids()).slice(0, 2), [first, second], 'existing workers untouched');
+    writeConfig({ workers: 1 });
+    d.child.kill('SIGHUP');
+    await waitFor('1 worker', async () => (await d.slotPids()).length === 1);
+    assert.deepEqual(links(), ['app.0.sock']);
+    await waitFor('removed workers to exit', () => !isAlive(second!) && !isAlive(third!));
+    assert.deepEqual(await d.slotPids(), [first]);
+    assert.match(d.output, /reloaded .*workers 3 -> 1/);
+  });
+
+  test('an invalid config keeps the old one, keeps serving and says why', async () => {
+    app = makeApp({ workers: 2 });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    daemon = d;
+    const before = await d.slotPids();
+    fs.writeFileSync(
+      app.configFile,
+      `script: ${path.join(FIXTURES, 'plain.js')}\ntmpDir: run\nworkers: 0\nbogus: 1\n`,
+    );
+    const r = await d.cli(['reload']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nodesockd\.yaml: workers: .*at least 1/);
+    assert.match(r.stderr, /unknown key "bogus"/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    d.child.kill('SIGHUP');
+    await d.waitOutput(/SIGHUP: reload failed, keeping the current config/);
+    assert.deepEqual(await d.slotPids(), before);
+    for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
+    fs.writeFileSync(app.configFile, stringify({ script: 'x.js', tmpDir: 'elsewhere' }));
+    const moved = await d.cli(['reload']);
+    assert.equal(moved.code, 1);
+    assert.match(moved.stderr, /cannot change tmpDir, ipcFile while the daemon runs; restart the daemon/);
+  });
+
+  test('a change of what the workers run restarts them with zero downtime', async () => {
+    app = makeApp({ workers: 2, env: ['NSD_VERSION=1'] });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    daemon = d;
+    const before = await d.slotPids();
+    writeConfig({ workers: 2, env: ['NSD_VERSION=2'], name: 'renamed' });
+    const r = await d.cli(['reload']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /renamed app -> renamed/);
+    assert.match(r.stdout, /restarted the workers \(changed: env\)/);
+    const after = await d.slotPids();
+    assert.ok(after.every((pid) => !before.includes(pid)));
+    const body = await getJson<{ env: Record<string, string> }>({ socketPath: app.published(1) });
+    assert.equal(body.env.NSD_VERSION, '2');
+    const unchanged = await d.cli(['reload']);
+    assert.match(unchanged.stdout, /no change/);
+    assert.deepEqual(await d.slotPids(), after);
+  });
+
+  test('set-workers and set-standby scale at run time and validate their argument', async () => {
+    app = makeApp({ workers: 1 });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    daemon = d;
+    assert.equal((await d.cli(['set-workers', '2'])).code, 0);
+    assert.equal((await d.slotPids()).length, 2);
+    assert.deepEqual(links(), ['app.0.sock', 'app.1.sock']);
+    const standby = await d.cli(['set-standby', '1']);
+    assert.equal(standby.code, 0, standby.stderr);
+    await waitFor('a standby', async () => (await d.status()).workers.some((w) => w.role === 'standby'));
+    for (const bad of [
+      ['set-workers', '0'],
+      ['set-workers', 'abc'],
+      ['set-standby', '-1'],
+      ['set-workers', '999'],
+    ]) {
+      const r = await d.cli(bad);
+      assert.notEqual(r.code, 0, `${bad.join(' ')} must fail`);
+      assert.match(r.stderr, /count|must be|argument|number/i);
+      assert.doesNotMatch(r.stderr, /^\s+at /m);
+    }
+    assert.equal((await d.cli(['set-workers', '1'])).code, 0);
+    assert.deepEqual(links(), ['app.0.sock']);
+    const config = await d.cli(['config', '--json']);
+    assert.equal(JSON.parse(config.stdout).config.workers, 1);
+  });
+
+  test('terminate drains the workers and stops the daemon', async () => {
+    app = makeApp({ workers: 2 });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    daemon = d;
+    const pids = await d.slotPids();
+    const r = await d.cli(['terminate']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /daemon \d+ stopped/);
+    const exit = await d.exited;
+    assert.equal(exit.code, 0);
+    assert.ok(pids.every((pid) => !isAlive(pid)));
+    assert.deepEqual(fs.readdirSync(app.tmpDir), []);
+  });
+});
