@@ -24,7 +24,8 @@ export class LineFramer {
     this.pending += this.decoder.write(chunk);
     const frames = this.pending.split('\n');
     this.pending = frames.pop() ?? '';
-    const tooLong = (s: string) => s.length > this.maxBytes && Buffer.byteLength(s) > this.maxBytes;
+    // The limit is in UTF-8 bytes: a frame of multi-byte characters is longer than its length.
+    const tooLong = (s: string) => s.length > this.maxBytes || Buffer.byteLength(s) > this.maxBytes;
     if (tooLong(this.pending) || frames.some(tooLong)) {
       this.pending = '';
       throw new FrameTooLargeError(this.maxBytes);

@@ -86,12 +86,21 @@ export interface ConfigReply {
 
 /** A one-line description of why a frame is not a valid request. */
 export function describeInvalidRequest(value: unknown, error: z.ZodError): string {
+  // Only a string type is quoted back: JSON.stringify of a deeply nested one overflows the stack.
   const type =
     typeof value === 'object' && value !== null && 'type' in value
-      ? JSON.stringify((value as { type: unknown }).type)
+      ? (value as { type: unknown }).type
       : undefined;
   const first = error.issues[0];
   const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
-  if (first?.code === 'invalid_union' && type !== undefined) return `unknown request type ${type}`;
-  return `invalid request: ${where}${first?.message ?? 'malformed'}`;
+  if (first?.code === 'invalid_union' && typeof type === 'string') {
+    return `unknown request type ${JSON.stringify(type)}`;
+  }
+  return oneLine(`invalid request: ${where}${first?.message ?? 'malformed'}`);
+}
+
+/** Peer input quoted in an error message (zod echoes unknown keys raw): control characters escaped. */
+export function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Logger } from '../log';
 import { errorMessage } from '../log';
 import { encodeFrame, FrameTooLargeError, LineFramer } from './framing';
-import { describeInvalidRequest, type Reply, type Request, requestSchema } from './protocol';
+import { describeInvalidRequest, oneLine, type Reply, type Request, requestSchema } from './protocol';
 
 export type RequestHandler = (request: Request) => Promise<unknown>;
 
@@ -74,7 +74,8 @@ export class IpcServer {
     try {
       value = JSON.parse(frame);
     } catch (err) {
-      this.reply(socket, { id: null, ok: false, error: `invalid JSON: ${errorMessage(err)}` });
+      // V8 quotes the frame in its message: keep the reply's error on one line.
+      this.reply(socket, { id: null, ok: false, error: oneLine(`invalid JSON: ${errorMessage(err)}`) });
       return;
     }
     const parsed = requestSchema.safeParse(value);
