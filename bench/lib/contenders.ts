@@ -1,0 +1,218 @@
+/**
+ * The process managers under test, each started in its own directory of the run and stopped
+ * without leaving a process behind: nodesockd (the built CLI, a snapshot of dist/) and pm2 in
+ * cluster mode with a private PM2_HOME.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort, prepareSocketDir, probe, waitFor } from './nginx';
+import { type Run, sweep } from './run';
+
+export interface Timing {
+  /** Wall time from spawning the command to its exit. */
+  ms: number;
+  ok: boolean;
+  output: string;
+  /** When it started, in ms since the load started (under load only). */
+  atMs?: number;
+}
+
+export interface Env {
+  run: Run;
+  /** The snapshot of the package: dist/, package.json, node_modules -> the repo's. */
+  pkgDir: string;
+  appsDir: string;
+  keepaliveSeconds: number;
+}
+
+/** A running backend: what nginx proxies to, how to restart it, how to stop it. */
+export interface Backend {
+  upstreams: string[];
+  restart(): Promise<Timing>;
+  /** The manager's cheapest CLI round trip (`status`, `pm2 ping`): the fixed cost of any command. */
+  ping(): Promise<Timing>;
+  stop(): Promise<string[]>;
+  log(): string;
+}
+
+/** Runs `node <args>` to completion and times it. */
+export async function timed(
+  run: Run,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  forCleanup = false,
+): Promise<Timing> {
+  const start = performance.now();
+  const child = run.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }, forCleanup);
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.proc.stdout!.on('data', collect);
+  child.proc.stderr!.on('data', collect);
+  const exit = await child.exited;
+  return { ms: performance.now() - start, ok: exit.code === 0, output: output.trim() };
+}
+
+/**
+ * The app's own boot time, measured like a restart: from spawning `node app.js` (standalone,
+ * on 127.0.0.1 with a free port) to its "listening" line.
+ */
+export async function bootTime(run: Run, script: string): Promise<number> {
+  const start = performance.now();
+  const child = run.spawn(process.execPath, [script], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    cwd: path.dirname(script),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0' },
+  });
+  const ms = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.proc.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('listening')) resolve(performance.now() - start);
+    });
+    void child.exited.then((e) =>
+      reject(new Error(`${script} exited (${e.code ?? e.signal}) before listening`)),
+    );
+  });
+  await child.stop('SIGKILL', 1000);
+  return ms;
+}
+
+function readLog(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** nodesockd with 2 workers, run as `dist/cli/bin.js daemon -c <generated config>`. */
+export async function startNodesockd(env: Env, dir: string, script: string): Promise<Backend> {
+  const { run } = env;
+  const bin = path.join(env.pkgDir, 'dist/cli/bin.js');
+  const tmpDir = path.join(dir, 'run');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chmodSync(dir, 0o711);
+  prepareSocketDir(tmpDir);
+  const keepaliveMs = env.keepaliveSeconds * 1000;
+  const config = {
+    script,
+    tmpDir: 'run',
+    name: 'app',
+    workers: 2,
+    // Must equal nginx's upstream keepalive_timeout (SPEC §4.3, docs/config.md).
+    upstreamKeepaliveTimeout: keepaliveMs,
+    // A drain under load ends with the last Connection: close; idle upstream connections end
+    // when nginx drops them, after keepalive_timeout. Leave room for both.
+    shutdownTimeout: keepaliveMs + 10_000,
+    killTimeout: 2000,
+  };
+  const configFile = path.join(dir, 'nodesockd.json');
+  fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  const logFile = path.join(dir, 'daemon.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const daemon = run.spawn(process.execPath, [bin, 'daemon', '-c', configFile], {
+    cwd: dir,
+    stdio: ['ignore', logFd, logFd],
+  });
+  fs.closeSync(logFd);
+  const graceMs = config.shutdownTimeout + config.killTimeout + 2000;
+  const unhook = run.onCleanup('nodesockd daemon', async () => {
+    await daemon.stop('SIGTERM', graceMs);
+  });
+  const cli = (...args: string[]) => timed(run, [bin, ...args, '-c', configFile]);
+  try {
+    await waitFor(
+      'nodesockd: 2 workers online',
+      async () => {
+        if (daemon.proc.exitCode !== null) throw new Error('the daemon exited');
+        const s = await cli('status', '--json');
+        if (!s.ok) return false;
+        const status = JSON.parse(s.output) as { workers: Array<{ slot: number | null; state: string }> };
+        return status.workers.filter((w) => w.slot !== null && w.state === 'online').length >= 2;
+      },
+      30_000,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- daemon log ---\n${readLog(logFile)}`);
+  }
+  return {
+    upstreams: [0, 1].map((slot) => `unix:${path.join(tmpDir, `app.${slot}.sock`)}`),
+    restart: () => cli('restart'),
+    ping: () => cli('status'),
+    stop: async () => {
+      await daemon.stop('SIGTERM', graceMs);
+      unhook();
+      // Workers are detached from the daemon; anything it failed to stop carries LISTEN_ON.
+      return sweep(`${dir}/`);
+    },
+    log: () => readLog(logFile),
+  };
+}
+
+export const PM2_APP = 'nsd-bench';
+
+export function pm2Bin(root: string): string {
+  return path.join(root, 'node_modules/pm2/bin/pm2');
+}
+
+export function pm2Version(root: string): string {
+  try {
+    return (
+      JSON.parse(fs.readFileSync(path.join(root, 'node_modules/pm2/package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+/** pm2 cluster mode, 2 instances of the app on a loopback TCP port, PM2_HOME inside the run. */
+export async function startPm2(env: Env, dir: string, script: string, repoRoot: string): Promise<Backend> {
+  const { run } = env;
+  const home = path.join(dir, 'home');
+  fs.mkdirSync(home, { recursive: true });
+  const port = await freePort();
+  const ecosystem = {
+    apps: [
+      {
+        name: PM2_APP,
+        script,
+        exec_mode: 'cluster',
+        instances: 2,
+        env: { PORT: String(port) },
+        out_file: path.join(dir, 'app.out.log'),
+        error_file: path.join(dir, 'app.err.log'),
+        merge_logs: true,
+      },
+    ],
+  };
+  const ecosystemFile = path.join(dir, 'ecosystem.config.json');
+  fs.writeFileSync(ecosystemFile, `${JSON.stringify(ecosystem, null, 2)}\n`);
+  const pm2Env = { ...process.env, PM2_HOME: home };
+  const pm2 = (...args: string[]) => timed(run, [pm2Bin(repoRoot), ...args], pm2Env);
+  const kill = async (): Promise<string[]> => {
+    await timed(run, [pm2Bin(repoRoot), 'kill'], pm2Env, true);
+    return sweep(`${home}/`);
+  };
+  const unhook = run.onCleanup('pm2 kill', async () => {
+    await kill();
+  });
+  const started = await pm2('start', ecosystemFile);
+  if (!started.ok) throw new Error(`pm2 start failed:\n${started.output}`);
+  await waitFor('pm2: the app to answer', async () => (await probe(port)) === 200, 30_000);
+  return {
+    upstreams: [`127.0.0.1:${port}`],
+    restart: () => pm2('reload', PM2_APP),
+    ping: () => pm2('ping'),
+    stop: async () => {
+      const left = await kill();
+      unhook();
+      return left;
+    },
+    log: () => readLog(path.join(home, 'pm2.log')) + readLog(path.join(dir, 'app.err.log')),
+  };
+}
