@@ -7,7 +7,7 @@
  */
 import { nodesockd } from './worker/runtime.js';
 
-export type { Nodesockd, NodesockdEvents } from './worker/runtime.js';
+export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './worker/runtime.js';
 export { nodesockd } from './worker/runtime.js';
 export type { ServeInfo, ServeOptions } from './worker/serve.js';
 export { serve } from './worker/serve.js';

@@ -2,8 +2,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
 import { runDaemon } from '../daemon/daemon';
+import type { SendMessageReply, SendRequestReply, WorkerRef, WorkerResult } from '../daemon/messaging';
 import { request } from '../ipc/client';
-import type { ConfigReply, DaemonStatus } from '../ipc/protocol';
+import {
+  APP_REQUEST_TIMEOUT_DEFAULT_MS,
+  APP_REQUEST_TIMEOUT_MAX_MS,
+  type ConfigReply,
+  type DaemonStatus,
+} from '../ipc/protocol';
 import { VERSION } from '../version';
 import { checkSetup } from './check';
 import { formatStatus } from './format';
@@ -41,6 +47,58 @@ async function waitForExit(pid: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+function requestTimeout(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > APP_REQUEST_TIMEOUT_MAX_MS)
+    throw new InvalidArgumentError(
+      `must be a whole number of milliseconds from 1 to ${APP_REQUEST_TIMEOUT_MAX_MS}`,
+    );
+  return n;
+}
+
+/** The optional `[json]` argument of send-msg/send-req: any JSON value, or undefined when absent. */
+function jsonArgument(value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new UsageError(
+      `the json argument is not valid JSON (${why}); a string must be quoted, e.g. '"text"'`,
+    );
+  }
+}
+
+const SELECTOR_OPTION_HELP =
+  'which workers: all (the serving ones, default), standby, every, slots like 0,2-3, id:<worker id>, pid:<pid>';
+
+/** `slot 0  w5a0e22b2  4242`, with the labels padded to one width. */
+function workerColumns(workers: WorkerRef[]): string[] {
+  const labels = workers.map((w) => (w.slot !== null ? `slot ${w.slot}` : w.role));
+  const width = Math.max(0, ...labels.map((l) => l.length));
+  return workers.map((w, i) => `${labels[i]!.padEnd(width)}  ${w.id}  ${w.pid ?? '-'}`);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\r?\n/g, '\\n');
+}
+
+function resultLines(results: WorkerResult[]): string {
+  const heads = workerColumns(results);
+  return results
+    .map((r, i) => {
+      if (!r.ok) return `${heads[i]}  error: ${oneLine(r.error)}`;
+      return r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`;
+    })
+    .join('\n');
+}
+
+function reportFailures(failed: number, total: number): void {
+  if (failed === 0) return;
+  process.stderr.write(`nodesockd: ${failed} of ${total} worker(s) failed\n`);
+  process.exitCode = 1;
 }
 
 function addClientOptions(cmd: Command): Command {
@@ -211,6 +269,63 @@ export function buildProgram(): Command {
       await waitForExit(pid);
       console.log(`daemon ${pid} stopped`);
     });
+
+  addClientOptions(program.command('send-msg'))
+    .description("send an app message to workers (the library emits it as nodesockd's 'message' event)")
+    .argument('<name>', 'message name')
+    .argument('[json]', 'data: any JSON value (quote strings: \'"text"\')')
+    .option('-w, --workers <selector>', SELECTOR_OPTION_HELP)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, json: string | undefined, opts: ClientOptions & { workers?: string }) => {
+      const data = jsonArgument(json);
+      const reply = await request<SendMessageReply>(
+        ipcPath(opts),
+        { type: 'send-msg', data: { name, data, workers: opts.workers } },
+        { timeoutMs: 10_000 },
+      );
+      print(opts, reply, () => {
+        const failed = workerColumns(reply.failed);
+        return [
+          `sent to ${reply.sent.length} worker(s)${reply.sent.length > 0 ? ':' : ''}`,
+          ...workerColumns(reply.sent).map((line) => `  ${line}`),
+          ...(reply.failed.length > 0 ? [`not sent to ${reply.failed.length} worker(s):`] : []),
+          ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${oneLine(f.error)}`),
+        ].join('\n');
+      });
+      reportFailures(reply.failed.length, reply.sent.length + reply.failed.length);
+    });
+
+  addClientOptions(program.command('send-req'))
+    .description(
+      "send an app request to workers and print each worker's reply (from its nodesockd.setRequestHandler())",
+    )
+    .argument('<name>', 'request name')
+    .argument('[json]', 'data: any JSON value (quote strings: \'"text"\')')
+    .option('-w, --workers <selector>', SELECTOR_OPTION_HELP)
+    .option(
+      '--timeout <ms>',
+      `how long each worker has to reply (default ${APP_REQUEST_TIMEOUT_DEFAULT_MS}, at most ${APP_REQUEST_TIMEOUT_MAX_MS})`,
+      requestTimeout,
+    )
+    .option('--json', 'machine-readable output')
+    .action(
+      async (
+        name: string,
+        json: string | undefined,
+        opts: ClientOptions & { workers?: string; timeout?: number },
+      ) => {
+        const data = jsonArgument(json);
+        const perWorker = opts.timeout ?? APP_REQUEST_TIMEOUT_DEFAULT_MS;
+        const reply = await request<SendRequestReply>(
+          ipcPath(opts),
+          { type: 'send-req', data: { name, data, workers: opts.workers, timeoutMs: opts.timeout } },
+          // The daemon answers once every worker has replied or timed out: give it that long, and more.
+          { timeoutMs: perWorker + 10_000 },
+        );
+        print(opts, reply, () => resultLines(reply.results));
+        reportFailures(reply.results.filter((r) => !r.ok).length, reply.results.length);
+      },
+    );
 
   addClientOptions(program.command('status'))
     .description('show the daemon and its workers')

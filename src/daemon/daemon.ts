@@ -7,6 +7,7 @@ import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
 import { DaemonLock } from './lock';
+import { Messenger } from './messaging';
 import { WorkerOutput } from './output';
 import { Publisher } from './publisher';
 import { Supervisor } from './supervisor';
@@ -55,6 +56,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   }
   const output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
   const supervisor = new Supervisor(config, publisher, output, log);
+  const messenger = new Messenger(() => supervisor.listWorkers(), log);
   const devServer =
     config.devServer === false
       ? null
@@ -86,6 +88,10 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
         return supervisor.stop();
       case 'resume':
         return supervisor.resume();
+      case 'send-msg':
+        return messenger.sendMessage(request.data);
+      case 'send-req':
+        return messenger.request(request.data);
       case 'reload':
         return reload();
       case 'set-workers':

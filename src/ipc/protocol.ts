@@ -10,6 +10,20 @@ const restartOptions = z.strictObject({
   maxAttempts: z.number().int().min(1).optional(),
 });
 
+/** App messaging (SPEC §5.3): per-worker reply timeout of `send-req`. */
+export const APP_REQUEST_TIMEOUT_DEFAULT_MS = 10_000;
+export const APP_REQUEST_TIMEOUT_MAX_MS = 300_000;
+const sendMessage = z.strictObject({
+  name: z.string().min(1).max(256),
+  /** Any JSON value, handed to the app as is. */
+  data: z.unknown().optional(),
+  /** A worker selector (see daemon/messaging.ts); default `all`, the serving workers. */
+  workers: z.string().max(4096).optional(),
+});
+const sendRequest = sendMessage.extend({
+  timeoutMs: z.number().int().min(1).max(APP_REQUEST_TIMEOUT_MAX_MS).optional(),
+});
+
 export const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id: z.number().int(), type: z.literal('status') }),
   z.strictObject({ id: z.number().int(), type: z.literal('config') }),
@@ -17,6 +31,8 @@ export const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id: z.number().int(), type: z.literal('restart'), data: restartOptions.optional() }),
   z.strictObject({ id: z.number().int(), type: z.literal('stop') }),
   z.strictObject({ id: z.number().int(), type: z.literal('resume') }),
+  z.strictObject({ id: z.number().int(), type: z.literal('send-msg'), data: sendMessage }),
+  z.strictObject({ id: z.number().int(), type: z.literal('send-req'), data: sendRequest }),
   z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
   z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
   z.strictObject({
@@ -34,6 +50,8 @@ export const requestSchema = z.discriminatedUnion('type', [
 export type Request = z.infer<typeof requestSchema>;
 export type RequestType = Request['type'];
 export type RestartOptions = z.infer<typeof restartOptions>;
+export type SendMessageRequest = z.infer<typeof sendMessage>;
+export type SendRequestRequest = z.infer<typeof sendRequest>;
 
 export type Reply =
   | { id: number; ok: true; data?: unknown }

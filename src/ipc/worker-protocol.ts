@@ -21,8 +21,31 @@ export interface InflightMessage {
   type: 'nodesockd:inflight';
   count: number;
 }
-export type WorkerToDaemon = typeof MSG_ONLINE | BrokenMessage | InflightMessage;
-export type DaemonToWorker = typeof MSG_SHUTDOWN | typeof MSG_RESUME;
+/** Daemon → worker: an app message (`nodesockd send-msg`), emitted as `'message'` (name, data). */
+export interface AppMessage {
+  type: 'nodesockd:app-msg';
+  name: string;
+  data?: unknown;
+}
+/** Daemon → worker: an app request (`nodesockd send-req`); answered by one {@link AppReply}. */
+export interface AppRequest {
+  type: 'nodesockd:app-req';
+  /** Unique per daemon; the reply carries it back. */
+  id: number;
+  name: string;
+  data?: unknown;
+}
+/** Worker → daemon: the answer to the {@link AppRequest} with the same id. */
+export type AppReply =
+  | { type: 'nodesockd:app-reply'; id: number; ok: true; data?: unknown }
+  | { type: 'nodesockd:app-reply'; id: number; ok: false; error: string };
+
+export const MSG_APP_MSG = 'nodesockd:app-msg';
+export const MSG_APP_REQ = 'nodesockd:app-req';
+export const MSG_APP_REPLY = 'nodesockd:app-reply';
+
+export type WorkerToDaemon = typeof MSG_ONLINE | BrokenMessage | InflightMessage | AppReply;
+export type DaemonToWorker = typeof MSG_SHUTDOWN | typeof MSG_RESUME | AppMessage | AppRequest;
 
 /** Environment variables the daemon sets for each worker (besides `listenVar`). */
 export const ENV = {
@@ -51,4 +74,20 @@ export function isInflightMessage(m: unknown): m is InflightMessage {
     (m as { type?: unknown }).type === 'nodesockd:inflight' &&
     Number.isInteger((m as { count?: unknown }).count)
   );
+}
+
+function typeOf(m: unknown): unknown {
+  return typeof m === 'object' && m !== null ? (m as { type?: unknown }).type : undefined;
+}
+
+/** An app message from the daemon (what the worker library turns into a `'message'` event). */
+export function isAppMessage(m: unknown): m is AppMessage {
+  return typeOf(m) === MSG_APP_MSG && typeof (m as { name?: unknown }).name === 'string';
+}
+
+/** Any object claiming to be an app request; its id and name are checked by the receiver. */
+export function isAppRequestLike(
+  m: unknown,
+): m is { type: typeof MSG_APP_REQ; id?: unknown; name?: unknown; data?: unknown } {
+  return typeOf(m) === MSG_APP_REQ;
 }

@@ -6,9 +6,13 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  type AppReply,
   type BrokenMessage,
   ENV,
   type InflightMessage,
+  isAppMessage,
+  isAppRequestLike,
+  MSG_APP_REPLY,
   MSG_ONLINE,
   MSG_RESUME,
   MSG_SHUTDOWN,
@@ -25,9 +29,25 @@ export interface NodesockdEvents {
   shutdown: [];
   /** The worker left suspension; requests held until now are being released. Emitted at most once. */
   resume: [];
-  /** Any IPC message that is not `'shutdown'` or `'resume'`, passed through unchanged. */
-  message: [message: unknown];
+  /**
+   * An app message sent with `nodesockd send-msg <name> [json]`: its name and its data (any JSON
+   * value; `undefined` when none was given).
+   */
+  message: [name: string, data: unknown];
+  /**
+   * Any other IPC message the library does not handle (not `'shutdown'`, `'resume'`, an app
+   * message or an app request), passed through unchanged. The daemon itself sends no such
+   * message; this is for a parent process other than the daemon, e.g. a test harness.
+   */
+  ipc: [message: unknown];
 }
+
+/**
+ * Answers `nodesockd send-req <name> [json]`: the value returned (or the promise's value) is the
+ * reply and must be JSON-serialisable; a thrown error or a rejection becomes an error reply
+ * carrying its message.
+ */
+export type AppRequestHandler = (name: string, data: unknown) => unknown;
 
 /**
  * The app's handle on the daemon. One per process, shared by every copy of the library that the
@@ -59,6 +79,12 @@ export interface Nodesockd extends EventEmitter<NodesockdEvents> {
   reportBroken(reason: string): void;
   /** Tell the daemon how many requests are in flight (used while draining). No-op standalone. */
   reportInflight(count: number): void;
+  /**
+   * Set the handler that answers `nodesockd send-req` (one per process; a later call replaces it,
+   * `null` removes it). Without one, requests get the error reply `'no request handler'`. Standalone
+   * nothing ever calls it.
+   */
+  setRequestHandler(handler: AppRequestHandler | null): void;
 }
 
 /** What every copy of the library loaded in this process shares. */
@@ -88,6 +114,35 @@ export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
   } catch {
     done?.();
   }
+}
+
+/** A thrown value as a one-line-ish reason: an Error's message, else its string form. */
+function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name || 'Error';
+  try {
+    return String(err);
+  } catch {
+    return 'request handler failed';
+  }
+}
+
+/**
+ * The handler's value as reply data, or an error when JSON cannot carry it (the IPC channel
+ * serialises with JSON, where a BigInt or a cycle throws and a function silently vanishes).
+ * The data sent is what `JSON.parse(JSON.stringify(value))` gives, so `toJSON()` runs once, here.
+ */
+function toReplyData(value: unknown): { ok: true; data?: unknown } | { ok: false; error: string } {
+  if (value === undefined) return { ok: true };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    return { ok: false, error: `the reply is not JSON-serialisable: ${describeThrown(err)}` };
+  }
+  if (json === undefined) {
+    return { ok: false, error: `the reply is not JSON-serialisable: a ${typeof value}` };
+  }
+  return { ok: true, data: JSON.parse(json) as unknown };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -143,6 +198,7 @@ class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
   #resolveResumed: () => void = () => {};
   #holdingChannel = false;
   #onlineSent = false;
+  #requestHandler: AppRequestHandler | null = null;
   readonly #shared: () => SharedState;
 
   constructor(shared: () => SharedState) {
@@ -202,11 +258,39 @@ class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
     sendToDaemon(message);
   }
 
+  setRequestHandler(handler: AppRequestHandler | null): void {
+    if (handler !== null && typeof handler !== 'function') {
+      throw new TypeError('nodesockd: setRequestHandler() takes a function or null');
+    }
+    this.#requestHandler = handler;
+  }
+
   readonly #onMessage = (message: unknown): void => {
     if (message === MSG_SHUTDOWN) this.#shutdown();
     else if (message === MSG_RESUME) this.#resume();
-    else this.emit('message', message);
+    else if (isAppMessage(message)) this.emit('message', message.name, message.data);
+    else if (isAppRequestLike(message)) void this.#answer(message.id, message.name, message.data);
+    else this.emit('ipc', message);
   };
+
+  /** Runs the request handler and sends exactly one reply; nothing here may throw. */
+  async #answer(id: unknown, name: unknown, data: unknown): Promise<void> {
+    // Without a usable id the reply could not be matched: the daemon times the request out.
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return;
+    let reply: AppReply;
+    const handler = this.#requestHandler;
+    if (typeof name !== 'string') reply = { type: MSG_APP_REPLY, id, ok: false, error: 'malformed request' };
+    else if (handler === null) reply = { type: MSG_APP_REPLY, id, ok: false, error: 'no request handler' };
+    else {
+      try {
+        const value: unknown = await handler(name, data);
+        reply = { type: MSG_APP_REPLY, id, ...toReplyData(value) };
+      } catch (err) {
+        reply = { type: MSG_APP_REPLY, id, ok: false, error: describeThrown(err) };
+      }
+    }
+    sendToDaemon(reply);
+  }
 
   #shutdown(): void {
     const shared = this.#shared();
