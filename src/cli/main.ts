@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
@@ -13,6 +14,8 @@ import {
 import { VERSION } from '../version';
 import { checkSetup } from './check';
 import { formatStatus } from './format';
+import { nginxConfig, systemdUnit } from './generate';
+import { upgradeDaemon } from './upgrade';
 
 /** An error meant for the user: printed as one line (plus detail lines), never with a stack. */
 export class UsageError extends Error {}
@@ -210,19 +213,23 @@ export function buildProgram(): Command {
     )
     .option('--suspended', 'new workers hold requests until `resume` (for database migrations)')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
-    .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const reply = await request<{
-        generation: number;
-        workers: { slot: number; id: string; pid: number }[];
-      }>(ipcPath(opts), {
-        type: 'restart',
-        data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
-      });
-      const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
-      console.log(
-        `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
-      );
-    });
+    .option('-u, --upgrade', 'first hand the workers to a daemon of this (newer) nodesockd version')
+    .action(
+      async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
+        if (opts.upgrade) await upgradeDaemon(ipcPath(opts), (line) => console.log(line));
+        const reply = await request<{
+          generation: number;
+          workers: { slot: number; id: string; pid: number }[];
+        }>(ipcPath(opts), {
+          type: 'restart',
+          data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
+        });
+        const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
+        console.log(
+          `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
+        );
+      },
+    );
 
   addClientOptions(program.command('resume'))
     .description('release suspended workers')
@@ -358,6 +365,31 @@ export function buildProgram(): Command {
             ? `# from: ${reply.files.join(', ')}`
             : '# from the command line and defaults',
         ].join('\n'),
+      );
+    });
+
+  program
+    .command('nginx')
+    .description('print the nginx upstream block (and a server example) matching the config')
+    .option('-c, --config <file>', 'config file (default: discovered in the current directory)')
+    .option('--listen <address>', 'listen directive of the server example', '80')
+    .option('--server-name <name>', 'server_name of the server example', '_')
+    .option('--debug', 'print stack traces of errors')
+    .action((opts: { config?: string; listen: string; serverName: string }) => {
+      const { config } = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      process.stdout.write(nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }));
+    });
+
+  program
+    .command('systemd')
+    .description('print a systemd unit for this app that works with adoption and upgrades')
+    .option('-c, --config <file>', 'config file (default: discovered in the current directory)')
+    .option('--debug', 'print stack traces of errors')
+    .action((opts: { config?: string }) => {
+      const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      const configFile = loaded.files[0];
+      process.stdout.write(
+        systemdUnit(loaded.config, { binPath: path.resolve(process.argv[1] ?? 'nodesockd'), configFile }),
       );
     });
 

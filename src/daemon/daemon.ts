@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import semver from 'semver';
 import type { LoadedConfig } from '../config/load';
 import { DevServer } from '../fronts/dev-server';
 import { probeSocket } from '../ipc/client';
@@ -10,6 +12,7 @@ import { DaemonLock } from './lock';
 import { Messenger } from './messaging';
 import { WorkerOutput } from './output';
 import { Publisher } from './publisher';
+import { StateFile } from './state-file';
 import { Supervisor } from './supervisor';
 
 export class DaemonStartError extends Error {}
@@ -50,12 +53,21 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   }
 
   const publisher = new Publisher(config.tmpDir, config.socketFile, log);
-  const leftovers = await publisher.cleanStale();
-  for (const file of leftovers) {
-    log.warn(`${file} is still served by a process from an earlier daemon; leaving it alone`);
-  }
   const output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
   const supervisor = new Supervisor(config, publisher, output, log);
+  const stateFile = new StateFile(`${config.ipcFile}.state`);
+  const previous = stateFile.read();
+  if (previous.problem) log.warn(previous.problem);
+  const adopted = previous.state ? await supervisor.adopt(previous.state) : 0;
+  if (adopted > 0)
+    log.info(`adopted ${adopted} worker(s) of the previous daemon (pid ${previous.state?.daemonPid})`);
+  const leftovers = await publisher.cleanStale();
+  const adoptedSockets = new Set(supervisor.listWorkers().map(({ worker }) => worker.socketPath));
+  for (const file of leftovers.filter((f) => !adoptedSockets.has(f))) {
+    log.warn(`${file} is still served by a process nodesockd does not know; leaving it alone`);
+  }
+  supervisor.onChange = () => stateFile.schedule(() => supervisor.snapshot());
+  stateFile.write(supervisor.snapshot());
   const messenger = new Messenger(() => supervisor.listWorkers(), log);
   const devServer =
     config.devServer === false
@@ -98,11 +110,50 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
         return supervisor.setWorkers(request.data.count);
       case 'set-standby':
         return supervisor.setStandby(request.data.count);
+      case 'worker-hello':
+        throw new Error('worker-hello is handled by the control socket');
+      case 'handover':
+        return handOver(request.data.version);
       case 'terminate':
         // Reply first: the client waits for the pid to disappear.
         setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
         return { pid: process.pid };
     }
+  };
+
+  /**
+   * restart --upgrade (SPEC §4.9): when the CLI is newer, let go of the workers and make way
+   * for a daemon running the installed version, which adopts them. Under systemd (the unit of
+   * `nodesockd systemd`: Restart=always, KillMode=process) exiting is enough; elsewhere the
+   * replacement is started here, with the same command line.
+   */
+  const handOver = (version: string): { handover: boolean; version: string; pid: number } => {
+    const newer = semver.valid(version) !== null && semver.gt(version, VERSION);
+    if (!newer) return { handover: false, version: VERSION, pid: process.pid };
+    if (shuttingDown) throw new Error('the daemon is shutting down');
+    log.info(`handing the workers over to nodesockd ${version}`);
+    shuttingDown = (async () => {
+      // After this reply has been written.
+      await new Promise((resolve) => setImmediate(resolve));
+      await devServer?.close();
+      stateFile.write(supervisor.detach());
+      await ipc.close();
+      fs.rmSync(config.ipcFile, { force: true });
+      lock.release();
+      output.close();
+      if (!process.env.INVOCATION_ID) {
+        const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+          detached: true,
+          stdio: 'inherit',
+        });
+        next.unref();
+        log.info(`started the new daemon (pid ${next.pid}); exiting`);
+      } else {
+        log.info('exiting; systemd starts the new daemon');
+      }
+    })();
+    void shuttingDown.then(() => process.exit(0));
+    return { handover: true, version: VERSION, pid: process.pid };
   };
 
   // Reloads are serialised so two SIGHUPs cannot interleave their diffs.
@@ -130,7 +181,9 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     return run;
   };
 
-  const ipc = new IpcServer(config.ipcFile, handle, log);
+  const ipc = new IpcServer(config.ipcFile, handle, log, (id, pid, socket) =>
+    supervisor.attachWorkerChannel(id, pid, socket),
+  );
   await ipc.listen();
 
   let shuttingDown: Promise<void> | null = null;
@@ -143,6 +196,8 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       await supervisor.stop();
       await ipc.close();
       fs.rmSync(config.ipcFile, { force: true });
+      supervisor.onChange = () => {};
+      stateFile.remove();
       lock.release();
       output.close();
       log.info('bye');
@@ -189,10 +244,14 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       log.error(errorMessage(err));
     }
   }
-  supervisor.start().then(
-    ({ workers }) => log.info(`${workers} worker(s) online`),
-    (err: unknown) => log.error(errorMessage(err)),
-  );
+  if (adopted > 0) {
+    supervisor.fillMissing().catch((err: unknown) => log.error(errorMessage(err)));
+  } else {
+    supervisor.start().then(
+      ({ workers }) => log.info(`${workers} worker(s) online`),
+      (err: unknown) => log.error(errorMessage(err)),
+    );
+  }
   await done;
 }
 

@@ -1,16 +1,22 @@
+import type net from 'node:net';
 import type { Config } from '../config/schema';
+import { canConnect } from '../ipc/client';
 import type { SlotStatus, WorkerStatus } from '../ipc/protocol';
 import { errorMessage, type Logger } from '../log';
+import { processStartTicks } from './adopted-process';
 import type { WorkerOutput } from './output';
 import { readProcStats } from './proc-stats';
 import type { Publisher } from './publisher';
-import { describeExit, type ExitInfo, WorkerHandle } from './worker';
+import type { DaemonState, WorkerRecord } from './state-file';
+import { describeExit, type ExitInfo, WorkerHandle, type WorkerSpawnOptions } from './worker';
 import { isServing } from './worker-state';
 
 /** Crash backoff: first retry almost at once, doubling up to the cap, reset after a stable run. */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 30_000;
 const STABLE_AFTER_MS = 60_000;
+/** Consecutive crashes of a slot after which it waits for the backoff instead of a standby. */
+const STANDBY_CRASH_LIMIT = 3;
 
 interface Slot {
   index: number;
@@ -204,6 +210,28 @@ export class Supervisor {
     }
     this.log.info(`workers set to ${count} (was ${before})`);
     return { workers: count };
+  }
+
+  /**
+   * Lets go of every worker without stopping it, for a daemon upgrade (SPEC §4.9): no more
+   * replacements, channels closed (library workers reconnect to the next daemon). Returns the
+   * state the next daemon adopts from.
+   */
+  detach(): DaemonState {
+    this.lifetime.abort();
+    for (const slot of this.slots) this.cancelRetry(slot);
+    if (this.standbyTimer) clearTimeout(this.standbyTimer);
+    this.standbyTimer = null;
+    const state = this.snapshot();
+    this.onChange = () => {};
+    for (const worker of this.workers) {
+      worker.removeAllListeners('exit');
+      worker.removeAllListeners('broken');
+      worker.detach();
+    }
+    this.workers.clear();
+    this.running = false;
+    return state;
   }
 
   /** Every live worker with its role, for app messaging and selectors. */
@@ -409,9 +437,9 @@ export class Supervisor {
     };
   }
 
-  private spawn(slot: Slot | null, generation: number, suspended: boolean): WorkerHandle {
+  private workerOptions(slot: Slot | null, generation: number, suspended: boolean): WorkerSpawnOptions {
     const c = this.config;
-    const worker = new WorkerHandle({
+    return {
       slot: slot?.index ?? null,
       instance: slot ? slot.instances++ : this.standbyInstances++,
       generation,
@@ -427,13 +455,141 @@ export class Supervisor {
       spawnTimeout: c.spawnTimeout,
       upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
       readiness: c.readiness,
+      ipcFile: c.ipcFile,
       output: this.output,
       log: this.log,
-    });
+    };
+  }
+
+  private spawn(slot: Slot | null, generation: number, suspended: boolean): WorkerHandle {
+    return this.track(new WorkerHandle(this.workerOptions(slot, generation, suspended)));
+  }
+
+  private track(worker: WorkerHandle): WorkerHandle {
     this.workers.add(worker);
     worker.on('exit', (exit: ExitInfo) => this.onExit(worker, exit));
     worker.on('broken', () => this.onBroken(worker));
+    worker.on('state', () => this.changed());
+    this.changed();
     return worker;
+  }
+
+  /** Called on every change the state file must reflect. */
+  onChange: () => void = () => {};
+
+  private changed(): void {
+    this.onChange();
+  }
+
+  /** What a daemon taking over from this one needs (SPEC §4.8). */
+  snapshot(): DaemonState {
+    return {
+      version: 1,
+      daemonPid: process.pid,
+      running: this.running,
+      suspended: this.suspendedWindow,
+      generation: this.generation,
+      workers: this.listWorkers()
+        .filter(({ worker }) => worker.pid !== null && worker.state !== 'exited')
+        .map(({ worker, role }) => ({
+          id: worker.id,
+          pid: worker.pid!,
+          socketPath: worker.socketPath,
+          slot: role === 'serving' ? worker.slot : null,
+          role,
+          suspended: worker.state === 'suspended',
+          startedAt: worker.startedAt,
+          generation: worker.generation,
+          startTicks: processStartTicks(worker.pid!),
+        })),
+    };
+  }
+
+  /**
+   * Takes over the live workers an earlier daemon left (SPEC §4.8): same pids keep serving in
+   * the same slots; what is dead or no longer fits the config is dropped or drained.
+   */
+  async adopt(state: DaemonState): Promise<number> {
+    let adopted = 0;
+    this.generation = Math.max(this.generation, state.generation);
+    for (const record of state.workers) {
+      const why = await this.adoptable(record);
+      if (why) {
+        this.log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
+        continue;
+      }
+      const slot = record.slot !== null && record.role === 'serving' ? this.slots[record.slot] : undefined;
+      const worker = this.track(
+        new WorkerHandle(this.workerOptions(slot ?? null, record.generation, record.suspended), record),
+      );
+      adopted++;
+      if (slot && !slot.worker) {
+        slot.worker = worker;
+        this.publisher.publish(slot.index, worker.socketPath);
+        this.log.info(`slot ${slot.index}: adopted worker ${worker.id} (pid ${worker.pid})`);
+      } else if (record.role === 'standby' && this.standbys.length < this.config.standby) {
+        worker.slot = null;
+        this.standbys.push(worker);
+        this.log.info(`adopted standby ${worker.id} (pid ${worker.pid})`);
+      } else {
+        this.log.info(`adopted worker ${worker.id} (pid ${worker.pid}) is not needed; draining it`);
+        void this.drain(worker);
+      }
+    }
+    if (adopted > 0) {
+      this.running = state.running;
+      this.suspendedWindow = state.suspended;
+    }
+    return adopted;
+  }
+
+  private async adoptable(record: WorkerRecord): Promise<string | null> {
+    if (record.socketPath !== this.publisher.uniquePath(record.id))
+      return 'its socket is not where this config puts it';
+    const ticks = processStartTicks(record.pid);
+    if (ticks === null) return 'its process is gone';
+    if (record.startTicks !== null && ticks !== record.startTicks)
+      return 'its pid now belongs to another process';
+    if (!(await canConnect(record.socketPath))) return 'its socket does not answer';
+    return null;
+  }
+
+  /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
+  attachWorkerChannel(id: string, pid: number, socket: net.Socket): boolean {
+    const worker = [...this.workers].find((w) => w.id === id && w.pid === pid && w.adopted);
+    if (!worker?.adopted) return false;
+    worker.adopted.attach(socket);
+    this.log.info(`worker ${id} (pid ${pid}) reconnected`);
+    return true;
+  }
+
+  /** After an adoption: start workers for the slots and standbys still missing. */
+  fillMissing(): Promise<void> {
+    return this.serialize(async () => {
+      if (!this.running) return;
+      await Promise.all(
+        this.slots
+          .filter((slot) => !slot.worker)
+          .map(async (slot) => {
+            try {
+              this.swapIn(
+                slot,
+                await this.startWorker(
+                  slot,
+                  this.generation,
+                  this.suspendedWindow,
+                  this.config.maxStartAttempts,
+                ),
+              );
+            } catch (err) {
+              if (err instanceof AbortedError) return;
+              slot.lastExit = errorMessage(err);
+              this.scheduleReplacement(slot);
+            }
+          }),
+      );
+      this.replenishStandbys();
+    });
   }
 
   /** Starts a worker for the slot and waits until it is online, with up to `attempts` tries. */
@@ -469,6 +625,7 @@ export class Supervisor {
     this.publisher.publish(slot.index, worker.socketPath);
     slot.worker = worker;
     if (!this.suspendedWindow) worker.resume();
+    this.changed();
     this.log.info(`slot ${slot.index} -> worker ${worker.id} (pid ${worker.pid})`);
     if (previous && previous !== worker) void this.drain(previous);
   }
@@ -499,8 +656,14 @@ export class Supervisor {
     );
     // A worker that ran stably before dying starts the backoff over; one that keeps dying
     // soon after coming online climbs it like one that never comes online.
-    if (Date.now() - worker.since > STABLE_AFTER_MS) slot.consecutiveCrashes = 0;
-    if (this.promoteStandby(slot)) return;
+    if (worker.onlineAt !== null && Date.now() - worker.onlineAt > STABLE_AFTER_MS)
+      slot.consecutiveCrashes = 0;
+    // A standby covers an isolated crash at once; a crash loop falls back to the backoff so
+    // that it cannot burn through standbys as fast as they start.
+    if (slot.consecutiveCrashes < STANDBY_CRASH_LIMIT && this.promoteStandby(slot)) {
+      slot.consecutiveCrashes++;
+      return;
+    }
     this.scheduleReplacement(slot);
     slot.consecutiveCrashes++;
   }
@@ -598,8 +761,8 @@ export class Supervisor {
     } catch (err) {
       if (err instanceof AbortedError || !this.running) return;
       slot.consecutiveCrashes++;
-      slot.lastExit = errorMessage(err).split('\n')[0] ?? null;
-      this.log.warn(`slot ${slot.index}: replacement failed: ${slot.lastExit}`);
+      slot.lastExit = errorMessage(err);
+      this.log.warn(`slot ${slot.index}: replacement failed: ${slot.lastExit.split('\n')[0]}`);
       if (slot.worker === replacing) this.scheduleReplacement(slot);
     }
   }

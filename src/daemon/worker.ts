@@ -1,6 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
 import { canConnect } from '../ipc/client';
 import {
   ENV,
@@ -11,11 +13,14 @@ import {
   MSG_SHUTDOWN,
 } from '../ipc/worker-protocol';
 import type { Logger } from '../log';
+import { AdoptedProcess } from './adopted-process';
 import type { WorkerOutput } from './output';
 import { canTransition, type WorkerState } from './worker-state';
 
 const STDERR_TAIL_LINES = 20;
 const READINESS_POLL_MS = 50;
+/** Built next to the CLI bundle (dist/worker-preload.js); see src/worker/preload.ts. */
+const PRELOAD = path.resolve(__dirname, '..', 'worker-preload.js');
 
 export interface WorkerSpawnOptions {
   /** The slot it is started for, or null for a standby. */
@@ -33,11 +38,31 @@ export interface WorkerSpawnOptions {
   socketPathFor: (id: string) => string;
   spawnTimeout: number;
   upstreamKeepaliveTimeout: number;
+  /** The control socket, where the worker's library reconnects if this daemon dies. */
+  ipcFile: string;
   /** 'connect': also consider the worker online once its socket accepts a connection. */
   readiness: 'message' | 'connect';
   output: WorkerOutput;
   log: Logger;
 }
+
+/** A worker of an earlier daemon, as recorded in the state file and found alive. */
+export interface AdoptionRecord {
+  id: string;
+  pid: number;
+  socketPath: string;
+  suspended: boolean;
+  startedAt: number;
+  generation: number;
+}
+
+/** What a worker process looks like to its handle: a ChildProcess, or an AdoptedProcess. */
+type WorkerProcess = EventEmitter & {
+  readonly pid?: number | undefined;
+  readonly connected: boolean;
+  send(message: string, callback?: (err: Error | null) => void): boolean;
+  kill(signal: NodeJS.Signals): boolean;
+};
 
 export interface ExitInfo {
   code: number | null;
@@ -58,19 +83,23 @@ export function describeExit(exit: ExitInfo): string {
  * Emits 'state' (from, to) and 'exit' (ExitInfo).
  */
 export class WorkerHandle extends EventEmitter {
-  readonly id = newWorkerId();
+  readonly id: string;
   readonly socketPath: string;
   /** Its slot; null for a standby until it is promoted. */
   slot: number | null;
   readonly generation: number;
-  readonly startedAt = Date.now();
-  readonly spawnedSuspended: boolean;
+  readonly startedAt: number;
+  /** Started by an earlier daemon and taken over (SPEC §4.8). */
+  readonly adopted: AdoptedProcess | null;
+  spawnedSuspended: boolean;
   state: WorkerState = 'starting';
   since = Date.now();
+  /** When it came online (or was adopted); null before. */
+  onlineAt: number | null = null;
   inflight: number | null = null;
   brokenReason: string | null = null;
   exitInfo: ExitInfo | null = null;
-  private readonly child: ChildProcess;
+  private readonly child: WorkerProcess;
   private readonly stderrTail: string[] = [];
   private readonly log: Logger;
   private spawnError: Error | null = null;
@@ -78,16 +107,30 @@ export class WorkerHandle extends EventEmitter {
   private saidOnline = false;
   private readonly readiness: 'message' | 'connect';
 
-  constructor(opts: WorkerSpawnOptions) {
+  constructor(opts: WorkerSpawnOptions, adopt?: AdoptionRecord) {
     super();
+    this.id = adopt?.id ?? newWorkerId();
+    this.startedAt = adopt?.startedAt ?? Date.now();
     this.slot = opts.slot;
     this.generation = opts.generation;
     this.spawnedSuspended = opts.suspended;
     this.readiness = opts.readiness;
-    this.socketPath = opts.socketPathFor(this.id);
+    this.socketPath = adopt?.socketPath ?? opts.socketPathFor(this.id);
     this.log = opts.log.child(
       `worker ${this.id} (${opts.slot === null ? 'standby' : `slot ${opts.slot}`}): `,
     );
+    if (adopt) {
+      const adopted = new AdoptedProcess(adopt.pid);
+      this.adopted = adopted;
+      this.child = adopted;
+      this.state = adopt.suspended ? 'suspended' : 'online';
+      this.onlineAt = Date.now();
+      this.spawnedSuspended = adopt.suspended;
+      adopted.on('exit', () => this.onExit({ code: null, signal: null }));
+      adopted.on('message', (message) => this.onMessage(message));
+      return;
+    }
+    this.adopted = null;
     const env: NodeJS.ProcessEnv = {
       ...opts.env,
       // process.cwd() in the worker is the physical path; PWD keeps the logical one.
@@ -99,8 +142,10 @@ export class WorkerHandle extends EventEmitter {
       [ENV.suspended]: opts.suspended ? '1' : '',
       [ENV.appName]: opts.appName,
       [ENV.upstreamKeepalive]: String(opts.upstreamKeepaliveTimeout),
+      [ENV.ipcFile]: opts.ipcFile,
     };
-    this.child = spawn(process.execPath, [...opts.nodeArgs, opts.script, ...opts.args], {
+    const preload = fs.existsSync(PRELOAD) ? ['--require', PRELOAD] : [];
+    const child = spawn(process.execPath, [...preload, ...opts.nodeArgs, opts.script, ...opts.args], {
       cwd: opts.cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -108,13 +153,14 @@ export class WorkerHandle extends EventEmitter {
       // and the workers keep serving if the daemon dies (SPEC §4.8).
       detached: true,
     });
+    this.child = child;
     const tags = {
       worker: opts.slot === null ? 'standby' : String(opts.slot),
       instance: opts.instance,
       id: this.id,
     };
-    opts.output.attach(this.child.stdout, 'stdout', tags);
-    opts.output.attach(this.child.stderr, 'stderr', tags, (line) => {
+    opts.output.attach(child.stdout, 'stdout', tags);
+    opts.output.attach(child.stderr, 'stderr', tags, (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     });
@@ -269,11 +315,23 @@ export class WorkerHandle extends EventEmitter {
     }
   }
 
+  /** Closes the channel to the worker and stops watching it; the process keeps running. */
+  detach(): void {
+    const child = this.child as WorkerProcess & { disconnect?: () => void; unref?: () => void };
+    try {
+      if (child.connected) child.disconnect?.();
+    } catch {
+      // Already disconnected.
+    }
+    child.unref?.();
+    this.adopted?.release();
+  }
+
   /** Sends any message over the worker's IPC channel; false when the channel is gone. */
   send(message: unknown): boolean {
     if (!this.child.connected) return false;
     try {
-      this.child.send(message as string, (err) => {
+      this.child.send(message as string, (err: Error | null) => {
         if (err) this.log.debug(`could not send a message: ${err.message}`);
       });
       return true;
@@ -312,6 +370,7 @@ export class WorkerHandle extends EventEmitter {
     }
     this.state = to;
     this.since = Date.now();
+    if ((to === 'online' || to === 'suspended') && this.onlineAt === null) this.onlineAt = this.since;
     this.log.debug(`${from} -> ${to}`);
     this.emit('state', from, to);
   }

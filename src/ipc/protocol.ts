@@ -35,6 +35,18 @@ export const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id: z.number().int(), type: z.literal('send-req'), data: sendRequest }),
   z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
   z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
+  // restart --upgrade: hand the workers to the newer nodesockd installed on disk (SPEC §4.9).
+  z.strictObject({
+    id: z.number().int(),
+    type: z.literal('handover'),
+    data: z.strictObject({ version: z.string() }),
+  }),
+  // A worker of an earlier daemon introducing itself; the connection then becomes its channel.
+  z.strictObject({
+    id: z.number().int(),
+    type: z.literal('worker-hello'),
+    data: z.strictObject({ workerId: z.string().regex(/^w[0-9a-f]{8}$/), pid: z.number().int().positive() }),
+  }),
   z.strictObject({
     id: z.number().int(),
     type: z.literal('set-workers'),
@@ -112,7 +124,8 @@ export function describeInvalidRequest(value: unknown, error: z.ZodError): strin
   const first = error.issues[0];
   const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
   if (first?.code === 'invalid_union' && typeof type === 'string') {
-    return `unknown request type ${JSON.stringify(type)}`;
+    const shown = type.length > 64 ? `${type.slice(0, 64)}…` : type;
+    return `unknown request type ${JSON.stringify(shown)}`;
   }
   return oneLine(`invalid request: ${where}${first?.message ?? 'malformed'}`);
 }

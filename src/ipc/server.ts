@@ -6,6 +6,8 @@ import { encodeFrame, FrameTooLargeError, LineFramer } from './framing';
 import { describeInvalidRequest, oneLine, type Reply, type Request, requestSchema } from './protocol';
 
 export type RequestHandler = (request: Request) => Promise<unknown>;
+/** Takes over a connection on which a worker introduced itself; false if it is unknown. */
+export type WorkerHelloHandler = (workerId: string, pid: number, socket: net.Socket) => boolean;
 
 /**
  * The daemon's control socket. Nothing a peer sends can throw out of here: bad frames get an
@@ -19,6 +21,7 @@ export class IpcServer {
     private readonly path: string,
     private readonly handle: RequestHandler,
     private readonly log: Logger,
+    private readonly onWorkerHello: WorkerHelloHandler = () => false,
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
   }
@@ -43,9 +46,15 @@ export class IpcServer {
     this.server.on('error', (err) => this.log.error(`control socket: ${errorMessage(err)}`));
   }
 
+  /** Stops listening; open connections get their pending replies, then are closed. */
   async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.end();
+    const stragglers = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, 1000);
+    await closed;
+    clearTimeout(stragglers);
   }
 
   private accept(socket: net.Socket): void {
@@ -90,6 +99,19 @@ export class IpcServer {
     }
     const request = parsed.data;
     this.log.debug(`control request ${request.type} #${request.id}`);
+    if (request.type === 'worker-hello') {
+      // The worker waits for this reply before it sends anything else on the connection.
+      socket.removeAllListeners('data');
+      this.sockets.delete(socket);
+      const { workerId, pid } = request.data;
+      if (this.onWorkerHello(workerId, pid, socket)) {
+        this.reply(socket, { id: request.id, ok: true, data: { adopted: true } });
+      } else {
+        this.reply(socket, { id: request.id, ok: false, error: `unknown worker ${workerId} (pid ${pid})` });
+        socket.end();
+      }
+      return;
+    }
     try {
       const data = await this.handle(request);
       this.reply(socket, { id: request.id, ok: true, data });

@@ -174,6 +174,15 @@ export class ServerGuard {
       if (this.#draining) this.#finish();
     });
     this.#worker.once('shutdown', () => this.drain());
+    if (this.#worker.managed) {
+      // A daemon that adopted this worker without a channel to it (SPEC §4.8), or any
+      // supervisor, asks with SIGTERM: drain the same way. A second SIGTERM, or the daemon's
+      // SIGKILL after killTimeout, still ends the process.
+      process.once('SIGTERM', () => {
+        if (this.#draining) process.kill(process.pid, 'SIGTERM');
+        else this.drain();
+      });
+    }
   }
 
   /**

@@ -1,0 +1,61 @@
+import semver from 'semver';
+import { request } from '../ipc/client';
+import type { DaemonStatus } from '../ipc/protocol';
+import { VERSION } from '../version';
+
+const NEW_DAEMON_DEADLINE_MS = 60_000;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function poll<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} within ${Math.round(deadlineMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The daemon side of `restart --upgrade` (SPEC §4.9): when this CLI (the nodesockd installed
+ * now) is newer than the running daemon, the daemon hands its workers over and a daemon of
+ * this version adopts them. Resolves when a daemon of this version answers; returns a line
+ * to print. The caller then restarts the workers as usual.
+ */
+export async function upgradeDaemon(ipcPath: string, log: (line: string) => void): Promise<void> {
+  const before = await request<DaemonStatus>(ipcPath, { type: 'status' }, { timeoutMs: 10_000 });
+  if (!semver.valid(before.version) || !semver.gt(VERSION, before.version)) {
+    log(`daemon ${before.pid} runs nodesockd ${before.version}; this is ${VERSION}: no upgrade needed`);
+    return;
+  }
+  const reply = await request<{ handover: boolean; pid: number }>(ipcPath, {
+    type: 'handover',
+    data: { version: VERSION },
+  });
+  if (!reply.handover) {
+    log(`daemon ${reply.pid} declined the upgrade`);
+    return;
+  }
+  log(`daemon ${reply.pid} (nodesockd ${before.version}) is handing its workers over to ${VERSION}`);
+  await poll('the old daemon did not exit', NEW_DAEMON_DEADLINE_MS, async () =>
+    isAlive(reply.pid) ? undefined : true,
+  );
+  const after = await poll(
+    'no daemon of the new version answered (under systemd, the unit needs Restart=always: see `nodesockd systemd`)',
+    NEW_DAEMON_DEADLINE_MS,
+    async () => {
+      const s = await request<DaemonStatus>(ipcPath, { type: 'status' }, { timeoutMs: 5_000 });
+      return s.version === VERSION ? s : undefined;
+    },
+  );
+  const adopted = after.workers.filter((w) => w.role === 'serving').length;
+  log(`daemon ${after.pid} runs nodesockd ${after.version} and serves with ${adopted} adopted worker(s)`);
+}

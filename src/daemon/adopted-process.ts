@@ -1,0 +1,110 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import type net from 'node:net';
+import { encodeFrame, LineFramer } from '../ipc/framing';
+
+/** How often an adopted worker (not our child: no 'exit' event) is checked for life. */
+const LIVENESS_POLL_MS = 250;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The start time of a process in clock ticks since boot, to tell it from a reused pid. */
+export function processStartTicks(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A worker started by an earlier daemon (SPEC §4.8), seen through the same surface as a
+ * ChildProcess: `pid`, `connected`, `send()`, `kill()`, events 'message', 'exit', 'disconnect'.
+ * Its channel is the control-socket connection the worker's library opens after losing its
+ * parent; a worker without the library has none and is driven by signals only.
+ */
+export class AdoptedProcess extends EventEmitter {
+  private channel: net.Socket | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private exited = false;
+
+  constructor(readonly pid: number) {
+    super();
+    this.timer = setInterval(() => {
+      if (!alive(this.pid)) this.markExited();
+    }, LIVENESS_POLL_MS);
+  }
+
+  get connected(): boolean {
+    return this.channel !== null && !this.channel.destroyed;
+  }
+
+  /** Takes over a socket on which the worker introduced itself. */
+  attach(socket: net.Socket): void {
+    this.channel?.destroy();
+    this.channel = socket;
+    const framer = new LineFramer();
+    socket.on('data', (chunk) => {
+      let frames: string[];
+      try {
+        frames = framer.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        try {
+          this.emit('message', JSON.parse(frame));
+        } catch {
+          // A garbled frame from a worker is dropped, never fatal.
+        }
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      if (this.channel === socket) {
+        this.channel = null;
+        this.emit('disconnect');
+      }
+    });
+  }
+
+  /** Stops watching the process and closes its channel, leaving the process alone. */
+  release(): void {
+    this.exited = true;
+    clearInterval(this.timer);
+    this.channel?.destroy();
+  }
+
+  send(message: unknown, callback?: (err: Error | null) => void): boolean {
+    if (!this.channel || this.channel.destroyed) return false;
+    this.channel.write(encodeFrame(message), (err) => callback?.(err ?? null));
+    return true;
+  }
+
+  kill(signal: NodeJS.Signals): boolean {
+    try {
+      process.kill(this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private markExited(): void {
+    if (this.exited) return;
+    this.exited = true;
+    clearInterval(this.timer);
+    this.channel?.destroy();
+    // The exit status of a process that is not our child cannot be known.
+    this.emit('exit', null, null);
+  }
+}

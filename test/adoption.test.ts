@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { type AppDir, makeApp, teardown } from './helpers/app';
+import { Daemon, isAlive, killAll } from './helpers/daemon';
+import { getJson, httpRequest } from './helpers/http';
+import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
+import { waitFor } from './helpers/wait';
+
+let daemons: Daemon[] = [];
+let app: AppDir;
+let nginx: Nginx | undefined;
+const extraPids = new Set<number>();
+
+afterEach(async () => {
+  await nginx?.stop();
+  nginx = undefined;
+  const last = daemons.pop();
+  for (const d of daemons) await d.kill();
+  daemons = [];
+  await teardown(last, app);
+  killAll([...extraPids].filter(isAlive));
+  extraPids.clear();
+});
+
+const startDaemon = async (online: number) => {
+  const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online });
+  daemons.push(d);
+  return d;
+};
+
+describe('workers outlive the daemon', () => {
+  test('after a SIGKILL the workers keep serving; the next daemon adopts the same pids', async () => {
+    app = makeApp({ workers: 2, standby: 1 });
+    const first = await startDaemon(2);
+    await waitFor('the standby', async () =>
+      (await first.status()).workers.some((w) => w.role === 'standby'),
+    );
+    const before = await first.status();
+    const pids = before.workers.map((w) => w.pid!);
+    for (const pid of pids) extraPids.add(pid);
+    await first.kill();
+    // Nobody supervises them now, yet they serve, and stdout errors do not kill them.
+    for (const round of [1, 2, 3]) {
+      for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) }, `/?log=${round}`);
+    }
+    assert.ok(pids.every(isAlive));
+
+    const second = await startDaemon(2);
+    const after = await second.status();
+    assert.deepEqual(
+      after.workers.map((w) => [w.role, w.slot, w.pid]).sort(),
+      before.workers.map((w) => [w.role, w.slot, w.pid]).sort(),
+      'the same processes in the same roles',
+    );
+    assert.match(second.output, /adopted 3 worker\(s\) of the previous daemon/);
+    assert.doesNotMatch(second.output, /listening on/, 'no new worker was started');
+
+    // Adopted workers are fully managed: a restart replaces them and they exit.
+    const r = await second.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    const fresh = await second.slotPids();
+    assert.ok(fresh.every((pid) => !pids.includes(pid)));
+    await waitFor('the adopted workers to exit', () => pids.every((pid) => !isAlive(pid)));
+    await getJson({ socketPath: app.published(0) });
+  });
+
+  test('a crash of an adopted worker is noticed and replaced', async () => {
+    app = makeApp({ workers: 1 });
+    const first = await startDaemon(1);
+    const [pid] = await first.slotPids();
+    extraPids.add(pid!);
+    await first.kill();
+    const second = await startDaemon(1);
+    assert.deepEqual(await second.slotPids(), [pid]);
+    process.kill(pid!, 'SIGKILL');
+    await waitFor('a replacement', async () => {
+      const [now] = await second.slotPids();
+      return now !== undefined && now !== pid;
+    });
+    await getJson({ socketPath: app.published(0) });
+  });
+
+  test('a state file naming dead or foreign processes adopts nothing and starts fresh workers', async () => {
+    app = makeApp({ workers: 1 });
+    fs.writeFileSync(
+      `${app.ipcFile}.state`,
+      JSON.stringify({
+        version: 1,
+        daemonPid: 999999,
+        running: true,
+        suspended: false,
+        generation: 3,
+        workers: [
+          // pid 1 is alive but is not the worker (start time differs) and has no such socket.
+          {
+            id: 'wdeadbeef',
+            pid: 1,
+            socketPath: path.join(app.tmpDir, 'app.wdeadbeef.sock'),
+            slot: 0,
+            role: 'serving',
+            suspended: false,
+            startedAt: 0,
+            generation: 3,
+            startTicks: '1',
+          },
+          {
+            id: 'wdeadbee2',
+            pid: 999998,
+            socketPath: '/etc/passwd',
+            slot: 0,
+            role: 'serving',
+            suspended: false,
+            startedAt: 0,
+            generation: 3,
+            startTicks: null,
+          },
+        ],
+      }),
+    );
+    const d = await startDaemon(1);
+    assert.match(d.output, /not adopting worker wdeadbeef \(pid 1\)/);
+    assert.match(d.output, /not adopting worker wdeadbee2 .*not where this config puts it/);
+    await getJson({ socketPath: app.published(0) });
+  });
+
+  test('SIGKILL of the daemon under load through nginx fails no request', { skip: !NGINX_BIN }, async () => {
+    app = makeApp({ workers: 2, upstreamKeepaliveTimeout: KEEPALIVE_SECONDS * 1000 }, 'lib.js');
+    prepareSocketDir(app.tmpDir);
+    const first = await startDaemon(2);
+    const pids = await first.slotPids();
+    for (const pid of pids) extraPids.add(pid);
+    nginx = await Nginx.start(path.join(app.dir, 'nginx'), [app.published(0), app.published(1)]);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    let stop = false;
+    let ok = 0;
+    const failed: string[] = [];
+    const load = Promise.all(
+      Array.from({ length: 4 }, async (_, n) => {
+        for (let i = 0; !stop; i++) {
+          const post = (i + n) % 2 === 0;
+          try {
+            const res = await httpRequest(
+              { port: nginx!.port },
+              post ? { method: 'POST', body: `x${i}`, agent } : { agent },
+            );
+            if (res.status === 200) ok++;
+            else failed.push(`HTTP ${res.status}`);
+          } catch (err) {
+            failed.push((err as Error).message);
+          }
+        }
+      }),
+    );
+    await waitFor('some load', () => ok > 50);
+    await first.kill();
+    const served = ok;
+    await waitFor('load while no daemon runs', () => ok > served + 50);
+    const second = await startDaemon(2);
+    assert.deepEqual((await second.slotPids()).sort(), [...pids].sort());
+    await waitFor('the workers to reconnect', () => /reconnected/.test(second.output) || ok > served + 200);
+    stop = true;
+    await load;
+    agent.destroy();
+    assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
+  });
+});
