@@ -160,7 +160,15 @@ describe('workers outlive the daemon', () => {
     await waitFor('load while no daemon runs', () => ok > served + 50);
     const second = await startDaemon(2);
     assert.deepEqual((await second.slotPids()).sort(), [...pids].sort());
-    await waitFor('the workers to reconnect', () => /reconnected/.test(second.output) || ok > served + 200);
+    // Library workers find the new daemon on the control socket.
+    await waitFor(
+      'both workers to reconnect',
+      () => (second.output.match(/reconnected/g) ?? []).length === 2,
+    );
+    // And are then stopped gracefully over it by a restart, still under load.
+    const r = await second.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the adopted workers to exit', () => pids.every((pid) => !isAlive(pid)));
     stop = true;
     await load;
     agent.destroy();

@@ -18,6 +18,7 @@ import {
   MSG_SHUTDOWN,
   type WorkerToDaemon,
 } from '../ipc/worker-protocol.js';
+import { DaemonLink } from './daemon-link.js';
 
 /** Events emitted by {@link nodesockd}, with their listener arguments. */
 export interface NodesockdEvents {
@@ -95,6 +96,8 @@ export interface SharedState {
   served: boolean;
   /** Set when `'shutdown'` was emitted, so a `serve()` that is still starting drains at once. */
   shutdownRequested: boolean;
+  /** The control-socket link used once the spawning daemon is gone (see daemon-link.ts). */
+  link?: DaemonLink;
 }
 
 const SHARED_KEY = Symbol.for('nodesockd.worker');
@@ -106,7 +109,7 @@ const SHARED_KEY = Symbol.for('nodesockd.worker');
  */
 export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
   if (typeof process.send !== 'function' || !process.connected) {
-    done?.();
+    if (!shared.link?.send(message, done)) done?.();
     return;
   }
   try {
@@ -217,6 +220,17 @@ class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
       : Promise.resolve();
     if (this.managed) {
       process.on('message', this.#onMessage);
+      channelRelease();
+      const ipcFile = nonEmpty(process.env[ENV.ipcFile]);
+      // The daemon went away without asking this worker to stop: keep serving and find the
+      // next daemon, which adopts this worker.
+      process.once('disconnect', () => {
+        if (ipcFile === undefined || this.id === undefined || this.#shared().shutdownRequested) return;
+        const link = new DaemonLink(ipcFile, this.id, this.#onMessage);
+        this.#shared().link = link;
+        link.start();
+      });
+      // A 'disconnect' listener, like a 'message' one, refs the channel: take that back too.
       channelRelease();
     }
   }

@@ -23,12 +23,12 @@ export function makeTempDir(prefix = 'nsd-'): string {
 /** Runs the real CLI binary to completion. */
 export function cli(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; bin?: string } = {},
 ) {
   return new Promise<CliResult>((resolve) => {
     execFile(
       process.execPath,
-      [BIN, ...args],
+      [options.bin ?? BIN, ...args],
       { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, timeout: options.timeoutMs ?? 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -47,9 +47,9 @@ export class Daemon {
   constructor(
     args: string[],
     readonly ipcFile: string,
-    options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; bin?: string } = {},
   ) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+    this.child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
       cwd: options.cwd ?? ROOT,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,7 +69,7 @@ export class Daemon {
   static async start(
     args: string[],
     ipcFile: string,
-    options: { cwd?: string; env?: NodeJS.ProcessEnv; online?: number } = {},
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; online?: number; bin?: string } = {},
   ): Promise<Daemon> {
     const daemon = new Daemon(args, ipcFile, options);
     const online = options.online ?? 1;

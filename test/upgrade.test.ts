@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type AppDir, makeApp } from './helpers/app';
+import { cli, Daemon, isAlive, killAll, makeTempDir, ROOT } from './helpers/daemon';
+import { getJson, httpRequest } from './helpers/http';
+import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
+import { waitFor } from './helpers/wait';
+
+const NEXT_VERSION = '99.0.0';
+
+/** A real second build of the package, as `npm install nodesockd@next` would lay it down. */
+function buildNextVersion(dir: string): string {
+  for (const f of ['src', 'tsup.config.ts', 'tsconfig.json']) {
+    fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ ...pkg, version: NEXT_VERSION }, null, 2),
+  );
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/tsup/dist/cli-default.js')], {
+    cwd: dir,
+    stdio: 'ignore',
+  });
+  return path.join(dir, 'dist');
+}
+
+/** An installed copy of the current build, whose files the "upgrade" then replaces. */
+function install(dir: string): string {
+  fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return path.join(dir, 'dist/cli/bin.js');
+}
+
+describe('daemon upgrade (restart --upgrade)', () => {
+  let work: string;
+  let nextDist: string;
+  let app: AppDir;
+  let nginx: Nginx | undefined;
+  const pids = new Set<number>();
+
+  before(() => {
+    work = makeTempDir('nsd-upgrade-');
+    nextDist = buildNextVersion(path.join(work, 'next'));
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    const status = await cli(['status', '--json', '--ipc-file', app.ipcFile]);
+    if (status.code === 0) {
+      const s = JSON.parse(status.stdout) as { pid: number; workers: { pid: number }[] };
+      for (const w of s.workers) pids.add(w.pid);
+      process.kill(s.pid, 'SIGTERM');
+      await waitFor('the upgraded daemon to exit', () => !isAlive(s.pid));
+    }
+    killAll([...pids].filter(isAlive));
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(app.dir, { recursive: true, force: true });
+  });
+
+  test('the new version takes over the workers and replaces them, failing no request', async () => {
+    const installed = path.join(work, 'installed');
+    fs.mkdirSync(installed);
+    const bin = install(installed);
+    app = makeApp({ workers: 2, upstreamKeepaliveTimeout: KEEPALIVE_SECONDS * 1000 }, 'lib.js');
+    prepareSocketDir(app.tmpDir);
+    const env = { ...process.env };
+    delete env.INVOCATION_ID; // not under systemd: the old daemon starts its successor itself
+    const old = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2, bin, env });
+    const oldStatus = await old.status();
+    for (const w of oldStatus.workers) pids.add(w.pid!);
+    const oldPids = await old.slotPids();
+
+    let stop = false;
+    let ok = 0;
+    const failed: string[] = [];
+    let load: Promise<unknown> = Promise.resolve();
+    if (NGINX_BIN) {
+      nginx = await Nginx.start(path.join(app.dir, 'nginx'), [app.published(0), app.published(1)]);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      load = Promise.all(
+        Array.from({ length: 4 }, async (_, n) => {
+          for (let i = 0; !stop; i++) {
+            const post = (i + n) % 2 === 0;
+            try {
+              const res = await httpRequest(
+                { port: nginx!.port },
+                post ? { method: 'POST', body: `x${i}`, agent } : { agent },
+              );
+              if (res.status === 200) ok++;
+              else failed.push(`HTTP ${res.status}`);
+            } catch (err) {
+              failed.push((err as Error).message);
+            }
+          }
+        }),
+      ).finally(() => agent.destroy());
+      await waitFor('some load', () => ok > 50);
+    }
+
+    // `npm install` of the new version replaces the files under the running daemon.
+    fs.rmSync(path.join(installed, 'dist'), { recursive: true });
+    fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
+    // The CLI of the installed (new) version asks for the upgrade.
+    const r = await cli(['restart', '--upgrade', '--ipc-file', app.ipcFile], { env, bin });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`handing its workers over to ${NEXT_VERSION}`));
+    assert.match(r.stdout, new RegExp(`runs nodesockd ${NEXT_VERSION} and serves with 2 adopted worker`));
+    assert.match(r.stdout, /generation \d+ serving/);
+
+    stop = true;
+    await load;
+    const s = JSON.parse((await cli(['status', '--json', '--ipc-file', app.ipcFile])).stdout) as {
+      version: string;
+      pid: number;
+      workers: { pid: number; slot: number | null }[];
+    };
+    assert.equal(s.version, NEXT_VERSION);
+    assert.notEqual(s.pid, oldStatus.pid);
+    for (const w of s.workers) pids.add(w.pid);
+    await old.exited;
+    const now = s.workers.filter((w) => w.slot !== null).map((w) => w.pid);
+    assert.equal(now.length, 2);
+    assert.ok(
+      now.every((pid) => !oldPids.includes(pid)),
+      'the adopted workers were replaced',
+    );
+    await waitFor('the old workers to exit', () => oldPids.every((pid) => !isAlive(pid)));
+    for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
+    assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
+  });
+});
