@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive, killAll } from './helpers/daemon';
-import { getJson, httpRequest } from './helpers/http';
+import { getJson } from './helpers/http';
+import { startLoad } from './helpers/load';
 import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
@@ -133,31 +133,11 @@ describe('workers outlive the daemon', () => {
     const pids = await first.slotPids();
     for (const pid of pids) extraPids.add(pid);
     nginx = await Nginx.start(path.join(app.dir, 'nginx'), [app.published(0), app.published(1)]);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    let stop = false;
-    let ok = 0;
-    const failed: string[] = [];
-    const load = Promise.all(
-      Array.from({ length: 4 }, async (_, n) => {
-        for (let i = 0; !stop; i++) {
-          const post = (i + n) % 2 === 0;
-          try {
-            const res = await httpRequest(
-              { port: nginx!.port },
-              post ? { method: 'POST', body: `x${i}`, agent } : { agent },
-            );
-            if (res.status === 200) ok++;
-            else failed.push(`HTTP ${res.status}`);
-          } catch (err) {
-            failed.push((err as Error).message);
-          }
-        }
-      }),
-    );
-    await waitFor('some load', () => ok > 50);
+    const load = startLoad(nginx.port);
+    await waitFor('some load', () => load.ok() > 50);
     await first.kill();
-    const served = ok;
-    await waitFor('load while no daemon runs', () => ok > served + 50);
+    const served = load.ok();
+    await waitFor('load while no daemon runs', () => load.ok() > served + 50);
     const second = await startDaemon(2);
     assert.deepEqual((await second.slotPids()).sort(), [...pids].sort());
     // Library workers find the new daemon on the control socket.
@@ -169,9 +149,7 @@ describe('workers outlive the daemon', () => {
     const r = await second.cli(['restart']);
     assert.equal(r.code, 0, r.stderr);
     await waitFor('the adopted workers to exit', () => pids.every((pid) => !isAlive(pid)));
-    stop = true;
-    await load;
-    agent.destroy();
+    const { ok, failed } = await load.stop();
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
   });
 });

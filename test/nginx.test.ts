@@ -5,6 +5,7 @@ import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive, ROOT } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
+import { startLoad } from './helpers/load';
 import { isRoot, KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
@@ -40,41 +41,6 @@ async function setUp(config: Record<string, unknown>, script: string) {
   return daemon;
 }
 
-/**
- * Keeps `concurrency` keep-alive clients busy with GET and POST through nginx until `until`
- * settles; returns how many requests failed and how many succeeded.
- */
-async function loadDuring(
-  until: Promise<unknown>,
-  concurrency = 4,
-): Promise<{ ok: number; failed: string[] }> {
-  let done = false;
-  void until.finally(() => {
-    done = true;
-  });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const failed: string[] = [];
-  let ok = 0;
-  const client = async (n: number) => {
-    for (let i = 0; !done; i++) {
-      const post = (i + n) % 2 === 0;
-      try {
-        const res = await httpRequest(
-          { port: nginx!.port },
-          post ? { method: 'POST', path: '/', body: `payload ${n}/${i}`, agent } : { agent },
-        );
-        if (res.status === 200) ok++;
-        else failed.push(`${post ? 'POST' : 'GET'} HTTP ${res.status}`);
-      } catch (err) {
-        failed.push(`${post ? 'POST' : 'GET'} ${(err as Error).message}`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, (_, n) => client(n)));
-  agent.destroy();
-  return { ok, failed };
-}
-
 describe('behind a real nginx', { skip }, () => {
   test('the README flow: the example Express app, 2 workers, restart without reloading nginx', async () => {
     const d = await setUp({}, path.join(ROOT, 'examples/express/app.js'));
@@ -93,14 +59,12 @@ describe('behind a real nginx', { skip }, () => {
 
   test('a deploy under load through nginx fails no request (serve(), GET and POST)', async () => {
     const d = await setUp({}, path.join(ROOT, 'test/fixtures/apps/lib.js'));
-    const restarts = (async () => {
-      for (let i = 0; i < 3; i++) {
-        const r = await d.cli(['restart']);
-        assert.equal(r.code, 0, r.stderr);
-      }
-    })();
-    const { ok, failed } = await loadDuring(restarts);
-    await restarts;
+    const load = startLoad(nginx!.port);
+    await waitFor('some load', () => load.ok() > 20);
+    const codes: number[] = [];
+    for (let i = 0; i < 3; i++) codes.push((await d.cli(['restart'])).code);
+    const { ok, failed } = await load.stop();
+    assert.deepEqual(codes, [0, 0, 0]);
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}\n${nginx!.errorLog()}`);
     assert.ok(ok > 0);
   });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type AppDir, makeApp } from './helpers/app';
 import { cli, Daemon, isAlive, killAll, makeTempDir, ROOT } from './helpers/daemon';
-import { getJson, httpRequest } from './helpers/http';
+import { getJson } from './helpers/http';
+import { type Load, startLoad } from './helpers/load';
 import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
@@ -77,31 +77,12 @@ describe('daemon upgrade (restart --upgrade)', () => {
     for (const w of oldStatus.workers) pids.add(w.pid!);
     const oldPids = await old.slotPids();
 
-    let stop = false;
-    let ok = 0;
-    const failed: string[] = [];
-    let load: Promise<unknown> = Promise.resolve();
+    let load: Load | undefined;
     if (NGINX_BIN) {
       nginx = await Nginx.start(path.join(app.dir, 'nginx'), [app.published(0), app.published(1)]);
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-      load = Promise.all(
-        Array.from({ length: 4 }, async (_, n) => {
-          for (let i = 0; !stop; i++) {
-            const post = (i + n) % 2 === 0;
-            try {
-              const res = await httpRequest(
-                { port: nginx!.port },
-                post ? { method: 'POST', body: `x${i}`, agent } : { agent },
-              );
-              if (res.status === 200) ok++;
-              else failed.push(`HTTP ${res.status}`);
-            } catch (err) {
-              failed.push((err as Error).message);
-            }
-          }
-        }),
-      ).finally(() => agent.destroy());
-      await waitFor('some load', () => ok > 50);
+      const started = startLoad(nginx.port);
+      load = started;
+      await waitFor('some load', () => started.ok() > 50);
     }
 
     // `npm install` of the new version replaces the files under the running daemon.
@@ -114,8 +95,7 @@ describe('daemon upgrade (restart --upgrade)', () => {
     assert.match(r.stdout, new RegExp(`runs nodesockd ${NEXT_VERSION} and serves with 2 adopted worker`));
     assert.match(r.stdout, /generation \d+ serving/);
 
-    stop = true;
-    await load;
+    const { ok, failed } = (await load?.stop()) ?? { ok: 0, failed: [] };
     const s = JSON.parse((await cli(['status', '--json', '--ipc-file', app.ipcFile])).stdout) as {
       version: string;
       pid: number;

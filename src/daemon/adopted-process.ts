@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type net from 'node:net';
-import { encodeFrame, LineFramer } from '../ipc/framing';
+import { encodeFrame, readJsonFrames } from '../ipc/framing';
 
 /** How often an adopted worker (not our child: no 'exit' event) is checked for life. */
 const LIVENESS_POLL_MS = 250;
@@ -51,23 +51,8 @@ export class AdoptedProcess extends EventEmitter {
   attach(socket: net.Socket): void {
     this.channel?.destroy();
     this.channel = socket;
-    const framer = new LineFramer();
-    socket.on('data', (chunk) => {
-      let frames: string[];
-      try {
-        frames = framer.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) {
-        try {
-          this.emit('message', JSON.parse(frame));
-        } catch {
-          // A garbled frame from a worker is dropped, never fatal.
-        }
-      }
-    });
+    // A garbled frame from a worker is dropped, never fatal.
+    readJsonFrames(socket, (message) => this.emit('message', message));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       if (this.channel === socket) {

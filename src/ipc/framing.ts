@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 
 /** Longest frame either side accepts; a peer sending more is cut off, not buffered forever. */
@@ -36,4 +37,30 @@ export class LineFramer {
 
 export function encodeFrame(message: unknown): string {
   return `${JSON.stringify(message)}\n`;
+}
+
+/**
+ * Reads newline-delimited JSON from a socket: each parsed frame goes to `onFrame`; a frame
+ * that is not JSON is skipped; an oversize frame closes the socket (its end cannot be found).
+ */
+export function readJsonFrames(socket: Socket, onFrame: (value: unknown) => void): void {
+  const framer = new LineFramer();
+  socket.on('data', (chunk: Buffer) => {
+    let frames: string[];
+    try {
+      frames = framer.push(chunk);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      let value: unknown;
+      try {
+        value = JSON.parse(frame);
+      } catch {
+        continue;
+      }
+      onFrame(value);
+    }
+  });
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { LineFramer } from '../ipc/framing.js';
+import { readJsonFrames } from '../ipc/framing.js';
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 2_000;
@@ -54,38 +54,22 @@ export class DaemonLink {
     const socket = net.connect(this.ipcFile);
     this.#socket = socket;
     socket.unref();
-    const framer = new LineFramer();
     socket.on('connect', () => {
       socket.write(
         `${JSON.stringify({ id: 1, type: 'worker-hello', data: { workerId: this.workerId, pid: process.pid } })}\n`,
       );
     });
-    socket.on('data', (chunk) => {
-      let frames: string[];
-      try {
-        frames = framer.push(chunk);
-      } catch {
-        socket.destroy();
+    readJsonFrames(socket, (message) => {
+      if (this.#ready) {
+        this.onMessage(message);
         return;
       }
-      for (const frame of frames) {
-        let message: unknown;
-        try {
-          message = JSON.parse(frame);
-        } catch {
-          continue;
-        }
-        if (!this.#ready) {
-          // The reply to the introduction; an unknown worker is told so and retries later.
-          if ((message as { ok?: unknown }).ok === true) {
-            this.#ready = true;
-            this.#delay = RETRY_FIRST_MS;
-          } else {
-            socket.destroy();
-          }
-          continue;
-        }
-        this.onMessage(message);
+      // The reply to the introduction; an unknown worker is told so and retries later.
+      if ((message as { ok?: unknown }).ok === true) {
+        this.#ready = true;
+        this.#delay = RETRY_FIRST_MS;
+      } else {
+        socket.destroy();
       }
     });
     socket.on('error', () => socket.destroy());
