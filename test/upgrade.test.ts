@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -114,5 +114,61 @@ describe('daemon upgrade (restart --upgrade)', () => {
     await waitFor('the old workers to exit', () => oldPids.every((pid) => !isAlive(pid)));
     for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
+  });
+
+  test('under a supervisor like the systemd unit, the daemon exits and its restart adopts the workers', async () => {
+    const installed = path.join(work, 'supervised');
+    fs.mkdirSync(installed);
+    const bin = install(installed);
+    const unitApp = makeApp({ workers: 2 }, 'lib.js');
+    const supervisor = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, 'test/fixtures/apps/restart-always.js'),
+        process.execPath,
+        bin,
+        'daemon',
+        '-c',
+        unitApp.configFile,
+      ],
+      { stdio: 'ignore' },
+    );
+    const seen = new Set<number>();
+    const status = async () => {
+      const r = await cli(['status', '--json', '--ipc-file', unitApp.ipcFile]);
+      if (r.code !== 0) return undefined;
+      const s = JSON.parse(r.stdout) as {
+        version: string;
+        pid: number;
+        workers: { pid: number; slot: number | null }[];
+      };
+      for (const w of s.workers) seen.add(w.pid);
+      return s;
+    };
+    try {
+      const before = await waitFor('the supervised daemon', async () => {
+        const s = await status();
+        return s && s.workers.filter((w) => w.slot !== null).length === 2 ? s : undefined;
+      });
+      fs.rmSync(path.join(installed, 'dist'), { recursive: true });
+      fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
+      const r = await cli(['restart', '--upgrade', '--ipc-file', unitApp.ipcFile], { bin });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /serves with 2 adopted worker/);
+      const after = await status();
+      assert.equal(after?.version, NEXT_VERSION);
+      assert.notEqual(after?.pid, before.pid);
+      assert.equal(supervisor.exitCode, null, 'the supervisor restarted the daemon, it did not give up');
+      const oldPids = before.workers.map((w) => w.pid);
+      const serving = after!.workers.filter((w) => w.slot !== null);
+      assert.equal(serving.length, 2);
+      assert.ok(serving.every((w) => !oldPids.includes(w.pid)), 'the adopted workers were replaced');
+    } finally {
+      const exited = new Promise((resolve) => supervisor.once('exit', resolve));
+      if (supervisor.exitCode === null) supervisor.kill('SIGTERM');
+      await exited;
+      killAll([...seen].filter(isAlive));
+      fs.rmSync(unitApp.dir, { recursive: true, force: true });
+    }
   });
 });
