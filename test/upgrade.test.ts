@@ -162,7 +162,10 @@ describe('daemon upgrade (restart --upgrade)', () => {
       const oldPids = before.workers.map((w) => w.pid);
       const serving = after!.workers.filter((w) => w.slot !== null);
       assert.equal(serving.length, 2);
-      assert.ok(serving.every((w) => !oldPids.includes(w.pid)), 'the adopted workers were replaced');
+      assert.ok(
+        serving.every((w) => !oldPids.includes(w.pid)),
+        'the adopted workers were replaced',
+      );
     } finally {
       const exited = new Promise((resolve) => supervisor.once('exit', resolve));
       if (supervisor.exitCode === null) supervisor.kill('SIGTERM');
