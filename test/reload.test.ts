@@ -93,6 +93,21 @@ describe('reload and scaling', () => {
     assert.deepEqual(await d.slotPids(), after);
   });
 
+  test('a reload whose new workers fail keeps the old workers and the old config', async () => {
+    app = makeApp({ workers: 1 });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    daemon = d;
+    const before = await d.slotPids();
+    const broken = path.join(app.dir, 'missing.js');
+    fs.writeFileSync(app.configFile, stringify({ script: broken, tmpDir: 'run', workers: 1 }));
+    const r = await d.cli(['reload']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /restart failed, the previous workers keep serving/);
+    assert.deepEqual(await d.slotPids(), before);
+    const config = JSON.parse((await d.cli(['config', '--json'])).stdout) as { config: { script: string } };
+    assert.equal(config.config.script, path.join(FIXTURES, 'plain.js'));
+  });
+
   test('set-workers and set-standby scale at run time and validate their argument', async () => {
     app = makeApp({ workers: 1 });
     const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });

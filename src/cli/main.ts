@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
@@ -272,9 +273,16 @@ export function buildProgram(): Command {
   addClientOptions(program.command('terminate'))
     .description('drain all workers and stop the daemon')
     .action(async (opts: ClientOptions) => {
-      const { pid } = await request<{ pid: number }>(ipcPath(opts), { type: 'terminate' });
+      const { pid, supervised } = await request<{ pid: number; supervised?: boolean }>(ipcPath(opts), {
+        type: 'terminate',
+      });
       await waitForExit(pid);
       console.log(`daemon ${pid} stopped`);
+      if (supervised) {
+        console.log(
+          'note: systemd will start it again (Restart=always); use `systemctl stop` to stop the app',
+        );
+      }
     });
 
   addClientOptions(program.command('send-msg'))
@@ -388,9 +396,13 @@ export function buildProgram(): Command {
     .action((opts: { config?: string }) => {
       const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
       const configFile = loaded.files[0];
-      process.stdout.write(
-        systemdUnit(loaded.config, { binPath: path.resolve(process.argv[1] ?? 'nodesockd'), configFile }),
-      );
+      // The app's own install, reached through the logical path (e.g. a `current` symlink), so
+      // the unit runs whatever release `current` points at, not the one it was generated from.
+      const local = [loaded.config.cwd, logicalCwd()]
+        .map((dir) => path.join(dir, 'node_modules', '.bin', 'nodesockd'))
+        .find((p) => fs.existsSync(p));
+      const binPath = local ?? path.resolve(process.argv[1] ?? 'nodesockd');
+      process.stdout.write(systemdUnit(loaded.config, { binPath, configFile }));
     });
 
   addClientOptions(program.command('check'))

@@ -17,6 +17,14 @@ import { Supervisor } from './supervisor';
 
 export class DaemonStartError extends Error {}
 
+/**
+ * Whether systemd runs this daemon as a service (it then restarts it after a handover). The
+ * variable alone could be inherited from a shell inside some service; systemd is also the parent.
+ */
+function underSystemd(): boolean {
+  return process.env.INVOCATION_ID !== undefined && process.ppid === 1;
+}
+
 export interface DaemonOptions {
   debug?: boolean;
   /** Loads the config again the way the daemon was started (same file, same command line). */
@@ -77,7 +85,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   const status = (): DaemonStatus => ({
     version: VERSION,
     pid: process.pid,
-    name: config.name,
+    name: supervisor.currentConfig.name,
     startedAt,
     running: supervisor.isRunning,
     suspended: supervisor.isSuspended,
@@ -117,7 +125,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       case 'terminate':
         // Reply first: the client waits for the pid to disappear.
         setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
-        return { pid: process.pid };
+        return { pid: process.pid, supervised: underSystemd() };
     }
   };
 
@@ -141,7 +149,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       fs.rmSync(config.ipcFile, { force: true });
       lock.release();
       output.close();
-      if (!process.env.INVOCATION_ID) {
+      if (!underSystemd()) {
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
           stdio: 'inherit',
@@ -174,6 +182,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
         new Publisher(next.config.tmpDir, next.config.socketFile, log),
       );
       loaded.files = next.files;
+      process.title = `${supervisor.currentConfig.name} nodesockd daemon`;
       log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
       return { actions };
     });

@@ -151,7 +151,13 @@ export class Supervisor {
       }
       if (rerun.length > 0) {
         if (this.running) {
-          await this.restartNow({ suspended: this.suspendedWindow });
+          try {
+            await this.restartNow({ suspended: this.suspendedWindow });
+          } catch (err) {
+            // The workers still run the previous config; crash replacements must too.
+            this.config = { ...prev, workers: this.config.workers, standby: this.config.standby };
+            throw err;
+          }
           actions.push(`restarted the workers (changed: ${rerun.join(', ')})`);
         } else {
           this.adoptPendingPublisher();
@@ -174,6 +180,7 @@ export class Supervisor {
 
   private async scaleSlots(count: number): Promise<{ workers: number }> {
     const before = this.slots.length;
+    const failures: unknown[] = [];
     this.config = { ...this.config, workers: count };
     if (count < before) {
       for (const slot of this.slots.splice(count)) {
@@ -202,6 +209,7 @@ export class Supervisor {
             } catch (err) {
               if (err instanceof AbortedError) return;
               slot.lastExit = errorMessage(err);
+              failures.push(err);
               this.scheduleReplacement(slot);
             }
           }),
@@ -209,6 +217,11 @@ export class Supervisor {
       }
     }
     this.log.info(`workers set to ${count} (was ${before})`);
+    if (failures.length > 0) {
+      throw new Error(
+        `workers set to ${count}, but ${failures.length} new worker(s) failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
+      );
+    }
     return { workers: count };
   }
 

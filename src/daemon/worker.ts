@@ -75,7 +75,9 @@ export function newWorkerId(): string {
 }
 
 export function describeExit(exit: ExitInfo): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  if (exit.signal) return `killed by ${exit.signal}`;
+  // An adopted worker is not our child: how it ended cannot be known.
+  return exit.code === null ? 'exited (status unknown)' : `exited with code ${exit.code}`;
 }
 
 /**
@@ -244,7 +246,9 @@ export class WorkerHandle extends EventEmitter {
 
   resume(): void {
     if (this.state !== 'suspended') return;
-    this.send(MSG_RESUME);
+    if (!this.send(MSG_RESUME)) {
+      this.log.warn('cannot tell it to resume: no channel to it (adopted, and not using the library)');
+    }
     this.transition('online');
   }
 

@@ -180,7 +180,7 @@ export class ServerGuard {
       // SIGKILL after killTimeout, still ends the process.
       process.once('SIGTERM', () => {
         if (this.#draining) process.kill(process.pid, 'SIGTERM');
-        else this.drain();
+        else this.#worker.requestShutdown();
       });
     }
   }

@@ -86,6 +86,8 @@ export interface Nodesockd extends EventEmitter<NodesockdEvents> {
    * nothing ever calls it.
    */
   setRequestHandler(handler: AppRequestHandler | null): void;
+  /** @internal Stop as if the daemon had sent 'shutdown' (used for SIGTERM by serve()). */
+  requestShutdown(): void;
 }
 
 /** What every copy of the library loaded in this process shares. */
@@ -304,6 +306,14 @@ class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
       }
     }
     sendToDaemon(reply);
+  }
+
+  /**
+   * Stop as if the daemon had sent 'shutdown' (for SIGTERM from a daemon that adopted this
+   * worker without a channel to it): 'shutdown' listeners run, serve() drains. Internal.
+   */
+  requestShutdown(): void {
+    this.#shutdown();
   }
 
   #shutdown(): void {
