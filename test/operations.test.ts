@@ -66,6 +66,7 @@ describe('operations', () => {
     const lines = r.stdout.split('\n');
     assert.ok(lines.includes('KillMode=process'), 'workers survive the daemon leaving');
     assert.ok(lines.includes('Restart=always'), 'a handover (exit 0) brings up the new version');
+    assert.ok(lines.includes('Environment=NODESOCKD_SUPERVISED=1'), 'the daemon knows systemd restarts it');
     assert.ok(lines.includes(`ExecStart=${process.execPath} ${BIN} daemon --config ${app.configFile}`));
     assert.ok(lines.includes(`WorkingDirectory=${app.dir}`));
     assert.ok(lines.includes('ExecReload=/bin/kill -HUP $MAINPID'));

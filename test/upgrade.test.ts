@@ -71,7 +71,7 @@ describe('daemon upgrade (restart --upgrade)', () => {
     app = makeApp({ workers: 2, upstreamKeepaliveTimeout: KEEPALIVE_SECONDS * 1000 }, 'lib.js');
     prepareSocketDir(app.tmpDir);
     const env = { ...process.env };
-    delete env.INVOCATION_ID; // not under systemd: the old daemon starts its successor itself
+    delete env.NODESOCKD_SUPERVISED; // no supervisor: the old daemon starts its successor itself
     const old = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2, bin, env });
     const oldStatus = await old.status();
     for (const w of oldStatus.workers) pids.add(w.pid!);

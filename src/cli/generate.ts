@@ -75,6 +75,8 @@ Type=simple
 User=${user.username}
 WorkingDirectory=${config.cwd}
 ExecStart=${exec}
+# Tells the daemon that systemd restarts it: on \`restart --upgrade\` it just exits.
+Environment=NODESOCKD_SUPERVISED=1
 ExecReload=/bin/kill -HUP $MAINPID
 # Only the daemon is signalled on stop/restart: it drains the workers itself on SIGTERM, and
 # after a crash or an upgrade the next daemon adopts the workers that are still serving.

@@ -18,11 +18,13 @@ import { Supervisor } from './supervisor';
 export class DaemonStartError extends Error {}
 
 /**
- * Whether systemd runs this daemon as a service (it then restarts it after a handover). The
- * variable alone could be inherited from a shell inside some service; systemd is also the parent.
+ * Whether a supervisor starts this daemon again when it exits (the unit of `nodesockd systemd`
+ * says so with NODESOCKD_SUPERVISED=1). A handover then just exits; without one, the daemon
+ * starts its successor itself. Declared rather than guessed: a wrong guess either leaves no
+ * daemon or starts two.
  */
-function underSystemd(): boolean {
-  return process.env.INVOCATION_ID !== undefined && process.ppid === 1;
+function underSupervisor(): boolean {
+  return process.env.NODESOCKD_SUPERVISED === '1';
 }
 
 export interface DaemonOptions {
@@ -125,7 +127,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       case 'terminate':
         // Reply first: the client waits for the pid to disappear.
         setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
-        return { pid: process.pid, supervised: underSystemd() };
+        return { pid: process.pid, supervised: underSupervisor() };
     }
   };
 
@@ -149,7 +151,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       fs.rmSync(config.ipcFile, { force: true });
       lock.release();
       output.close();
-      if (!underSystemd()) {
+      if (!underSupervisor()) {
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
           stdio: 'inherit',
@@ -157,7 +159,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
         next.unref();
         log.info(`started the new daemon (pid ${next.pid}); exiting`);
       } else {
-        log.info('exiting; systemd starts the new daemon');
+        log.info('exiting; the supervisor starts the new daemon (NODESOCKD_SUPERVISED=1)');
       }
     })();
     void shuttingDown.then(() => process.exit(0));
