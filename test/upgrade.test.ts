@@ -60,8 +60,8 @@ describe('daemon upgrade (restart --upgrade)', () => {
       await waitFor('the upgraded daemon to exit', () => !isAlive(s.pid));
     }
     killAll([...pids].filter(isAlive));
-    fs.rmSync(work, { recursive: true, force: true });
-    fs.rmSync(app.dir, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true, maxRetries: 5 });
+    fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
   });
 
   test('the new version takes over the workers and replaces them, failing no request', async () => {
@@ -171,7 +171,7 @@ describe('daemon upgrade (restart --upgrade)', () => {
       if (supervisor.exitCode === null) supervisor.kill('SIGTERM');
       await exited;
       killAll([...seen].filter(isAlive));
-      fs.rmSync(unitApp.dir, { recursive: true, force: true });
+      fs.rmSync(unitApp.dir, { recursive: true, force: true, maxRetries: 5 });
     }
   });
 });

@@ -36,5 +36,5 @@ export async function teardown(daemon: Daemon | undefined, app: AppDir): Promise
     await daemon.stop();
   }
   killAll([...pids].filter(isAlive));
-  fs.rmSync(app.dir, { recursive: true, force: true });
+  fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
 }
