@@ -193,28 +193,7 @@ export class Supervisor {
     } else if (count > before) {
       const added = Array.from({ length: count - before }, (_, i) => this.newSlot(before + i));
       this.slots.push(...added);
-      if (this.running) {
-        await Promise.all(
-          added.map(async (slot) => {
-            try {
-              this.swapIn(
-                slot,
-                await this.startWorker(
-                  slot,
-                  this.generation,
-                  this.suspendedWindow,
-                  this.config.maxStartAttempts,
-                ),
-              );
-            } catch (err) {
-              if (err instanceof AbortedError) return;
-              slot.lastExit = errorMessage(err);
-              failures.push(err);
-              this.scheduleReplacement(slot);
-            }
-          }),
-        );
-      }
+      if (this.running) failures.push(...(await this.fillSlots(added, this.config.maxStartAttempts)));
     }
     this.log.info(`workers set to ${count} (was ${before})`);
     if (failures.length > 0) {
@@ -272,24 +251,12 @@ export class Supervisor {
       if (this.running) return { alreadyRunning: true, workers: this.slots.length };
       this.running = true;
       this.suspendedWindow = opts.suspended === true;
-      const generation = ++this.generation;
-      const results = await Promise.allSettled(
-        this.slots.map(async (slot) => {
-          const worker = await this.startWorker(slot, generation, this.suspendedWindow, this.attempts(opts));
-          this.swapIn(slot, worker);
-        }),
-      );
+      this.generation++;
+      const failures = await this.fillSlots(this.slots, this.attempts(opts));
       this.replenishStandbys();
-      const failures = results.flatMap((r, i) =>
-        r.status === 'rejected' ? [[this.slots[i]!, r.reason] as const] : [],
-      );
-      for (const [slot, reason] of failures) {
-        slot.lastExit = errorMessage(reason);
-        this.scheduleReplacement(slot);
-      }
       if (failures.length > 0) {
         throw new Error(
-          `${failures.length} of ${this.slots.length} workers failed to start (retrying with backoff): ${errorMessage(failures[0]![1])}`,
+          `${failures.length} of ${this.slots.length} workers failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
         );
       }
       return { alreadyRunning: false, workers: this.slots.length };
@@ -306,53 +273,47 @@ export class Supervisor {
   }
 
   private async restartNow(opts: StartOptions): Promise<RestartResult> {
-    {
-      const wasRunning = this.running;
-      this.running = true;
-      const generation = ++this.generation;
-      const suspended = opts.suspended === true;
-      const abort = new AbortController();
-      const targets: (Slot | null)[] = [
-        ...this.slots,
-        ...Array.from({ length: this.config.standby }, () => null),
-      ];
-      const attempts = targets.map((slot) =>
-        this.startWorker(
-          slot,
-          generation,
-          suspended || slot === null,
-          this.attempts(opts),
-          abort.signal,
-        ).catch((err: unknown) => {
+    const wasRunning = this.running;
+    this.running = true;
+    const generation = ++this.generation;
+    const suspended = opts.suspended === true;
+    const abort = new AbortController();
+    const targets: (Slot | null)[] = [
+      ...this.slots,
+      ...Array.from({ length: this.config.standby }, () => null),
+    ];
+    const attempts = targets.map((slot) =>
+      this.startWorker(slot, generation, suspended || slot === null, this.attempts(opts), abort.signal).catch(
+        (err: unknown) => {
           abort.abort();
           throw err;
-        }),
-      );
-      const results = await Promise.allSettled(attempts);
-      const failed = results.find(
-        (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
-      );
-      if (failed || abort.signal.aborted) {
-        this.pendingPublisher = null;
-        const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-        await Promise.all(started.map((w) => this.drain(w)));
-        this.running = wasRunning;
-        const reason = failed ? errorMessage(failed.reason) : 'aborted';
-        const outcome = wasRunning ? 'the previous workers keep serving' : 'no workers are running';
-        this.log.error(`restart failed; ${outcome}: ${reason}`);
-        throw new Error(`restart failed, ${outcome}: ${reason}`);
-      }
-      this.suspendedWindow = suspended;
-      const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
-      this.adoptPendingPublisher();
-      for (const [i, slot] of this.slots.entries()) this.swapIn(slot, fresh[i]!);
-      const oldStandbys = this.standbys;
-      this.standbys = fresh.slice(this.slots.length);
-      for (const w of oldStandbys) void this.drain(w);
-      this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
-      const published = fresh.slice(0, this.slots.length);
-      return { generation, workers: published.map((w) => ({ slot: w.slot ?? -1, id: w.id, pid: w.pid })) };
+        },
+      ),
+    );
+    const results = await Promise.allSettled(attempts);
+    const failed = results.find(
+      (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
+    );
+    if (failed || abort.signal.aborted) {
+      this.pendingPublisher = null;
+      const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      await Promise.all(started.map((w) => this.drain(w)));
+      this.running = wasRunning;
+      const reason = failed ? errorMessage(failed.reason) : 'aborted';
+      const outcome = wasRunning ? 'the previous workers keep serving' : 'no workers are running';
+      this.log.error(`restart failed; ${outcome}: ${reason}`);
+      throw new Error(`restart failed, ${outcome}: ${reason}`);
     }
+    this.suspendedWindow = suspended;
+    const fresh = results.map((r) => (r as PromiseFulfilledResult<WorkerHandle>).value);
+    this.adoptPendingPublisher();
+    for (const [i, slot] of this.slots.entries()) this.swapIn(slot, fresh[i]!);
+    const oldStandbys = this.standbys;
+    this.standbys = fresh.slice(this.slots.length);
+    for (const w of oldStandbys) void this.drain(w);
+    this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
+    const published = fresh.slice(0, this.slots.length);
+    return { generation, workers: published.map((w) => ({ slot: w.slot ?? -1, id: w.id, pid: w.pid })) };
   }
 
   /** Releases suspended workers (the end of a migration window, SPEC §4.4). */
@@ -580,29 +541,33 @@ export class Supervisor {
   fillMissing(): Promise<void> {
     return this.serialize(async () => {
       if (!this.running) return;
-      await Promise.all(
-        this.slots
-          .filter((slot) => !slot.worker)
-          .map(async (slot) => {
-            try {
-              this.swapIn(
-                slot,
-                await this.startWorker(
-                  slot,
-                  this.generation,
-                  this.suspendedWindow,
-                  this.config.maxStartAttempts,
-                ),
-              );
-            } catch (err) {
-              if (err instanceof AbortedError) return;
-              slot.lastExit = errorMessage(err);
-              this.scheduleReplacement(slot);
-            }
-          }),
+      await this.fillSlots(
+        this.slots.filter((slot) => !slot.worker),
+        this.config.maxStartAttempts,
       );
       this.replenishStandbys();
     });
+  }
+
+  /**
+   * Starts and publishes a worker for each of these slots; a slot whose worker fails keeps
+   * retrying with backoff. Returns the failures.
+   */
+  private async fillSlots(slots: Slot[], attempts: number): Promise<unknown[]> {
+    const failures: unknown[] = [];
+    await Promise.all(
+      slots.map(async (slot) => {
+        try {
+          this.swapIn(slot, await this.startWorker(slot, this.generation, this.suspendedWindow, attempts));
+        } catch (err) {
+          if (err instanceof AbortedError) return;
+          slot.lastExit = errorMessage(err);
+          failures.push(err);
+          this.scheduleReplacement(slot);
+        }
+      }),
+    );
+    return failures;
   }
 
   /** Starts a worker for the slot and waits until it is online, with up to `attempts` tries. */
