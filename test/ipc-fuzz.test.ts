@@ -597,9 +597,11 @@ describe('control socket under hostile input', () => {
       '{"id":2,"type":"restart","data":{"x\\r\\ny":1}}',
       'abc\r\u0000\u001b[31m',
       '{"id":4,"type":"sta\\ntus"}',
+      // DEL is a control character JSON.stringify leaves as it is (seed 4115971307 found it).
+      '{"id":5,"type":"sta\u007fus"}',
     ];
     const { replies } = await send(`${frames.join('\n')}\n`, frames.length, 'one line');
-    assert.equal(replies.length, 4);
+    assert.equal(replies.length, 5);
   });
 
   test('a character split across two writes reaches the daemon whole', async () => {

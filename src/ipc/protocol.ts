@@ -125,7 +125,7 @@ export function describeInvalidRequest(value: unknown, error: z.ZodError): strin
   const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
   if (first?.code === 'invalid_union' && typeof type === 'string') {
     const shown = type.length > 64 ? `${type.slice(0, 64)}…` : type;
-    return `unknown request type ${JSON.stringify(shown)}`;
+    return oneLine(`unknown request type ${JSON.stringify(shown)}`);
   }
   return oneLine(`invalid request: ${where}${first?.message ?? 'malformed'}`);
 }
