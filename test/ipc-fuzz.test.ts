@@ -15,9 +15,14 @@ import { Daemon } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
+// CI replays fixed seeds so that a submission is judged on the same attacks every time;
+// local runs draw a new seed each time to keep finding new inputs (replay any failure).
+const CI_SEEDS = [1976769424, 1826053925, 862072565, 4115971307];
 const SEED = process.env.NSD_FUZZ_SEED
   ? Number(process.env.NSD_FUZZ_SEED) >>> 0
-  : Math.floor(Math.random() * 2 ** 32) >>> 0;
+  : process.env.CI
+    ? CI_SEEDS[new Date().getUTCDate() % CI_SEEDS.length]!
+    : Math.floor(Math.random() * 2 ** 32) >>> 0;
 console.log(`ipc-fuzz seed ${SEED} (replay with NSD_FUZZ_SEED=${SEED})`);
 
 /** Wall time of the fuzz run, and a bound on its connections whatever the machine's speed. */
