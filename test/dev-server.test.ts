@@ -6,6 +6,7 @@ import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive } from './helpers/daemon';
 import { getJson, httpRequest } from './helpers/http';
+import { freePort } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
 // `--dev-server=<port>` (SPEC §6): a 127.0.0.1 HTTP front that balances over the online
@@ -18,14 +19,6 @@ afterEach(async () => {
   await teardown(daemon, app);
   daemon = undefined;
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A daemon with 2 workers and the dev server on a free port, serving. */
 async function startWithDevServer(): Promise<{ d: Daemon; port: number }> {

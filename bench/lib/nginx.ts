@@ -3,53 +3,15 @@
  * upstream keepalive, HTTP/1.1 to the upstream, `Connection ""`. As root its workers run as
  * nobody, so nodesockd's SETGID socket-directory model is exercised for real.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
+// Finding nginx, its unprivileged user and group, the SETGID socket directory and a free port
+// are the same as in the tests: one harness for both.
+import { freePort, NGINX_BIN, writeNginxConf } from '../../test/helpers/nginx';
 import { type Child, type Run, sleep } from './run';
 
-const CANDIDATES = [
-  '/usr/sbin/nginx',
-  '/usr/local/sbin/nginx',
-  '/usr/local/nginx/sbin/nginx',
-  '/usr/bin/nginx',
-];
-
-export const NGINX_BIN: string | undefined =
-  CANDIDATES.find((p) => fs.existsSync(p)) ??
-  (spawnSync('sh', ['-c', 'command -v nginx']).stdout?.toString().trim() || undefined);
-
-export const isRoot = process.getuid?.() === 0;
-export const NGINX_USER = 'nobody';
-export const NGINX_GROUP = fs.readFileSync('/etc/group', 'utf8').includes('\nnogroup:')
-  ? 'nogroup'
-  : 'nobody';
-
-function groupId(name: string): number {
-  const line = fs
-    .readFileSync('/etc/group', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`${name}:`));
-  if (!line) throw new Error(`no group ${name}`);
-  return Number(line.split(':')[2]);
-}
-
-/** The socket directory as the docs set it up: app user, nginx's group, SETGID, mode 2750. */
-export function prepareSocketDir(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  if (isRoot) fs.chownSync(dir, 0, groupId(NGINX_GROUP));
-  fs.chmodSync(dir, 0o2750);
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort, NGINX_BIN, prepareSocketDir } from '../../test/helpers/nginx';
 
 /** One request; resolves with the status, or undefined when it could not be made. */
 export function probe(port: number, method = 'GET'): Promise<number | undefined> {
@@ -95,44 +57,17 @@ export class Nginx {
 
   static async start(run: Run, dir: string, options: NginxOptions): Promise<Nginx> {
     if (!NGINX_BIN) throw new Error('nginx is not installed (apt-get install nginx)');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.chmodSync(dir, 0o755);
-    const temp = path.join(dir, 'temp');
-    fs.mkdirSync(temp, { mode: 0o777 });
-    fs.chmodSync(temp, 0o777);
     const port = await freePort();
-    const conf = `${isRoot ? `user ${NGINX_USER} ${NGINX_GROUP};` : ''}
-worker_processes ${options.workerProcesses};
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${temp}/body;
-  proxy_temp_path ${temp}/proxy;
-  fastcgi_temp_path ${temp}/fastcgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  scgi_temp_path ${temp}/scgi;
-  upstream app {
-${options.upstreams.map((s) => `    server ${s} max_fails=0;`).join('\n')}
-    keepalive ${options.keepaliveConnections};
-    keepalive_timeout ${options.keepaliveSeconds}s;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout;
-      # Lets the wrk script count failures by method, nginx's own 502 pages included.
-      add_header X-Method $request_method always;
-    }
-  }
-}
-`;
-    const confFile = path.join(dir, 'nginx.conf');
-    fs.writeFileSync(confFile, conf);
+    const confFile = writeNginxConf(dir, {
+      port,
+      upstreams: options.upstreams,
+      keepaliveConnections: options.keepaliveConnections,
+      keepaliveSeconds: options.keepaliveSeconds,
+      workerProcesses: options.workerProcesses,
+      workerConnections: 4096,
+      // Lets the wrk script count failures by method, nginx's own 502 pages included.
+      locationExtra: 'add_header X-Method $request_method always;',
+    });
     const errorLog = path.join(dir, 'error.log');
     const child = run.spawn(NGINX_BIN, ['-p', dir, '-c', confFile, '-e', errorLog, '-g', 'daemon off;'], {
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -5,6 +5,7 @@ import { stringify as toYaml } from 'yaml';
 import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
 import { runDaemon } from '../daemon/daemon';
 import type { SendMessageReply, SendRequestReply, WorkerRef, WorkerResult } from '../daemon/messaging';
+import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
 import {
   APP_REQUEST_TIMEOUT_DEFAULT_MS,
@@ -43,14 +44,7 @@ function nonNegativeInt(value: string): number {
 
 /** Polls until the process is gone (it drains its workers first, which may take a while). */
 async function waitForExit(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  while (isAlive(pid)) await new Promise((r) => setTimeout(r, 100));
 }
 
 function requestTimeout(value: string): number {

@@ -1,18 +1,10 @@
 import semver from 'semver';
+import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
 import type { DaemonStatus } from '../ipc/protocol';
 import { VERSION } from '../version';
 
 const NEW_DAEMON_DEADLINE_MS = 60_000;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function poll<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + deadlineMs;

@@ -1,29 +1,10 @@
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import type net from 'node:net';
 import { encodeFrame, readJsonFrames } from '../ipc/framing';
+import { isAlive } from './proc';
 
 /** How often an adopted worker (not our child: no 'exit' event) is checked for life. */
 const LIVENESS_POLL_MS = 250;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The start time of a process in clock ticks since boot, to tell it from a reused pid. */
-export function processStartTicks(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * A worker started by an earlier daemon (SPEC §4.8), seen through the same surface as a
@@ -39,7 +20,7 @@ export class AdoptedProcess extends EventEmitter {
   constructor(readonly pid: number) {
     super();
     this.timer = setInterval(() => {
-      if (!alive(this.pid)) this.markExited();
+      if (!isAlive(this.pid)) this.markExited();
     }, LIVENESS_POLL_MS);
   }
 

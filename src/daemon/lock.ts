@@ -1,14 +1,11 @@
 import fs from 'node:fs';
+import { isAlive } from './proc';
 
 export class LockHeldError extends Error {}
 
 /** Whether `pid` is a live nodesockd daemon (not just any process that reused the pid). */
 function isLiveDaemon(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  if (!isAlive(pid)) return false;
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nodesockd');
   } catch {

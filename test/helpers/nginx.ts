@@ -43,6 +43,7 @@ function groupId(name: string): number {
  * actually lets them reach the sockets.
  */
 export function prepareSocketDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
   if (isRoot) fs.chownSync(dir, 0, groupId(NGINX_GROUP));
   fs.chmodSync(dir, 0o2750);
   // nobody must be able to traverse the parents too.
@@ -52,12 +53,69 @@ export function prepareSocketDir(dir: string): void {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as net.AddressInfo;
   await new Promise((r) => server.close(r));
   return port;
+}
+
+export interface NginxConfOptions {
+  port: number;
+  /** Upstream server addresses, e.g. `unix:/run/app/app.0.sock` or `127.0.0.1:3000`. */
+  upstreams: string[];
+  keepaliveConnections?: number;
+  keepaliveSeconds?: number;
+  workerProcesses?: number;
+  workerConnections?: number;
+  /** Extra directives for the proxied location. */
+  locationExtra?: string;
+}
+
+/**
+ * Writes `<dir>/nginx.conf` the way the docs tell operators to proxy to nodesockd (upstream
+ * keepalive, HTTP/1.1, `Connection ""`), with its pid, logs and temp files inside `dir`; as
+ * root, nginx's workers run unprivileged. Returns the file's path. Shared with bench/.
+ */
+export function writeNginxConf(dir: string, o: NginxConfOptions): string {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chmodSync(dir, 0o755);
+  const temp = path.join(dir, 'temp');
+  fs.mkdirSync(temp, { recursive: true, mode: 0o777 });
+  fs.chmodSync(temp, 0o777);
+  const conf = `${isRoot ? `user ${NGINX_USER} ${NGINX_GROUP};` : ''}
+worker_processes ${o.workerProcesses ?? 1};
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections ${o.workerConnections ?? 1024}; }
+http {
+  access_log off;
+  client_body_temp_path ${temp}/body;
+  proxy_temp_path ${temp}/proxy;
+  fastcgi_temp_path ${temp}/fastcgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  scgi_temp_path ${temp}/scgi;
+  upstream app {
+${o.upstreams.map((s) => `    server ${s} max_fails=0;`).join('\n')}
+    keepalive ${o.keepaliveConnections ?? 16};
+    keepalive_timeout ${o.keepaliveSeconds ?? KEEPALIVE_SECONDS}s;
+  }
+  server {
+    listen 127.0.0.1:${o.port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout;${o.locationExtra ? `\n      ${o.locationExtra}` : ''}
+    }
+  }
+}
+`;
+  const file = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(file, conf);
+  return file;
 }
 
 export class Nginx {
@@ -71,46 +129,11 @@ export class Nginx {
   /** Starts a real nginx proxying to the given UNIX sockets with upstream keepalive. */
   static async start(dir: string, sockets: string[]): Promise<Nginx> {
     if (!NGINX_BIN) throw new Error('nginx is not installed');
-    fs.mkdirSync(dir, { recursive: true });
-    const temp = path.join(dir, 'temp');
-    fs.mkdirSync(temp, { recursive: true, mode: 0o777 });
-    fs.chmodSync(temp, 0o777);
-    fs.chmodSync(dir, 0o755);
     const port = await freePort();
-    const conf = `
-${isRoot ? `user ${NGINX_USER} ${NGINX_GROUP};` : ''}
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${temp}/body;
-  proxy_temp_path ${temp}/proxy;
-  fastcgi_temp_path ${temp}/fastcgi;
-  uwsgi_temp_path ${temp}/uwsgi;
-  scgi_temp_path ${temp}/scgi;
-  upstream app {
-${sockets.map((s) => `    server unix:${s} max_fails=0;`).join('\n')}
-    keepalive 16;
-    keepalive_timeout ${KEEPALIVE_SECONDS}s;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout;
-    }
-  }
-}
-`;
-    const confFile = path.join(dir, 'nginx.conf');
-    fs.writeFileSync(confFile, conf);
+    const conf = writeNginxConf(dir, { port, upstreams: sockets.map((s) => `unix:${s}`) });
     const child = spawn(
       NGINX_BIN,
-      ['-p', dir, '-c', confFile, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
+      ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
       },

@@ -1,5 +1,27 @@
 import fs from 'node:fs';
 
+/** Facts about a process by pid, from signals and /proc (Linux first). */
+
+/** Whether a process exists (EPERM: it does, it just is not ours to signal). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The start time of a process in clock ticks since boot, to tell it from a reused pid. */
+export function processStartTicks(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Linux reports CPU time in clock ticks; USER_HZ is 100 on every mainstream architecture. */
 const TICKS_PER_SECOND = 100;
 
