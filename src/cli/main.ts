@@ -153,6 +153,12 @@ export function buildProgram(): Command {
     )
     .option('--no-dev-server', 'disable the dev server even if the config enables it')
     .option('--debug', 'verbose daemon log and stack traces')
+    .addOption(
+      new Option(
+        '--check-config',
+        'load the config as the daemon would, print what is wrong, and exit',
+      ).hideHelp(),
+    )
     // As the default command, daemon receives any word that is not a command (`nodesockd statsu`);
     // let it through so it is reported as an unknown command, not as an argument of `daemon`.
     .allowExcessArguments()
@@ -179,7 +185,12 @@ export function buildProgram(): Command {
       };
       const load = () =>
         loadConfig({ configPath: opts.config as string | undefined, overrides, cwd: logicalCwd() });
-      await runDaemon(load(), { debug: opts.debug === true, reload: load });
+      const loaded = load();
+      if (opts.checkConfig === true) {
+        console.log(`config OK: ${loaded.files.join(', ') || 'defaults and command line'}`);
+        return;
+      }
+      await runDaemon(loaded, { debug: opts.debug === true, reload: load });
       process.exit(0);
     });
 

@@ -1,21 +1,25 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import semver from 'semver';
 import type { LoadedConfig } from '../config/load';
 import { DevServer } from '../fronts/dev-server';
-import { probeSocket } from '../ipc/client';
+import { canConnect, probeSocket } from '../ipc/client';
 import type { DaemonStatus, Request } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
+import { InstanceLock } from './instance-lock';
 import { DaemonLock } from './lock';
 import { Messenger } from './messaging';
 import { WorkerOutput } from './output';
+import { Supervisor } from './pool/supervisor';
 import { Publisher } from './publisher';
 import { StateFile } from './state-file';
-import { Supervisor } from './supervisor';
 
 export class DaemonStartError extends Error {}
+
+/** How often the daemon checks that its control socket is still in tmpDir. */
+const IPC_WATCH_MS = 2000;
 
 /**
  * Whether a supervisor starts this daemon again when it exits (the unit of `nodesockd systemd`
@@ -33,237 +37,382 @@ export interface DaemonOptions {
   reload?: () => LoadedConfig;
 }
 
-/** Keys a running daemon cannot change: they name its own files and sockets. */
-const FIXED_KEYS = ['tmpDir', 'ipcFile', 'umask', 'devServer', 'stdout', 'stderr', 'outputPrefix'] as const;
+type Teardown = { name: string; run: (workers: 'drain' | 'detach') => unknown };
 
 /**
- * The long-running process: owns the control socket, the supervisor and the dev server, and
- * turns signals and control requests into supervisor calls. Resolves when it has shut down.
+ * The long-running process: owns the locks, the control socket, the pool and the dev server,
+ * and turns signals and control requests into pool commands.
+ *
+ * `start()` brings the parts up in order and registers how to take each down; `close()` is
+ * the one way down (SIGTERM, terminate, a handover): it runs those steps in reverse, each on
+ * its own, so one that fails (an unwritable tmpDir) cannot stop the others. `workers:
+ * 'drain'` stops the workers; `'detach'` leaves them running for the next daemon to adopt.
  */
-export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
-  const { config } = loaded;
-  const log = new Logger('', options.debug ? 'debug' : 'info');
-  const startedAt = Date.now();
+export class Daemon {
+  private readonly teardown: Teardown[] = [];
+  private closing: Promise<void> | null = null;
+  private reloading: Promise<unknown> = Promise.resolve();
+  private supervisor!: Supervisor;
+  private messenger!: Messenger;
+  private devServer: DevServer | null = null;
+  private ipc!: IpcServer;
+  private stateFile!: StateFile;
+  private output!: WorkerOutput;
+  private ipcWatch: NodeJS.Timeout | null = null;
+  private ipcIno: number | null = null;
+  private detachedState: ReturnType<Supervisor['detach']> | null = null;
+  readonly startedAt = Date.now();
+  readonly log: Logger;
 
-  process.umask(config.umask);
-  checkTmpDir(config.tmpDir);
-  // The title (in /proc/<pid>/cmdline) is how the lock recognises a live daemon.
-  process.title = `${config.name} nodesockd daemon`;
-  let lock: DaemonLock;
-  try {
-    lock = DaemonLock.acquire(config.ipcFile);
-  } catch (err) {
-    throw new DaemonStartError(errorMessage(err));
+  private constructor(
+    private readonly loaded: LoadedConfig,
+    private readonly options: DaemonOptions,
+  ) {
+    this.log = new Logger('', options.debug ? 'debug' : 'info');
   }
-  try {
+
+  /** Starts a daemon; resolves once it serves its control socket and has started the workers. */
+  static async start(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<Daemon> {
+    const daemon = new Daemon(loaded, options);
+    try {
+      await daemon.bringUp();
+    } catch (err) {
+      await daemon.close({ workers: 'drain' });
+      throw err;
+    }
+    return daemon;
+  }
+
+  private get config() {
+    return this.loaded.config;
+  }
+
+  private onTeardown(name: string, run: Teardown['run']): void {
+    this.teardown.push({ name, run });
+  }
+
+  private async bringUp(): Promise<void> {
+    const { config } = this;
+    const log = this.log;
+    process.umask(config.umask);
+    checkTmpDir(config.tmpDir);
+    process.title = `${config.name} nodesockd daemon`;
+
+    const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
+      throw new DaemonStartError(errorMessage(err));
+    });
+    this.onTeardown('instance lock', () => instance.release());
+    let lock: DaemonLock;
+    try {
+      lock = DaemonLock.acquire(config.ipcFile);
+    } catch (err) {
+      throw new DaemonStartError(errorMessage(err));
+    }
+    this.onTeardown('lock file', () => lock.release());
     await claimIpcFile(config.ipcFile);
-  } catch (err) {
-    lock.release();
-    throw err;
+
+    this.output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
+    this.onTeardown('worker output', () => this.output.close());
+
+    this.stateFile = new StateFile(`${config.ipcFile}.state`);
+    this.onTeardown('state file', (workers) => {
+      if (workers === 'detach' && this.detachedState) this.stateFile.write(this.detachedState);
+      else this.stateFile.remove();
+    });
+
+    let ready = false;
+    const publisher = new Publisher(config.tmpDir, config.socketFile, log);
+    this.supervisor = new Supervisor({
+      config,
+      publisher,
+      output: this.output,
+      log,
+      canConnect,
+      onChange: () => {
+        if (ready && !this.closing) this.stateFile.schedule(() => this.supervisor.snapshot());
+      },
+    });
+    const previous = this.stateFile.read();
+    if (previous.problem) log.warn(previous.problem);
+    const adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
+    if (adopted > 0)
+      log.info(`adopted ${adopted} worker(s) of the previous daemon (pid ${previous.state?.daemonPid})`);
+    const leftovers = await publisher.cleanStale();
+    const adoptedSockets = new Set(this.supervisor.listWorkers().map(({ worker }) => worker.socketPath));
+    for (const file of leftovers.filter((f) => !adoptedSockets.has(f))) {
+      log.warn(`${file} is still served by a process nodesockd does not know; leaving it alone`);
+    }
+    this.stateFile.write(this.supervisor.snapshot());
+    ready = true;
+    this.messenger = new Messenger(() => this.supervisor.listWorkers(), log);
+
+    this.ipc = new IpcServer(
+      config.ipcFile,
+      (request) => this.handle(request),
+      log,
+      (id, pid, socket) => this.supervisor.attachWorkerChannel(id, pid, socket),
+    );
+    await this.ipc.listen();
+    this.ipcIno = inodeOf(config.ipcFile);
+    this.onTeardown('control socket', async () => {
+      if (this.ipcWatch) clearInterval(this.ipcWatch);
+      await this.ipc.close();
+      if (inodeOf(config.ipcFile) === this.ipcIno) fs.rmSync(config.ipcFile, { force: true });
+    });
+    this.ipcWatch = setInterval(() => void this.watchIpcFile(), IPC_WATCH_MS);
+    this.ipcWatch.unref();
+
+    this.onTeardown('workers', async (workers) => {
+      if (workers === 'detach') this.detachedState = this.supervisor.detach();
+      else await this.supervisor.stop();
+    });
+
+    if (config.devServer !== false) {
+      const dev = new DevServer(config.devServer, () => this.supervisor.servingSockets(), log);
+      this.devServer = dev;
+      // Closed first: its kept-alive connections would otherwise hold draining workers.
+      this.onTeardown('dev server', () => dev.close());
+    }
+
+    log.info(
+      `nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`,
+    );
+    if (this.devServer) {
+      try {
+        await this.devServer.listen();
+      } catch (err) {
+        log.error(errorMessage(err));
+      }
+    }
+    if (adopted > 0) {
+      this.supervisor.fillMissing().catch((err: unknown) => log.error(errorMessage(err)));
+    } else {
+      this.supervisor.start().then(
+        ({ workers }) => log.info(`${workers} worker(s) online`),
+        (err: unknown) => log.error(errorMessage(err)),
+      );
+    }
   }
 
-  const publisher = new Publisher(config.tmpDir, config.socketFile, log);
-  const output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
-  const supervisor = new Supervisor(config, publisher, output, log);
-  const stateFile = new StateFile(`${config.ipcFile}.state`);
-  const previous = stateFile.read();
-  if (previous.problem) log.warn(previous.problem);
-  const adopted = previous.state ? await supervisor.adopt(previous.state) : 0;
-  if (adopted > 0)
-    log.info(`adopted ${adopted} worker(s) of the previous daemon (pid ${previous.state?.daemonPid})`);
-  const leftovers = await publisher.cleanStale();
-  const adoptedSockets = new Set(supervisor.listWorkers().map(({ worker }) => worker.socketPath));
-  for (const file of leftovers.filter((f) => !adoptedSockets.has(f))) {
-    log.warn(`${file} is still served by a process nodesockd does not know; leaving it alone`);
+  /** Takes everything down in the reverse order it came up; idempotent. */
+  close(opts: { workers: 'drain' | 'detach' }): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      for (const step of [...this.teardown].reverse()) {
+        try {
+          await step.run(opts.workers);
+        } catch (err) {
+          this.log.error(`while closing (${step.name}): ${errorMessage(err)}`);
+        }
+      }
+    })();
+    return this.closing;
   }
-  supervisor.onChange = () => stateFile.schedule(() => supervisor.snapshot());
-  stateFile.write(supervisor.snapshot());
-  const messenger = new Messenger(() => supervisor.listWorkers(), log);
-  const devServer =
-    config.devServer === false
-      ? null
-      : new DevServer(config.devServer, () => supervisor.servingSockets(), log);
 
-  const status = (): DaemonStatus => ({
-    version: VERSION,
-    pid: process.pid,
-    name: supervisor.currentConfig.name,
-    startedAt,
-    running: supervisor.isRunning,
-    suspended: supervisor.isSuspended,
-    ipcFile: config.ipcFile,
-    devServer: devServer ? `http://127.0.0.1:${devServer.address()}` : null,
-    ...supervisor.status(),
-  });
+  /** Reopens the log files, so logrotate can move them away (SIGUSR1, SIGUSR2). */
+  reopenLogs(): void {
+    this.output.reopen();
+  }
 
-  const handle = async (request: Request): Promise<unknown> => {
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+
+  status(): DaemonStatus {
+    return {
+      version: VERSION,
+      pid: process.pid,
+      name: this.supervisor.currentConfig.name,
+      startedAt: this.startedAt,
+      running: this.supervisor.isRunning,
+      suspended: this.supervisor.isSuspended,
+      ipcFile: this.config.ipcFile,
+      devServer: this.devServer ? `http://127.0.0.1:${this.devServer.address()}` : null,
+      ...this.supervisor.status(),
+    };
+  }
+
+  private async handle(request: Request): Promise<unknown> {
+    const s = this.supervisor;
     switch (request.type) {
       case 'status':
-        return status();
+        return this.status();
       case 'config':
-        return { config: supervisor.currentConfig, files: loaded.files };
+        return { config: s.currentConfig, files: this.loaded.files };
       case 'start':
-        return supervisor.start(request.data);
+        return s.start(request.data);
       case 'restart':
-        return supervisor.restart(request.data);
+        return s.restart(request.data);
       case 'stop':
-        return supervisor.stop();
+        return s.stop();
       case 'resume':
-        return supervisor.resume();
+        return s.resume();
       case 'send-msg':
-        return messenger.sendMessage(request.data);
+        return this.messenger.sendMessage(request.data);
       case 'send-req':
-        return messenger.request(request.data);
+        return this.messenger.request(request.data);
       case 'reload':
-        return reload();
+        return this.reload();
       case 'set-workers':
-        return supervisor.setWorkers(request.data.count);
+        return s.setWorkers(request.data.count);
       case 'set-standby':
-        return supervisor.setStandby(request.data.count);
+        return s.setStandby(request.data.count);
       case 'worker-hello':
         throw new Error('worker-hello is handled by the control socket');
       case 'handover':
-        return handOver(request.data.version);
+        return this.handOver(request.data.version);
       case 'terminate':
         // Reply first: the client waits for the pid to disappear.
-        setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
+        setImmediate(() => void this.close({ workers: 'drain' }).then(() => process.exit(0)));
         return { pid: process.pid, supervised: underSupervisor() };
     }
-  };
+  }
+
+  /** Re-reads the config; reloads are serialised so two SIGHUPs cannot interleave their diffs. */
+  reload(): Promise<{ actions: string[] }> {
+    const run = this.reloading.then(async () => {
+      if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
+      const next = this.options.reload();
+      const actions = await this.supervisor.reconfigure(
+        next.config,
+        new Publisher(next.config.tmpDir, next.config.socketFile, this.log),
+      );
+      this.loaded.files = next.files;
+      process.title = `${this.supervisor.currentConfig.name} nodesockd daemon`;
+      this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
+      return { actions };
+    });
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
 
   /**
-   * restart --upgrade (SPEC §4.9): when the CLI is newer, let go of the workers and make way
-   * for a daemon running the installed version, which adopts them. Under systemd (the unit of
-   * `nodesockd systemd`: Restart=always, KillMode=process) exiting is enough; elsewhere the
-   * replacement is started here, with the same command line.
+   * restart --upgrade: when the CLI is newer, make sure the installed nodesockd can load this
+   * daemon's config, then let go of the workers and make way for a daemon of that version,
+   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough;
+   * elsewhere the successor is started here with the same command line.
    */
-  const handOver = (version: string): { handover: boolean; version: string; pid: number } => {
+  private handOver(version: string): { handover: boolean; version: string; pid: number } {
     const newer = semver.valid(version) !== null && semver.gt(version, VERSION);
     if (!newer) return { handover: false, version: VERSION, pid: process.pid };
-    if (shuttingDown) throw new Error('the daemon is shutting down');
-    log.info(`handing the workers over to nodesockd ${version}`);
-    shuttingDown = (async () => {
+    if (this.closing) throw new Error('the daemon is shutting down');
+    const check = spawnSync(
+      process.execPath,
+      [...process.execArgv, ...process.argv.slice(1), '--check-config'],
+      {
+        cwd: process.cwd(),
+        env: process.env,
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    if (check.status !== 0) {
+      const why = (check.stderr || check.stdout || check.error?.message || 'no output').trim().split('\n')[0];
+      throw new Error(
+        `the installed nodesockd cannot start with this daemon's config, so the workers stay with this daemon: ${why}`,
+      );
+    }
+    this.log.info(`handing the workers over to nodesockd ${version}`);
+    void (async () => {
       // After this reply has been written.
       await new Promise((resolve) => setImmediate(resolve));
-      await devServer?.close();
-      stateFile.write(supervisor.detach());
-      await ipc.close();
-      fs.rmSync(config.ipcFile, { force: true });
-      lock.release();
-      output.close();
+      await this.close({ workers: 'detach' });
       if (!underSupervisor()) {
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
           stdio: 'inherit',
         });
         next.unref();
-        log.info(`started the new daemon (pid ${next.pid}); exiting`);
+        this.log.info(`started the new daemon (pid ${next.pid}); exiting`);
       } else {
-        log.info('exiting; the supervisor starts the new daemon (NODESOCKD_SUPERVISED=1)');
+        this.log.info('exiting; the supervisor starts the new daemon (NODESOCKD_SUPERVISED=1)');
       }
+      process.exit(0);
     })();
-    void shuttingDown.then(() => process.exit(0));
     return { handover: true, version: VERSION, pid: process.pid };
-  };
+  }
 
-  // Reloads are serialised so two SIGHUPs cannot interleave their diffs.
-  let reloading: Promise<unknown> = Promise.resolve();
-  const reload = (): Promise<{ actions: string[] }> => {
-    const run = reloading.then(async () => {
-      if (!options.reload) throw new Error('this daemon was started without a config to reload');
-      const next = options.reload();
-      const current = supervisor.currentConfig;
-      const fixed = FIXED_KEYS.filter((k) => JSON.stringify(next.config[k]) !== JSON.stringify(current[k]));
-      if (fixed.length > 0) {
-        throw new Error(
-          `cannot change ${fixed.join(', ')} while the daemon runs; restart the daemon to apply`,
-        );
-      }
-      const actions = await supervisor.reconfigure(
-        next.config,
-        new Publisher(next.config.tmpDir, next.config.socketFile, log),
+  /**
+   * A tmp cleaner or a script that removes tmpDir takes the control socket with it: the CLI
+   * would then say no daemon runs. Put it back (the instance lock still keeps a second daemon out).
+   */
+  private async watchIpcFile(): Promise<void> {
+    if (this.closing) return;
+    const ino = inodeOf(this.config.ipcFile);
+    if (ino !== null && ino === this.ipcIno) return;
+    this.log.warn(`${this.config.ipcFile} is gone or replaced; binding the control socket again`);
+    try {
+      fs.mkdirSync(this.config.tmpDir, { recursive: true });
+      await this.ipc.rebind();
+      this.ipcIno = inodeOf(this.config.ipcFile);
+      this.stateFile.write(this.supervisor.snapshot());
+    } catch (err) {
+      this.log.error(`cannot bind ${this.config.ipcFile} again: ${errorMessage(err)}`);
+    }
+  }
+}
+
+/** Runs a daemon in this process until SIGTERM/SIGINT (or terminate) has drained it. */
+export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
+  const daemon = await Daemon.start(loaded, options);
+  const log = daemon.log;
+  // A supervisor must outlive its own bugs: report them (never re-entering the report) and
+  // keep the workers served.
+  let reporting = false;
+  const report = (what: unknown) => {
+    if (reporting) return;
+    reporting = true;
+    try {
+      log.error(
+        `internal error (please report it): ${what instanceof Error ? (what.stack ?? what.message) : String(what)}`,
       );
-      loaded.files = next.files;
-      process.title = `${supervisor.currentConfig.name} nodesockd daemon`;
-      log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
-      return { actions };
-    });
-    reloading = run.catch(() => undefined);
-    return run;
+    } catch {
+      // The log sink itself failed: nothing more can be said.
+    } finally {
+      reporting = false;
+    }
   };
-
-  const ipc = new IpcServer(config.ipcFile, handle, log, (id, pid, socket) =>
-    supervisor.attachWorkerChannel(id, pid, socket),
-  );
-  await ipc.listen();
-
-  let shuttingDown: Promise<void> | null = null;
-  const shutdown = (why: string): Promise<void> => {
-    if (shuttingDown) return shuttingDown;
-    log.info(`${why}: draining workers and exiting`);
-    shuttingDown = (async () => {
-      // The dev server first: its kept-alive connections would otherwise hold draining workers.
-      await devServer?.close();
-      await supervisor.stop();
-      await ipc.close();
-      fs.rmSync(config.ipcFile, { force: true });
-      supervisor.onChange = () => {};
-      stateFile.remove();
-      lock.release();
-      output.close();
-      log.info('bye');
-    })();
-    return shuttingDown;
-  };
-
-  const done = new Promise<void>((resolve) => {
+  process.on('uncaughtException', report);
+  process.on('unhandledRejection', report);
+  await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      if (shuttingDown) {
+      if (daemon.isClosing) {
         log.warn(`${signal} again: still draining (send SIGKILL to stop at once)`);
         return;
       }
-      void shutdown(signal).then(resolve);
+      log.info(`${signal}: draining workers and exiting`);
+      void daemon.close({ workers: 'drain' }).then(() => {
+        log.info('bye');
+        resolve();
+      });
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-  });
-  // The default SIGHUP action would kill the daemon and leave the workers unmanaged.
-  process.on('SIGHUP', () => {
-    reload().catch((err: unknown) =>
-      log.error(`SIGHUP: reload failed, keeping the current config: ${errorMessage(err)}`),
-    );
-  });
-  process.on('SIGUSR2', () => {
-    output.reopen();
-    log.info('SIGUSR2: log files reopened');
-  });
-  // A supervisor must outlive its own bugs: report them and keep the workers served.
-  process.on('uncaughtException', (err) =>
-    log.error(`internal error (please report it): ${err.stack ?? err}`),
-  );
-  process.on('unhandledRejection', (err) =>
-    log.error(`internal error (please report it): ${errorMessage(err)}`),
-  );
-
-  log.info(
-    `nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`,
-  );
-  if (devServer) {
-    try {
-      await devServer.listen();
-    } catch (err) {
-      log.error(errorMessage(err));
+    // The default SIGHUP action would kill the daemon and leave the workers unmanaged.
+    process.on('SIGHUP', () => {
+      daemon
+        .reload()
+        .catch((err: unknown) =>
+          log.error(`SIGHUP: reload failed, keeping the current config: ${errorMessage(err)}`),
+        );
+    });
+    // SIGUSR1 would open Node's inspector (code execution for any local user): reopen logs instead.
+    for (const signal of ['SIGUSR1', 'SIGUSR2'] as const) {
+      process.on(signal, () => {
+        daemon.reopenLogs();
+        log.info(`${signal}: log files reopened`);
+      });
     }
+  });
+}
+
+function inodeOf(file: string): number | null {
+  try {
+    const stat = fs.lstatSync(file);
+    return stat.isSocket() ? stat.ino : null;
+  } catch {
+    return null;
   }
-  if (adopted > 0) {
-    supervisor.fillMissing().catch((err: unknown) => log.error(errorMessage(err)));
-  } else {
-    supervisor.start().then(
-      ({ workers }) => log.info(`${workers} worker(s) online`),
-      (err: unknown) => log.error(errorMessage(err)),
-    );
-  }
-  await done;
 }
 
 function checkTmpDir(dir: string): void {
@@ -283,7 +432,7 @@ function checkTmpDir(dir: string): void {
   }
 }
 
-/** One daemon per app (SPEC §4.7): a live control socket means another daemon owns the app. */
+/** A live control socket means another daemon owns the app. */
 async function claimIpcFile(ipcFile: string): Promise<void> {
   let stat: fs.Stats;
   try {

@@ -24,13 +24,16 @@ import {
   MSG_APP_REQ,
 } from '../ipc/worker-protocol';
 import type { Logger } from '../log';
-import type { ExitInfo, WorkerHandle } from './worker';
+import type { ManagedWorker as WorkerHandle } from './worker/managed-worker';
+import type { ExitInfo } from './worker/worker-state';
 
 export type WorkerRole = 'serving' | 'standby' | 'draining' | 'starting';
 
 export interface LiveWorker {
   worker: WorkerHandle;
   role: WorkerRole;
+  /** The slot it serves, or null. */
+  slot: number | null;
 }
 
 /** A worker as named in replies; `slot` is null unless it serves a slot (as in `status`). */
@@ -129,7 +132,7 @@ export function parseSelector(selector = 'all'): SelectorPart[] {
 const ROLE_ORDER: Record<WorkerRole, number> = { serving: 0, standby: 1, starting: 2, draining: 3 };
 
 function slotOf(entry: LiveWorker): number | null {
-  return entry.role === 'serving' ? entry.worker.slot : null;
+  return entry.role === 'serving' ? entry.slot : null;
 }
 
 function matches(part: SelectorPart, entry: LiveWorker): boolean {

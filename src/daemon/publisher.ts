@@ -4,6 +4,12 @@ import path from 'node:path';
 import { probeSocket } from '../ipc/client';
 import type { Logger } from '../log';
 
+export interface PreparedLink {
+  slot: number;
+  temp: string;
+  target: string;
+}
+
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -38,21 +44,69 @@ export class Publisher {
 
   /** Points the slot's published path at the socket, atomically. */
   publish(slot: number, socketPath: string): void {
+    this.commit(this.prepare(slot, socketPath));
+  }
+
+  /**
+   * The first half of a publication: a fresh link to the socket under a temporary name, and
+   * a check that the published path can be replaced by it. Throws (leaving nothing behind)
+   * when tmpDir is full or something that is not a link sits at the published path.
+   */
+  prepare(slot: number, socketPath: string): PreparedLink {
     const target = this.publishedPath(slot);
+    let existing: fs.Stats | null = null;
+    try {
+      existing = fs.lstatSync(target);
+    } catch {
+      // Nothing published yet.
+    }
+    if (existing && !existing.isSymbolicLink()) {
+      throw new Error(
+        `cannot publish slot ${slot}: ${target} is ${existing.isDirectory() ? 'a directory' : 'not a symlink'}; remove it`,
+      );
+    }
     const temp = `${target}.new-${randomBytes(4).toString('hex')}`;
     // A relative target keeps working when tmpDir is mounted elsewhere (a volume shared
     // with an nginx container).
-    fs.symlinkSync(path.basename(socketPath), temp);
     try {
-      fs.renameSync(temp, target);
+      fs.symlinkSync(path.basename(socketPath), temp);
     } catch (err) {
-      fs.rmSync(temp, { force: true });
-      throw err;
+      throw new Error(`cannot publish slot ${slot}: ${(err as Error).message}`);
+    }
+    return { slot, temp, target };
+  }
+
+  /** The second half: rename(2) of the prepared link over the published path. */
+  commit(link: PreparedLink): void {
+    try {
+      fs.renameSync(link.temp, link.target);
+    } catch (err) {
+      this.discard(link);
+      throw new Error(`cannot publish slot ${link.slot}: ${(err as Error).message}`);
     }
   }
 
+  discard(link: PreparedLink): void {
+    fs.rmSync(link.temp, { force: true });
+  }
+
+  /** The socket a published path points at now, or null. */
+  currentTarget(slot: number): string | null {
+    try {
+      return path.resolve(this.tmpDir, fs.readlinkSync(this.publishedPath(slot)));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Removes the slot's published path (only a link: never what somebody else put there). */
   unpublish(slot: number): void {
-    fs.rmSync(this.publishedPath(slot), { force: true });
+    const target = this.publishedPath(slot);
+    try {
+      if (fs.lstatSync(target).isSymbolicLink()) fs.rmSync(target, { force: true });
+    } catch {
+      // Already gone, or tmpDir unreadable: nothing to remove that we could remove.
+    }
   }
 
   /** Removes a worker's socket file after it exited, unless something still listens on it. */

@@ -14,7 +14,7 @@ export type WorkerHelloHandler = (workerId: string, pid: number, socket: net.Soc
  * error reply, a peer that vanishes just loses its replies.
  */
 export class IpcServer {
-  private readonly server: net.Server;
+  private server: net.Server;
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
@@ -44,6 +44,18 @@ export class IpcServer {
     }
     fs.chmodSync(this.path, 0o600);
     this.server.on('error', (err) => this.log.error(`control socket: ${errorMessage(err)}`));
+  }
+
+  /**
+   * Listens again on the path (its file was removed, e.g. with tmpDir): a new listener takes
+   * the path, the old one stops accepting, and open connections carry on.
+   */
+  async rebind(): Promise<void> {
+    const old = this.server;
+    this.server = net.createServer((socket) => this.accept(socket));
+    fs.rmSync(this.path, { force: true });
+    await this.listen();
+    old.close();
   }
 
   /** Stops listening; open connections get their pending replies, then are closed. */

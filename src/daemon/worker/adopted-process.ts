@@ -1,14 +1,15 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { encodeFrame, readJsonFrames } from '../ipc/framing';
-import { isAlive } from './proc';
+import { encodeFrame, readJsonFrames } from '../../ipc/framing';
+import { isAlive } from '../proc';
 
 /** How often an adopted worker (not our child: no 'exit' event) is checked for life. */
 const LIVENESS_POLL_MS = 250;
 
 /**
  * A worker started by an earlier daemon (SPEC §4.8), seen through the same surface as a
- * ChildProcess: `pid`, `connected`, `send()`, `kill()`, events 'message', 'exit', 'disconnect'.
+ * ChildProcess: `pid`, `connected`, `send()`, `kill()`, events 'message', 'exit', 'disconnect',
+ * and 'connect' when the worker reconnects.
  * Its channel is the control-socket connection the worker's library opens after losing its
  * parent; a worker without the library has none and is driven by signals only.
  */
@@ -41,6 +42,7 @@ export class AdoptedProcess extends EventEmitter {
         this.emit('disconnect');
       }
     });
+    this.emit('connect');
   }
 
   /** Stops watching the process and closes its channel, leaving the process alone. */

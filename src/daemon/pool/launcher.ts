@@ -1,0 +1,212 @@
+import type net from 'node:net';
+import type { Config } from '../../config/schema';
+import { errorMessage, type Logger } from '../../log';
+import { newWorkerId } from '../../worker-id';
+import type { Clock } from '../clock';
+import type { WorkerOutput } from '../output';
+import { AdoptedProcess } from '../worker/adopted-process';
+import { ManagedWorker } from '../worker/managed-worker';
+import { type SpawnedWorker, type SpawnSpec, spawnWorker, workerEnv } from '../worker/spawn';
+import type { DrainReason, ExitInfo } from '../worker/worker-state';
+
+export class AbortedError extends Error {
+  constructor() {
+    super('aborted');
+  }
+}
+
+/** A worker of an earlier daemon, as recorded in the state file and found alive. */
+export interface AdoptionRecord {
+  id: string;
+  pid: number;
+  socketPath: string;
+  suspended: boolean;
+  startedAt: number;
+  generation: number;
+}
+
+export interface LaunchEvents {
+  exit(worker: ManagedWorker, exit: ExitInfo): void;
+  broken(worker: ManagedWorker): void;
+  changed(): void;
+}
+
+export interface LauncherDeps {
+  config: () => Config;
+  /** The unique socket path of a new worker id (from the current socket naming). */
+  socketPathFor: (id: string) => string;
+  output: WorkerOutput;
+  clock: Clock;
+  log: Logger;
+  canConnect: (socketPath: string) => Promise<boolean>;
+  /** Starts the process; the real one spawns node, the policy tests pass a fake. */
+  spawn?: (spec: SpawnSpec) => SpawnedWorker;
+}
+
+/**
+ * Makes workers and knows every live one: spawns (or adopts) a process, wraps it in a
+ * `ManagedWorker`, reports its exit, broken report and state changes to the pool, and starts
+ * one until it is online (with retries) for whoever needs a worker: the restart transaction,
+ * slot recovery, scaling and the standby pool.
+ */
+export class Launcher {
+  private readonly live = new Set<ManagedWorker>();
+  private readonly adoptedProcesses = new Map<string, AdoptedProcess>();
+  private readonly spawnProcess: (spec: SpawnSpec) => SpawnedWorker;
+  private standbyInstances = 0;
+
+  constructor(
+    private readonly deps: LauncherDeps,
+    private readonly events: LaunchEvents,
+  ) {
+    this.spawnProcess = deps.spawn ?? spawnWorker;
+  }
+
+  /** Every worker not yet exited. */
+  all(): ManagedWorker[] {
+    return [...this.live];
+  }
+
+  /**
+   * Starts a worker for `slot` (null: a standby) and waits until it is online, with up to
+   * `attempts` tries; an aborted signal stops it and throws AbortedError.
+   */
+  async start(
+    slot: { index: number; instances: number } | null,
+    opts: { generation: number; suspended: boolean; attempts: number; signals: AbortSignal[] },
+  ): Promise<ManagedWorker> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= opts.attempts; attempt++) {
+      if (opts.signals.some((s) => s.aborted)) throw new AbortedError();
+      const worker = this.spawn(slot, opts.generation, opts.suspended);
+      try {
+        await raceAbort(worker.waitOnline(this.deps.config().onlineTimeout), opts.signals);
+        return worker;
+      } catch (err) {
+        lastError = err;
+        await worker.abort(this.deps.config().killTimeout);
+        if (err instanceof AbortedError) throw err;
+        this.deps.log.warn(`attempt ${attempt}/${opts.attempts} failed: ${errorMessage(err)}`);
+      }
+    }
+    throw lastError;
+  }
+
+  /** Drains a worker with the configured timeouts. */
+  drain(worker: ManagedWorker, reason: DrainReason): Promise<void> {
+    const c = this.deps.config();
+    return worker.drain(c.shutdownTimeout, c.killTimeout, reason);
+  }
+
+  /** Takes over a live worker of an earlier daemon. */
+  adopt(record: AdoptionRecord, slot: number | null): ManagedWorker {
+    const proc = new AdoptedProcess(record.pid);
+    this.adoptedProcesses.set(record.id, proc);
+    const worker = new ManagedWorker({
+      id: record.id,
+      socketPath: record.socketPath,
+      startedFor: slot,
+      generation: record.generation,
+      startedAt: record.startedAt,
+      process: proc,
+      suspended: record.suspended,
+      readiness: this.deps.config().readiness,
+      adopted: true,
+      // Started detached by the earlier daemon: it leads its own process group.
+      processGroup: record.pid,
+      spawnTimeoutMs: 0,
+      canConnect: this.deps.canConnect,
+      clock: this.deps.clock,
+      log: this.deps.log,
+    });
+    return this.track(worker);
+  }
+
+  /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
+  attachChannel(id: string, pid: number, socket: net.Socket): boolean {
+    const proc = this.adoptedProcesses.get(id);
+    if (!proc || proc.pid !== pid) return false;
+    proc.attach(socket);
+    this.deps.log.info(`worker ${id} (pid ${pid}) reconnected`);
+    return true;
+  }
+
+  /** Lets go of every worker, leaving the processes running (a daemon upgrade). */
+  detachAll(): void {
+    for (const worker of this.live) worker.detach();
+    for (const proc of this.adoptedProcesses.values()) proc.release();
+    this.live.clear();
+    this.adoptedProcesses.clear();
+  }
+
+  private spawn(
+    slot: { index: number; instances: number } | null,
+    generation: number,
+    suspended: boolean,
+  ): ManagedWorker {
+    const c = this.deps.config();
+    const id = newWorkerId();
+    const socketPath = this.deps.socketPathFor(id);
+    const instance = slot ? slot.instances++ : this.standbyInstances++;
+    const spawned = this.spawnProcess({
+      id,
+      socketPath,
+      slot: slot?.index ?? null,
+      suspended,
+      script: c.script,
+      args: c.args,
+      nodeArgs: c.nodeArgs,
+      cwd: c.cwd,
+      env: workerEnv(c.env),
+      listenVar: c.listenVar,
+      appName: c.name,
+      upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
+      ipcFile: c.ipcFile,
+      output: this.deps.output,
+      tags: { worker: slot ? String(slot.index) : 'standby', instance, id },
+    });
+    const worker = new ManagedWorker({
+      id,
+      socketPath,
+      startedFor: slot?.index ?? null,
+      generation,
+      startedAt: this.deps.clock.now(),
+      process: spawned.process,
+      suspended,
+      readiness: c.readiness,
+      spawnTimeoutMs: c.spawnTimeout,
+      processGroup: spawned.processGroup,
+      lastStderr: spawned.lastStderr,
+      canConnect: this.deps.canConnect,
+      clock: this.deps.clock,
+      log: this.deps.log,
+    });
+    return this.track(worker);
+  }
+
+  private track(worker: ManagedWorker): ManagedWorker {
+    this.live.add(worker);
+    worker.on('exit', (exit: ExitInfo) => {
+      this.live.delete(worker);
+      this.adoptedProcesses.delete(worker.id);
+      this.events.exit(worker, exit);
+    });
+    worker.on('broken', () => this.events.broken(worker));
+    worker.on('state', () => this.events.changed());
+    this.events.changed();
+    return worker;
+  }
+}
+
+function raceAbort<T>(promise: Promise<T>, signals: AbortSignal[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError());
+    for (const s of signals) {
+      if (s.aborted) return onAbort();
+      s.addEventListener('abort', onAbort, { once: true });
+    }
+    promise.then(resolve, reject).finally(() => {
+      for (const s of signals) s.removeEventListener('abort', onAbort);
+    });
+  });
+}

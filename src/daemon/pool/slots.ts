@@ -1,0 +1,165 @@
+import type { Logger } from '../../log';
+import type { Timer } from '../clock';
+import type { PreparedLink, Publisher } from '../publisher';
+import type { ManagedWorker } from '../worker/managed-worker';
+import { isServing } from '../worker/worker-state';
+import { RestartPolicy, type RestartPolicyOptions } from './restart-policy';
+
+/** One traffic-serving position: a published path and the worker behind it. */
+export class Slot {
+  /** The worker the published path points at (null while the slot has none alive). */
+  worker: ManagedWorker | null = null;
+  /** How many workers this slot has had; the `{instance}` of output prefixes. */
+  instances = 0;
+  restarts = 0;
+  lastExit: string | null = null;
+  /** A replacement scheduled after a failure. */
+  retry: { timer: Timer; at: number; delayMs: number } | null = null;
+  /** A replacement is starting (so a second failure report does not start another). */
+  replacing = false;
+  /** Scaled away: nothing may be published for it any more. */
+  removed = false;
+  readonly policy: RestartPolicy;
+
+  constructor(
+    readonly index: number,
+    policy: RestartPolicyOptions,
+  ) {
+    this.policy = new RestartPolicy(policy);
+  }
+
+  /** Whether a replacement is scheduled or starting. */
+  get recovering(): boolean {
+    return this.retry !== null || this.replacing;
+  }
+}
+
+/**
+ * The slots and what each publishes. The only code that points a published path at a worker
+ * (through the Publisher) and the only code that changes which worker a slot has.
+ */
+export class SlotTable {
+  private slots: Slot[] = [];
+
+  constructor(
+    count: number,
+    private publisherNow: Publisher,
+    private readonly policy: RestartPolicyOptions,
+    private readonly log: Logger,
+  ) {
+    this.add(count);
+  }
+
+  get publisher(): Publisher {
+    return this.publisherNow;
+  }
+
+  list(): readonly Slot[] {
+    return this.slots;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** The slot whose published path points at this worker. */
+  slotOf(worker: ManagedWorker): Slot | undefined {
+    return this.slots.find((s) => s.worker === worker);
+  }
+
+  add(count: number): Slot[] {
+    const added = Array.from({ length: count }, (_, i) => new Slot(this.slots.length + i, this.policy));
+    this.slots.push(...added);
+    return added;
+  }
+
+  /**
+   * Removes the slots from `count` on (the highest first), unpublishing each before its
+   * worker is let go, so nginx never gets a dangling link. Returns the removed slots.
+   */
+  truncate(count: number): Slot[] {
+    const removed = this.slots.splice(count).reverse();
+    for (const slot of removed) {
+      slot.removed = true;
+      this.publisherNow.unpublish(slot.index);
+    }
+    return removed;
+  }
+
+  /**
+   * Points the slot at the worker; returns the worker it replaces. Throws when the link
+   * cannot be made, and the slot is then unchanged.
+   */
+  publish(slot: Slot, worker: ManagedWorker): ManagedWorker | null {
+    if (slot.removed) throw new Error(`slot ${slot.index} no longer exists`);
+    this.publisherNow.publish(slot.index, worker.socketPath);
+    return this.assign(slot, worker);
+  }
+
+  /**
+   * Publishes a whole generation, all or nothing: every link is prepared first; if one
+   * cannot be, or a rename fails midway, the slots already switched are pointed back at
+   * their previous workers and the error is thrown. Returns the replaced workers.
+   */
+  publishAll(workers: ManagedWorker[]): (ManagedWorker | null)[] {
+    const prepared: PreparedLink[] = [];
+    try {
+      for (const [i, slot] of this.slots.entries())
+        prepared.push(this.publisherNow.prepare(slot.index, workers[i]!.socketPath));
+    } catch (err) {
+      for (const link of prepared) this.publisherNow.discard(link);
+      throw err;
+    }
+    const done: number[] = [];
+    try {
+      for (const link of prepared) {
+        this.publisherNow.commit(link);
+        done.push(link.slot);
+      }
+    } catch (err) {
+      for (const link of prepared.slice(done.length + 1)) this.publisherNow.discard(link);
+      for (const index of done) {
+        const previous = this.slots[index]!.worker;
+        try {
+          if (previous) this.publisherNow.publish(index, previous.socketPath);
+          else this.publisherNow.unpublish(index);
+        } catch (undo) {
+          this.log.error(`slot ${index}: could not point the link back: ${(undo as Error).message}`);
+        }
+      }
+      throw err;
+    }
+    return this.slots.map((slot, i) => this.assign(slot, workers[i]!));
+  }
+
+  /** The slot's worker is gone (crashed): the link stays, pointing at a socket that refuses. */
+  vacate(slot: Slot): void {
+    slot.worker = null;
+  }
+
+  /** Removes every published path and forgets the workers (stop). */
+  clear(): void {
+    for (const slot of this.slots) {
+      this.publisherNow.unpublish(slot.index);
+      slot.worker = null;
+    }
+  }
+
+  /** Switches to a new socket naming; the old published paths are removed. */
+  switchPublisher(next: Publisher): void {
+    for (const slot of this.slots) this.publisherNow.unpublish(slot.index);
+    this.publisherNow = next;
+  }
+
+  /** Sockets of the slot workers that accept connections, for the dev server. */
+  servingSockets(): string[] {
+    return this.slots.flatMap((s) => (s.worker && isServing(s.worker.state) ? [s.worker.socketPath] : []));
+  }
+
+  private assign(slot: Slot, worker: ManagedWorker): ManagedWorker | null {
+    const previous = slot.worker;
+    slot.worker = worker;
+    this.log.info(`slot ${slot.index} -> worker ${worker.id} (pid ${worker.pid})`);
+    return previous === worker ? null : previous;
+  }
+}

@@ -1,0 +1,536 @@
+import type net from 'node:net';
+import type { Config } from '../../config/schema';
+import type { SlotStatus, WorkerStatus } from '../../ipc/protocol';
+import { errorMessage, type Logger } from '../../log';
+import { type Clock, systemClock } from '../clock';
+import type { WorkerOutput } from '../output';
+import { readProcStats } from '../proc';
+import type { Publisher } from '../publisher';
+import type { DaemonState } from '../state-file';
+import type { ManagedWorker } from '../worker/managed-worker';
+import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
+import { type DrainReason, describeExit, type ExitInfo, type WorkerRole } from '../worker/worker-state';
+import { snapshotOf, whyNotAdoptable } from './adoption';
+import { AbortedError, Launcher } from './launcher';
+import { planReconfigure } from './reconfigure';
+import type { RestartPolicyOptions } from './restart-policy';
+import { SlotRecovery } from './slot-recovery';
+import { type Slot, SlotTable } from './slots';
+import { StandbyPool } from './standby-pool';
+
+export type RestartResult = {
+  generation: number;
+  workers: { slot: number; id: string; pid: number | null }[];
+};
+
+export interface StartOptions {
+  suspended?: boolean;
+  maxAttempts?: number;
+}
+
+export interface SupervisorDeps {
+  config: Config;
+  publisher: Publisher;
+  output: WorkerOutput;
+  log: Logger;
+  canConnect: (socketPath: string) => Promise<boolean>;
+  /** Called on every change the state file must reflect. */
+  onChange?: () => void;
+  clock?: Clock;
+  policy?: RestartPolicyOptions;
+  /** Replaces the real spawn (policy tests). */
+  spawn?: (spec: SpawnSpec) => SpawnedWorker;
+}
+
+/**
+ * The pool: keeps one online worker behind each slot, plus the standbys. It owns the command
+ * queue (commands that change generations run one at a time) and applies each command with
+ * the slot table, the launcher, the standby pool and slot recovery; crash recovery runs
+ * beside the queue and yields to whatever a command published.
+ */
+export class Supervisor {
+  private config: Config;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly slots: SlotTable;
+  private readonly launcher: Launcher;
+  private readonly standbys: StandbyPool;
+  private readonly recovery: SlotRecovery;
+  private readonly onChange: () => void;
+  private readonly canConnect: (socketPath: string) => Promise<boolean>;
+  private running = false;
+  private suspendedWindow = false;
+  private generation = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Aborted by stop() and detach(), so starts in flight give up. */
+  private lifetime = new AbortController();
+  /** A new socket naming from a reload, used from the next generation on. */
+  private pendingPublisher: Publisher | null = null;
+
+  constructor(deps: SupervisorDeps) {
+    this.config = deps.config;
+    this.log = deps.log;
+    this.clock = deps.clock ?? systemClock;
+    this.onChange = deps.onChange ?? (() => {});
+    this.canConnect = deps.canConnect;
+    const policy = deps.policy ?? {};
+    this.slots = new SlotTable(deps.config.workers, deps.publisher, policy, deps.log);
+    this.launcher = new Launcher(
+      {
+        config: () => this.config,
+        socketPathFor: (id) => (this.pendingPublisher ?? this.slots.publisher).uniquePath(id),
+        output: deps.output,
+        clock: this.clock,
+        log: deps.log,
+        canConnect: deps.canConnect,
+        spawn: deps.spawn,
+      },
+      {
+        exit: (worker, exit) => this.onExit(worker, exit),
+        broken: (worker) => this.onBroken(worker),
+        changed: () => this.onChange(),
+      },
+    );
+    const drain = (w: ManagedWorker, why: DrainReason) => this.launcher.drain(w, why);
+    this.standbys = new StandbyPool({
+      wanted: () => this.config.standby,
+      running: () => this.running,
+      start: () => this.startOne(null, true, 1),
+      drain,
+      clock: this.clock,
+      log: deps.log,
+      policy,
+    });
+    this.recovery = new SlotRecovery({
+      slots: this.slots,
+      standbys: this.standbys,
+      running: () => this.running,
+      suspended: () => this.suspendedWindow,
+      start: (slot) => this.startOne(slot, this.suspendedWindow, 1),
+      drain,
+      changed: () => this.onChange(),
+      clock: this.clock,
+      log: deps.log,
+    });
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  get isSuspended(): boolean {
+    return this.suspendedWindow;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  start(opts: StartOptions = {}): Promise<{ alreadyRunning: boolean; workers: number }> {
+    return this.serialize(async () => {
+      if (this.running) return { alreadyRunning: true, workers: this.slots.size };
+      this.running = true;
+      this.suspendedWindow = opts.suspended === true;
+      this.generation++;
+      const failures = await this.fill([...this.slots.list()], this.attempts(opts));
+      this.standbys.replenish();
+      if (failures.length > 0) {
+        throw new Error(
+          `${failures.length} of ${this.slots.size} workers failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
+        );
+      }
+      return { alreadyRunning: false, workers: this.slots.size };
+    });
+  }
+
+  /**
+   * Zero-downtime replacement: the whole new generation (slots and standbys) must come online
+   * before any published path changes, and the swap itself is all or nothing. If anything
+   * fails, the new workers are stopped and the current generation stays as it was, supervised.
+   */
+  restart(opts: StartOptions = {}): Promise<RestartResult> {
+    return this.serialize(() => this.restartNow(opts));
+  }
+
+  private async restartNow(opts: StartOptions): Promise<RestartResult> {
+    const wasRunning = this.running;
+    this.running = true;
+    const generation = ++this.generation;
+    const suspended = opts.suspended === true;
+    const abort = new AbortController();
+    const slots = [...this.slots.list()];
+    const targets: (Slot | null)[] = [...slots, ...Array.from({ length: this.config.standby }, () => null)];
+    const results = await Promise.allSettled(
+      targets.map((slot) =>
+        this.startOne(slot, suspended || slot === null, this.attempts(opts), generation, abort.signal).catch(
+          (err: unknown) => {
+            abort.abort();
+            throw err;
+          },
+        ),
+      ),
+    );
+    const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.find(
+      (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
+    );
+    let reason: string | null = failed
+      ? errorMessage(failed.reason)
+      : abort.signal.aborted
+        ? 'aborted'
+        : null;
+    if (reason === null) {
+      try {
+        if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
+        this.pendingPublisher = null;
+        const replaced = this.slots.publishAll(fresh.slice(0, slots.length));
+        this.suspendedWindow = suspended;
+        for (const slot of slots) {
+          this.recovery.cancel(slot);
+          slot.policy.reset();
+          if (!suspended) slot.worker?.resume();
+        }
+        for (const w of replaced) if (w) void this.launcher.drain(w, 'replaced');
+        for (const w of this.standbys.replaceAll(fresh.slice(slots.length)))
+          void this.launcher.drain(w, 'replaced');
+      } catch (err) {
+        reason = errorMessage(err);
+      }
+    }
+    if (reason !== null) {
+      this.pendingPublisher = null;
+      await Promise.all(fresh.map((w) => this.launcher.drain(w, 'aborted')));
+      this.running = wasRunning;
+      const outcome = wasRunning ? 'the previous workers keep serving' : 'no workers are running';
+      this.log.error(`restart failed; ${outcome}: ${reason}`);
+      throw new Error(`restart failed, ${outcome}: ${reason}`);
+    }
+    this.onChange();
+    this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
+    return {
+      generation,
+      workers: slots.map((slot) => ({ slot: slot.index, id: slot.worker!.id, pid: slot.worker!.pid })),
+    };
+  }
+
+  /** Releases suspended workers (the end of a migration window). */
+  resume(): { resumed: number } {
+    if (!this.running) throw new Error('cannot resume: workers are not running (use start)');
+    this.suspendedWindow = false;
+    let resumed = 0;
+    for (const slot of this.slots.list()) {
+      if (slot.worker?.state === 'suspended') {
+        slot.worker.resume();
+        resumed++;
+      }
+    }
+    this.log.info(`resumed ${resumed} worker(s)`);
+    return { resumed };
+  }
+
+  /** Drains every worker and removes the published paths; the daemon stays up. */
+  stop(): Promise<{ stopped: number }> {
+    // Abort starts in progress now rather than after them: a stop must not wait for an onlineTimeout.
+    this.lifetime.abort();
+    return this.serialize(async () => {
+      this.running = false;
+      this.suspendedWindow = false;
+      this.lifetime = new AbortController();
+      for (const slot of this.slots.list()) this.recovery.cancel(slot);
+      try {
+        this.slots.clear();
+      } catch (err) {
+        this.log.error(`stop: ${errorMessage(err)}`);
+      }
+      this.standbys.clear();
+      const all = this.launcher.all();
+      await Promise.all(all.map((w) => this.launcher.drain(w, 'stopped')));
+      this.log.info(`stopped ${all.length} worker(s)`);
+      return { stopped: all.length };
+    });
+  }
+
+  /** Changes the number of slots; removed slots lose their published path before their worker drains. */
+  setWorkers(count: number): Promise<{ workers: number }> {
+    return this.serialize(() => this.scaleSlots(count));
+  }
+
+  /** Changes the number of standbys; surplus standbys drain, oldest first, missing ones start. */
+  setStandby(count: number): Promise<{ standby: number }> {
+    return this.serialize(async () => this.scaleStandby(count));
+  }
+
+  /**
+   * Applies a reloaded config with the smallest change: scaling, a rename, or a zero-downtime
+   * restart when what the workers run changed. Returns what it did.
+   */
+  reconfigure(next: Config, nextPublisher: Publisher): Promise<string[]> {
+    return this.serialize(async () => {
+      const prev = this.config;
+      const plan = planReconfigure(prev, next);
+      if (plan.fixed.length > 0) {
+        throw new Error(
+          `cannot change ${plan.fixed.join(', ')} while the daemon runs; restart the daemon to apply`,
+        );
+      }
+      const actions: string[] = [];
+      this.config = { ...next, workers: prev.workers, standby: prev.standby };
+      if (plan.socketNaming) this.pendingPublisher = nextPublisher;
+      if (plan.rename) actions.push(`renamed ${plan.rename.from} -> ${plan.rename.to}`);
+      if (plan.tune.length > 0) actions.push(`updated ${plan.tune.join(', ')}`);
+      if (plan.workers) {
+        await this.scaleSlots(plan.workers.to);
+        actions.push(`workers ${plan.workers.from} -> ${plan.workers.to}`);
+      }
+      if (plan.standby) {
+        this.scaleStandby(plan.standby.to);
+        actions.push(`standby ${plan.standby.from} -> ${plan.standby.to}`);
+      }
+      if (plan.restart.length > 0) {
+        if (this.running) {
+          try {
+            await this.restartNow({ suspended: this.suspendedWindow });
+          } catch (err) {
+            // The workers still run the previous config; crash replacements must too.
+            this.config = { ...prev, workers: this.config.workers, standby: this.config.standby };
+            throw err;
+          }
+          actions.push(`restarted the workers (changed: ${plan.restart.join(', ')})`);
+        } else {
+          if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
+          this.pendingPublisher = null;
+          actions.push(`changed ${plan.restart.join(', ')} (applies at the next start)`);
+        }
+      }
+      return actions.length > 0 ? actions : ['no change'];
+    });
+  }
+
+  /** Every live worker with its role and slot, for status, messaging and the state file. */
+  listWorkers(): { worker: ManagedWorker; role: WorkerRole; slot: number | null }[] {
+    return this.launcher.all().map((worker) => {
+      const slot = this.slots.slotOf(worker);
+      const role: WorkerRole = slot
+        ? 'serving'
+        : this.standbys.has(worker)
+          ? 'standby'
+          : worker.state === 'draining'
+            ? 'draining'
+            : 'starting';
+      return { worker, role, slot: slot?.index ?? null };
+    });
+  }
+
+  /** Sockets of the slot workers that accept connections, for the dev server. */
+  servingSockets(): string[] {
+    return this.slots.servingSockets();
+  }
+
+  status(): { slots: SlotStatus[]; workers: WorkerStatus[] } {
+    const slots = this.slots.list().map((s) => ({
+      index: s.index,
+      publishedPath: this.slots.publisher.publishedPath(s.index),
+      workerId: s.worker?.id ?? null,
+      restarts: s.restarts,
+      nextRetryAt: s.retry?.at ?? null,
+      backoffMs: s.retry?.delayMs ?? (s.policy.failures > 0 ? s.policy.currentDelay : null),
+      lastExit: s.lastExit,
+    }));
+    const workers = this.listWorkers().map(({ worker: w, role, slot }): WorkerStatus => {
+      const stats = w.pid !== null ? readProcStats(w.pid) : null;
+      return {
+        id: w.id,
+        slot,
+        role,
+        pid: w.pid,
+        state: w.state,
+        since: w.since,
+        startedAt: w.startedAt,
+        generation: w.generation,
+        restarts: slot === null ? 0 : (this.slots.list()[slot]?.restarts ?? 0),
+        rssBytes: stats?.rssBytes ?? null,
+        cpuSeconds: stats?.cpuSeconds ?? null,
+        inflight: w.inflight,
+        lastExit: w.exitInfo ? describeExit(w.exitInfo) : null,
+      };
+    });
+    workers.sort((a, b) => (a.slot ?? 1e9) - (b.slot ?? 1e9) || a.startedAt - b.startedAt);
+    return { slots, workers };
+  }
+
+  /** What a daemon taking over from this one needs. */
+  snapshot(): DaemonState {
+    return snapshotOf(
+      { running: this.running, suspended: this.suspendedWindow, generation: this.generation },
+      this.listWorkers(),
+    );
+  }
+
+  /**
+   * Takes over the live workers an earlier daemon left: the same pids keep serving in the
+   * same slots; what is dead or no longer fits the config is dropped or drained.
+   */
+  async adopt(state: DaemonState): Promise<number> {
+    let adopted = 0;
+    this.generation = Math.max(this.generation, state.generation);
+    for (const record of state.workers) {
+      const why = await whyNotAdoptable(record, this.slots.publisher.uniquePath(record.id), this.canConnect);
+      if (why) {
+        this.log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
+        continue;
+      }
+      const slot =
+        record.slot !== null && record.role === 'serving' ? this.slots.list()[record.slot] : undefined;
+      const worker = this.launcher.adopt(record, slot?.index ?? null);
+      adopted++;
+      if (slot && !slot.worker) {
+        try {
+          this.slots.publish(slot, worker);
+          this.log.info(`slot ${slot.index}: adopted worker ${worker.id} (pid ${worker.pid})`);
+          continue;
+        } catch (err) {
+          this.log.error(`slot ${slot.index}: ${errorMessage(err)}`);
+        }
+      } else if (record.role === 'standby' && this.standbys.list().length < this.config.standby) {
+        this.standbys.replaceAll([...this.standbys.list(), worker]);
+        this.log.info(`adopted standby ${worker.id} (pid ${worker.pid})`);
+        continue;
+      }
+      this.log.info(`adopted worker ${worker.id} (pid ${worker.pid}) is not needed; draining it`);
+      void this.launcher.drain(worker, 'surplus');
+    }
+    if (adopted > 0) {
+      this.running = state.running;
+      this.suspendedWindow = state.suspended;
+    }
+    return adopted;
+  }
+
+  /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
+  attachWorkerChannel(id: string, pid: number, socket: net.Socket): boolean {
+    return this.launcher.attachChannel(id, pid, socket);
+  }
+
+  /** After an adoption: start workers for the slots and standbys still missing. */
+  fillMissing(): Promise<void> {
+    return this.serialize(async () => {
+      if (!this.running) return;
+      await this.fill(
+        this.slots.list().filter((slot) => !slot.worker),
+        this.config.maxStartAttempts,
+      );
+      this.standbys.replenish();
+    });
+  }
+
+  /**
+   * Lets go of every worker without stopping it, for a daemon upgrade: no more replacements,
+   * channels closed (workers reconnect to the next daemon). Returns the state to adopt from.
+   */
+  detach(): DaemonState {
+    this.lifetime.abort();
+    for (const slot of this.slots.list()) this.recovery.cancel(slot);
+    const state = this.snapshot();
+    this.standbys.clear();
+    this.launcher.detachAll();
+    this.running = false;
+    return state;
+  }
+
+  private async scaleSlots(count: number): Promise<{ workers: number }> {
+    const before = this.slots.size;
+    const failures: unknown[] = [];
+    this.config = { ...this.config, workers: count };
+    if (count < before) {
+      for (const slot of this.slots.truncate(count)) {
+        this.recovery.cancel(slot);
+        const worker = slot.worker;
+        slot.worker = null;
+        if (worker) void this.launcher.drain(worker, 'surplus');
+      }
+    } else if (count > before) {
+      const added = this.slots.add(count - before);
+      if (this.running) failures.push(...(await this.fill(added, this.config.maxStartAttempts)));
+    }
+    this.log.info(`workers set to ${count} (was ${before})`);
+    if (failures.length > 0) {
+      throw new Error(
+        `workers set to ${count}, but ${failures.length} new worker(s) failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
+      );
+    }
+    return { workers: count };
+  }
+
+  private scaleStandby(count: number): { standby: number } {
+    this.config = { ...this.config, standby: count };
+    this.standbys.trim();
+    this.standbys.replenish();
+    this.log.info(`standby count set to ${count}`);
+    return { standby: count };
+  }
+
+  /** Starts and publishes a worker for each slot; a slot that fails retries with backoff. */
+  private async fill(slots: Slot[], attempts: number): Promise<unknown[]> {
+    const failures: unknown[] = [];
+    await Promise.all(
+      slots.map(async (slot) => {
+        let worker: ManagedWorker;
+        try {
+          worker = await this.startOne(slot, this.suspendedWindow, attempts);
+        } catch (err) {
+          if (err instanceof AbortedError) return;
+          failures.push(err);
+          this.recovery.onStartFailure(slot, err);
+          return;
+        }
+        try {
+          this.recovery.swapIn(slot, worker);
+        } catch (err) {
+          failures.push(err);
+          void this.launcher.drain(worker, 'aborted');
+          this.recovery.onStartFailure(slot, err);
+        }
+      }),
+    );
+    return failures;
+  }
+
+  private startOne(
+    slot: Slot | null,
+    suspended: boolean,
+    attempts: number,
+    generation = this.generation,
+    abort?: AbortSignal,
+  ): Promise<ManagedWorker> {
+    return this.launcher.start(slot, {
+      generation,
+      suspended,
+      attempts,
+      signals: [this.lifetime.signal, ...(abort ? [abort] : [])],
+    });
+  }
+
+  private onExit(worker: ManagedWorker, exit: ExitInfo): void {
+    void this.slots.publisher.removeSocketIfDead(worker.socketPath).catch(() => undefined);
+    if (this.standbys.onExit(worker, exit)) return;
+    const slot = this.slots.slotOf(worker);
+    // The published worker died without being asked to: a crash.
+    if (slot) this.recovery.onCrash(slot, worker, exit);
+  }
+
+  private onBroken(worker: ManagedWorker): void {
+    if (this.standbys.onBroken(worker)) return;
+    const slot = this.slots.slotOf(worker);
+    if (slot) this.recovery.onBroken(slot, worker);
+  }
+
+  private attempts(opts: StartOptions): number {
+    return opts.maxAttempts ?? this.config.maxStartAttempts;
+  }
+
+  private serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
