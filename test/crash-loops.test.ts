@@ -1,0 +1,144 @@
+/**
+ * Error paths that used to feed themselves, through the real daemon: broken reports and dying
+ * standbys go through the crash backoff, a stop reaches the helpers a worker started, a
+ * restart that cannot publish changes nothing, and a removed tmpDir does not lose the daemon.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { afterEach, describe, test } from 'node:test';
+import { type AppDir, makeApp, teardown } from './helpers/app';
+import { Daemon, isAlive, killAll } from './helpers/daemon';
+import { getJson } from './helpers/http';
+import { waitFor } from './helpers/wait';
+
+let daemon: Daemon | undefined;
+let app: AppDir;
+const strays = new Set<number>();
+
+afterEach(async () => {
+  await teardown(daemon, app);
+  daemon = undefined;
+  killAll([...strays].filter(isAlive));
+  strays.clear();
+});
+
+const start = async (config: Record<string, unknown>, env: NodeJS.ProcessEnv, online = 1) => {
+  app = makeApp(config, 'misbehave.js');
+  daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
+    online,
+    env: { ...process.env, ...env },
+  });
+  return daemon;
+};
+
+const starts = (d: Daemon, what: RegExp) => d.output.match(what)?.length ?? 0;
+
+/** Watches for `ms` (a bounded window, not a synchronisation) that `count()` never exceeds `limit`. */
+async function neverExceeds(what: string, count: () => number, limit: number, ms: number): Promise<number> {
+  const until = Date.now() + ms;
+  await waitFor(
+    `${ms} ms to pass with ${what} <= ${limit}`,
+    () => {
+      const n = count();
+      assert.ok(n <= limit, `${what}: ${n} (more than ${limit})`);
+      return Date.now() >= until;
+    },
+    { timeoutMs: ms + 10_000 },
+  );
+  return count();
+}
+
+describe('crash loops back off', () => {
+  test('a worker that reports broken every 50 ms is replaced a handful of times in 8 s, not 70', async () => {
+    const d = await start({ workers: 1, env: ['BROKEN_EVERY_MS'] }, { BROKEN_EVERY_MS: '50' });
+    const n = await neverExceeds('slot worker starts', () => starts(d, /started \d+ index=0/g), 10, 8000);
+    assert.ok(n >= 2, `${n} starts: the broken worker was replaced`);
+    const s = await d.status();
+    assert.ok(s.workers.length <= 3, `${s.workers.length} workers at once`);
+    assert.match(s.slots[0]!.lastExit ?? '', /reported broken: database down/);
+  });
+
+  test('a standby that dies 100 ms after coming online is restarted a handful of times in 8 s', async () => {
+    const d = await start({ workers: 1, standby: 1, env: ['STANDBY_DIE_MS'] }, { STANDBY_DIE_MS: '100' });
+    const n = await neverExceeds('standby starts', () => starts(d, /started \d+ index=standby/g), 10, 8000);
+    assert.ok(n >= 2, `${n} standby starts`);
+    assert.equal(starts(d, /started \d+ index=0/g), 1, 'the slot worker is left alone');
+  });
+});
+
+describe('a stop reaches everything', () => {
+  test("escalation signals the worker's process group: a restart leaves no helper behind", async () => {
+    const d = await start(
+      { workers: 1, env: ['STUBBORN_HELPER'], shutdownTimeout: 300, killTimeout: 300 },
+      { STUBBORN_HELPER: '1' },
+    );
+    await d.waitOutput(/helper \d+/);
+    const helper = Number(/helper (\d+)/.exec(d.output)![1]);
+    strays.add(helper);
+    assert.ok(isAlive(helper));
+    const r = await d.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the old helper to be gone', () => !isAlive(helper));
+  });
+});
+
+describe('publication failures', () => {
+  test('a restart that cannot publish (a directory at app.1.sock) changes nothing and leaks no worker', async () => {
+    const d = await start({ workers: 2 }, {}, 2);
+    const before = await d.slotPids();
+    fs.rmSync(app.published(1));
+    fs.mkdirSync(app.published(1));
+    const r = await d.cli(['restart']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /app\.1\.sock is a directory/);
+    assert.deepEqual(await d.slotPids(), before);
+    const s = await d.status();
+    await waitFor('only the two serving workers left', async () => (await d.status()).workers.length === 2);
+    assert.equal((await getJson<{ pid: number }>({ socketPath: app.published(0) })).pid, before[0]);
+    assert.equal(s.slots.length, 2);
+    fs.rmdirSync(app.published(1));
+    const again = await d.cli(['restart']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+});
+
+describe('tmpDir removed under a running daemon', () => {
+  test('the daemon binds its control socket again, and a second daemon is refused', async () => {
+    const d = await start({ workers: 1 }, {});
+    const pid = (await d.status()).pid;
+    fs.rmSync(app.tmpDir, { recursive: true, force: true });
+    fs.mkdirSync(app.tmpDir);
+    await waitFor('the control socket back', async () => (await d.status().catch(() => null))?.pid === pid);
+    const second = new Daemon(['daemon', '-c', app.configFile], app.ipcFile);
+    const exit = await second.exited;
+    assert.notEqual(exit.code, 0);
+    assert.match(second.output, new RegExp(`another nodesockd daemon \\(pid ${pid}\\) is already running`));
+    const r = await d.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe('tmpDir turned read-only under a running daemon', () => {
+  test('SIGTERM still drains the workers and the daemon exits', async (t) => {
+    app = makeApp({ workers: 2, shutdownTimeout: 3000, killTimeout: 1000 }, 'lib.js');
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', app.tmpDir]);
+    if (mounted.status !== 0) {
+      t.skip(`cannot mount a tmpfs here (${String(mounted.stderr).trim()})`);
+      return;
+    }
+    try {
+      const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+      const pids = await d.slotPids();
+      for (const pid of pids) strays.add(pid);
+      assert.equal(spawnSync('mount', ['-o', 'remount,ro', app.tmpDir]).status, 0);
+      d.child.kill('SIGTERM');
+      const exit = await d.exited;
+      assert.equal(exit.code, 0, d.output);
+      await waitFor('the workers to be gone', () => pids.every((pid) => !isAlive(pid)));
+      assert.match(d.output, /while closing/);
+    } finally {
+      spawnSync('umount', ['-l', app.tmpDir]);
+    }
+  });
+});
