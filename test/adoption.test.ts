@@ -152,4 +152,26 @@ describe('workers outlive the daemon', () => {
     const { ok, failed } = await load.stop();
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
   });
+  test('a resume sent after adoption but before the worker reconnected is delivered when it does', async () => {
+    app = makeApp({ workers: 1, upstreamKeepaliveTimeout: 2000 }, 'lib.js');
+    const first = await startDaemon(1);
+    const r = await first.cli(['restart', '--suspended']);
+    assert.equal(r.code, 0, r.stderr);
+    const [pid] = await first.slotPids();
+    extraPids.add(pid!);
+    await first.kill();
+    const second = new Daemon(['daemon', '-c', app.configFile], app.ipcFile);
+    daemons.push(second);
+    // The deploy script's next step, as soon as a daemon answers: before the worker is back.
+    const resumed = await waitFor('resume to be accepted', async () => {
+      const res = await second.cli(['resume']);
+      return res.code === 0 ? res.stdout : undefined;
+    });
+    assert.match(resumed, /resumed 1 worker/);
+    await second.waitOutput(/reconnected/);
+    const reply = await getJson<{ pid: number; suspended: boolean }>({ socketPath: app.published(0) });
+    assert.equal(reply.pid, pid);
+    assert.equal(reply.suspended, false);
+    assert.equal((await second.status()).workers[0]?.state, 'online');
+  });
 });

@@ -42,7 +42,11 @@ export class AdoptedProcess extends EventEmitter {
         this.emit('disconnect');
       }
     });
-    this.emit('connect');
+    // After the control socket has written its reply to the worker's hello (in this same
+    // tick): anything sent before it would be taken by the worker for that reply.
+    setImmediate(() => {
+      if (this.channel === socket) this.emit('connect');
+    });
   }
 
   /** Stops watching the process and closes its channel, leaving the process alone. */
