@@ -17,7 +17,7 @@ export default defineConfig([
   },
   {
     // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`.
-    entry: { 'cli/bin': 'src/cli/bin.ts', 'worker-preload': 'src/worker/preload.ts' },
+    entry: { 'cli/bin': 'src/cli/bin.ts', 'worker-preload': 'src/app/preload.ts' },
     format: ['cjs'],
     target: 'node20',
     platform: 'node',

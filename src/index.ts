@@ -5,18 +5,18 @@
  *
  * @packageDocumentation
  */
-import { nodesockd } from './worker/runtime.js';
+import { nodesockd } from './app/runtime.js';
 
-export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './worker/runtime.js';
-export { nodesockd } from './worker/runtime.js';
-export type { ServeInfo, ServeOptions } from './worker/serve.js';
-export { serve } from './worker/serve.js';
+export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './app/runtime.js';
+export { nodesockd } from './app/runtime.js';
+export type { ServeInfo, ServeOptions } from './app/serve.js';
+export { serve } from './app/serve.js';
 export type {
   ExpressMiddleware,
   FastifyOnRequestHook,
   KoaMiddleware,
   SuspendFunction,
-} from './worker/suspend.js';
-export { suspend } from './worker/suspend.js';
+} from './app/suspend.js';
+export { suspend } from './app/suspend.js';
 
 export default nodesockd;

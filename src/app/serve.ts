@@ -3,7 +3,7 @@
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
 import { ENV } from '../ipc/worker-protocol.js';
-import { ServerGuard } from './drain.js';
+import { ServerGuard } from './server-guard.js';
 import { type Nodesockd, shared } from './runtime.js';
 
 /** Options for {@link serve}. */
