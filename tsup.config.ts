@@ -16,7 +16,8 @@ export default defineConfig([
     define,
   },
   {
-    // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`.
+    // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`. The preload keeps its
+    // name dist/worker-preload.js: the daemon passes that path to `node --require`.
     entry: { 'cli/bin': 'src/cli/bin.ts', 'worker-preload': 'src/app/preload.ts' },
     format: ['cjs'],
     target: 'node20',

@@ -1,5 +1,5 @@
 /**
- * The app-side library of nodesockd (SPEC §5.2): `import { serve, suspend, nodesockd } from 'nodesockd'`
+ * The app-side library of nodesockd (docs/worker-library.md#the-library): `import { serve, suspend, nodesockd } from 'nodesockd'`
  * or `require('nodesockd')`. Importing it has no effect beyond listening for the daemon's
  * messages when started by the daemon; standalone, every call is a harmless no-op.
  *

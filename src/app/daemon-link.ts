@@ -1,17 +1,23 @@
 import net from 'node:net';
-import { readJsonFrames } from '../ipc/framing.js';
+import { FrameConnection } from '../ipc/connection.js';
+import type { Reply, WorkerHello } from '../ipc/protocol.js';
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 2_000;
 
+/** Whether the daemon's reply to the hello took this worker on. */
+function isAccepted(reply: unknown): boolean {
+  return typeof reply === 'object' && reply !== null && (reply as Partial<Reply>).ok === true;
+}
+
 /**
- * The worker's way back to a daemon after the one that spawned it is gone (a crash, an
- * upgrade; SPEC §4.8, §4.9): it connects to the control socket, introduces itself, and from
- * then on the connection carries what the IPC channel carried. It retries until a daemon
- * answers, without keeping the process alive.
+ * The worker's way back to a daemon after the one that spawned it is gone (a crash, an upgrade;
+ * docs/lifecycle.md#when-the-daemon-dies): it connects to the control socket, introduces itself
+ * in the first frame, and from then on the connection carries what the IPC channel carried. It
+ * retries until a daemon answers, without keeping the process alive.
  */
 export class DaemonLink {
-  #socket: net.Socket | null = null;
+  #connection: FrameConnection | null = null;
   #ready = false;
   #closed = false;
   #delay = RETRY_FIRST_MS;
@@ -23,7 +29,7 @@ export class DaemonLink {
   ) {}
 
   get connected(): boolean {
-    return this.#ready && this.#socket !== null && !this.#socket.destroyed;
+    return this.#ready && this.#connection !== null && !this.#connection.destroyed;
   }
 
   start(): void {
@@ -32,13 +38,12 @@ export class DaemonLink {
 
   close(): void {
     this.#closed = true;
-    this.#socket?.destroy();
+    this.#connection?.destroy();
   }
 
   send(message: unknown, done?: () => void): boolean {
     if (!this.connected) return false;
-    this.#socket!.write(`${JSON.stringify(message)}\n`, () => done?.());
-    return true;
+    return this.#connection?.send(message, () => done?.()) ?? false;
   }
 
   #retry(): void {
@@ -52,29 +57,32 @@ export class DaemonLink {
     if (this.#closed) return;
     this.#ready = false;
     const socket = net.connect(this.ipcFile);
-    this.#socket = socket;
     socket.unref();
-    socket.on('connect', () => {
-      socket.write(
-        `${JSON.stringify({ id: 1, type: 'worker-hello', data: { workerId: this.workerId, pid: process.pid } })}\n`,
-      );
+    const connection = new FrameConnection(socket);
+    this.#connection = connection;
+    const hello: WorkerHello = {
+      id: 1,
+      type: 'worker-hello',
+      data: { workerId: this.workerId, pid: process.pid },
+    };
+    connection.send(hello);
+    connection.setHandlers({
+      frame: (message) => {
+        if (this.#ready) {
+          this.onMessage(message);
+          return;
+        }
+        // The reply to the introduction; an unknown worker is told so and retries later.
+        if (isAccepted(message)) {
+          this.#ready = true;
+          this.#delay = RETRY_FIRST_MS;
+        } else {
+          connection.destroy();
+        }
+      },
     });
-    readJsonFrames(socket, (message) => {
-      if (this.#ready) {
-        this.onMessage(message);
-        return;
-      }
-      // The reply to the introduction; an unknown worker is told so and retries later.
-      if ((message as { ok?: unknown }).ok === true) {
-        this.#ready = true;
-        this.#delay = RETRY_FIRST_MS;
-      } else {
-        socket.destroy();
-      }
-    });
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      if (this.#socket === socket) this.#retry();
+    connection.onClose(() => {
+      if (this.#connection === connection) this.#retry();
     });
   }
 }

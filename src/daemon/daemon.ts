@@ -3,15 +3,16 @@ import fs from 'node:fs';
 import semver from 'semver';
 import type { LoadedConfig } from '../config/load';
 import { DevServer } from '../fronts/dev-server';
-import { probeSocket } from '../ipc/client';
-import type { DaemonStatus, Request } from '../ipc/protocol';
+import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
+import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { DaemonLock } from './lock';
-import { Messenger } from './messaging';
+import { Messenger } from './messaging/messenger';
 import { WorkerOutput } from './output';
 import { Publisher } from './publisher';
+import { probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 import { Supervisor } from './supervisor';
 
@@ -96,39 +97,24 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     ...supervisor.status(),
   });
 
-  const handle = async (request: Request): Promise<unknown> => {
-    switch (request.type) {
-      case 'status':
-        return status();
-      case 'config':
-        return { config: supervisor.currentConfig, files: loaded.files };
-      case 'start':
-        return supervisor.start(request.data);
-      case 'restart':
-        return supervisor.restart(request.data);
-      case 'stop':
-        return supervisor.stop();
-      case 'resume':
-        return supervisor.resume();
-      case 'send-msg':
-        return messenger.sendMessage(request.data);
-      case 'send-req':
-        return messenger.request(request.data);
-      case 'reload':
-        return reload();
-      case 'set-workers':
-        return supervisor.setWorkers(request.data.count);
-      case 'set-standby':
-        return supervisor.setStandby(request.data.count);
-      case 'worker-hello':
-        throw new Error('worker-hello is handled by the control socket');
-      case 'handover':
-        return handOver(request.data.version);
-      case 'terminate':
-        // Reply first: the client waits for the pid to disappear.
-        setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
-        return { pid: process.pid, supervised: underSupervisor() };
-    }
+  const handlers: CommandHandlers = {
+    status: () => status(),
+    config: () => ({ config: supervisor.currentConfig, files: loaded.files }),
+    start: (data) => supervisor.start(data),
+    restart: (data) => supervisor.restart(data),
+    stop: () => supervisor.stop(),
+    resume: () => supervisor.resume(),
+    'send-msg': (data) => messenger.sendMessage(data),
+    'send-req': (data) => messenger.request(data),
+    reload: () => reload(),
+    'set-workers': (data) => supervisor.setWorkers(data.count),
+    'set-standby': (data) => supervisor.setStandby(data.count),
+    handover: (data) => handOver(data.version),
+    terminate: () => {
+      // Reply first: the client waits for the pid to disappear.
+      setImmediate(() => void shutdown('terminate').then(() => process.exit(0)));
+      return { pid: process.pid, supervised: underSupervisor() };
+    },
   };
 
   /**
@@ -137,7 +123,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
    * `nodesockd systemd`: Restart=always, KillMode=process) exiting is enough; elsewhere the
    * replacement is started here, with the same command line.
    */
-  const handOver = (version: string): { handover: boolean; version: string; pid: number } => {
+  const handOver = (version: string): HandoverResult => {
     const newer = semver.valid(version) !== null && semver.gt(version, VERSION);
     if (!newer) return { handover: false, version: VERSION, pid: process.pid };
     if (shuttingDown) throw new Error('the daemon is shutting down');
@@ -192,8 +178,11 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
     return run;
   };
 
-  const ipc = new IpcServer(config.ipcFile, handle, log, (id, pid, socket) =>
-    supervisor.attachWorkerChannel(id, pid, socket),
+  const ipc = new IpcServer(
+    config.ipcFile,
+    (request) => dispatch(handlers, request),
+    log,
+    workerChannelUpgrade((id, pid, connection) => supervisor.attachWorkerChannel(id, pid, connection)),
   );
   await ipc.listen();
 

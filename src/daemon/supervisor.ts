@@ -1,11 +1,11 @@
-import type net from 'node:net';
 import type { Config } from '../config/schema';
-import { canConnect } from '../ipc/client';
+import type { FrameConnection } from '../ipc/connection';
 import type { SlotStatus, WorkerStatus } from '../ipc/protocol';
 import { errorMessage, type Logger } from '../log';
 import type { WorkerOutput } from './output';
 import { processStartTicks, readProcStats } from './proc';
 import type { Publisher } from './publisher';
+import { canConnect } from './socket-probe';
 import type { DaemonState, WorkerRecord } from './state-file';
 import { describeExit, type ExitInfo, WorkerHandle, type WorkerSpawnOptions } from './worker';
 import { isServing } from './worker-state';
@@ -528,10 +528,10 @@ export class Supervisor {
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
-  attachWorkerChannel(id: string, pid: number, socket: net.Socket): boolean {
+  attachWorkerChannel(id: string, pid: number, connection: FrameConnection): boolean {
     const worker = [...this.workers].find((w) => w.id === id && w.pid === pid && w.adopted);
     if (!worker?.adopted) return false;
-    worker.adopted.attach(socket);
+    worker.adopted.attach(connection);
     this.log.info(`worker ${id} (pid ${pid}) reconnected`);
     return true;
   }

@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { canConnect } from '../ipc/client';
 import {
   ENV,
   isBrokenMessage,
@@ -15,6 +14,7 @@ import {
 import type { Logger } from '../log';
 import { AdoptedProcess } from './adopted-process';
 import type { WorkerOutput } from './output';
+import { canConnect } from './socket-probe';
 import { canTransition, type WorkerState } from './worker-state';
 
 const STDERR_TAIL_LINES = 20;
