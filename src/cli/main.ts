@@ -20,9 +20,6 @@ import { formatStatus } from './format';
 import { nginxConfig, systemdUnit } from './generate';
 import { upgradeDaemon } from './upgrade';
 
-/** An error meant for the user: printed as one line (plus detail lines), never with a stack. */
-class UsageError extends Error {}
-
 interface ClientOptions {
   config?: string;
   ipcFile?: string;
@@ -63,7 +60,7 @@ function jsonArgument(value: string | undefined): unknown {
   try {
     return JSON.parse(value) as unknown;
   } catch (err) {
-    throw new UsageError(
+    throw new Error(
       `the json argument is not valid JSON (${errorMessage(err)}); a string must be quoted, e.g. '"text"'`,
     );
   }
