@@ -31,10 +31,10 @@ export class FrameConnection {
   private readonly framer: LineFramer;
   private handlers: FrameHandlers | null = null;
   private reading = true;
-  private failure: Error | null = null;
+  private failure: NodeJS.ErrnoException | null = null;
 
   constructor(
-    readonly socket: net.Socket,
+    private readonly socket: net.Socket,
     maxBytes = MAX_FRAME_BYTES,
   ) {
     this.framer = new LineFramer(maxBytes);
@@ -49,6 +49,8 @@ export class FrameConnection {
   /**
    * Sets who receives the frames from now on, frames still queued in the current chunk
    * included: a first frame may hand the connection over to a new owner (see ipc/server.ts).
+   * Frames that arrive before any handler is set are dropped, so set one in the tick that
+   * creates the connection.
    */
   setHandlers(handlers: FrameHandlers): void {
     this.handlers = handlers;
