@@ -4,8 +4,9 @@ import { escapeControlChars } from './framing';
 
 /**
  * The control protocol spoken over the IPC file by the CLI (and any client) to the daemon:
- * newline-delimited JSON, one request → one reply carrying the same id (docs/cli.md#the-control-protocol).
- * {@link Commands} pairs each request with its reply, for the client and the daemon alike.
+ * newline-delimited JSON, one request → one reply carrying the same id
+ * (docs/cli.md#the-control-protocol). {@link Commands} pairs each request with its reply, for
+ * the client and the daemon alike.
  */
 
 const restartOptions = z.strictObject({
