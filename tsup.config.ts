@@ -16,8 +16,9 @@ export default defineConfig([
     define,
   },
   {
-    // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`.
-    entry: { 'cli/bin': 'src/cli/bin.ts', 'worker-preload': 'src/worker/preload.ts' },
+    // The CLI and daemon: one CommonJS file per entry, run by `nodesockd`. The preload keeps its
+    // name dist/worker-preload.js: the daemon passes that path to `node --require`.
+    entry: { 'cli/bin': 'src/cli/bin.ts', 'worker-preload': 'src/app/preload.ts' },
     format: ['cjs'],
     target: 'node20',
     platform: 'node',

@@ -1,22 +1,22 @@
 /**
- * The app-side library of nodesockd (SPEC §5.2): `import { serve, suspend, nodesockd } from 'nodesockd'`
+ * The app-side library of nodesockd (docs/worker-library.md#the-library): `import { serve, suspend, nodesockd } from 'nodesockd'`
  * or `require('nodesockd')`. Importing it has no effect beyond listening for the daemon's
  * messages when started by the daemon; standalone, every call is a harmless no-op.
  *
  * @packageDocumentation
  */
-import { nodesockd } from './worker/runtime.js';
+import { nodesockd } from './app/runtime.js';
 
-export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './worker/runtime.js';
-export { nodesockd } from './worker/runtime.js';
-export type { ServeInfo, ServeOptions } from './worker/serve.js';
-export { serve } from './worker/serve.js';
+export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './app/runtime.js';
+export { nodesockd } from './app/runtime.js';
+export type { ServeInfo, ServeOptions } from './app/serve.js';
+export { serve } from './app/serve.js';
 export type {
   ExpressMiddleware,
   FastifyOnRequestHook,
   KoaMiddleware,
   SuspendFunction,
-} from './worker/suspend.js';
-export { suspend } from './worker/suspend.js';
+} from './app/suspend.js';
+export { suspend } from './app/suspend.js';
 
 export default nodesockd;

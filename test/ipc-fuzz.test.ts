@@ -647,6 +647,27 @@ describe('control socket under hostile input', () => {
     noInternalError();
   });
 
+  test('a worker-hello upgrades only as the first frame; an unknown worker is refused and cut off', async () => {
+    const hello = (id: number) =>
+      `{"id":${id},"type":"worker-hello","data":{"workerId":"w00000000","pid":1}}`;
+    const late = await send(`{"id":1,"type":"status"}\n${hello(2)}\n`, 2, 'late hello');
+    assert.deepEqual(
+      late.replies.filter((r) => r.id === 2),
+      [{ id: 2, ok: false, error: 'worker-hello must be the first frame on a connection' }],
+    );
+    assert.ok(late.replies.some((r) => r.id === 1 && r.ok));
+    // Refused: one error, then the daemon closes and reads nothing more (the status is not answered).
+    const { replies, closedByDaemon } = await converse(
+      app.ipcFile,
+      [Buffer.from(`${hello(3)}\n{"id":4,"type":"status"}\n`)],
+      { kind: 'close' },
+      'unknown worker',
+    );
+    assert.ok(closedByDaemon);
+    assert.deepEqual(replies, [{ id: 3, ok: false, error: 'unknown worker w00000000 (pid 1)' }]);
+    noInternalError();
+  });
+
   test(`fuzz: ${ATTACKERS} attackers for ${FUZZ_MS} ms (seed ${SEED})`, async (t) => {
     const d = daemon!;
     const ipc = app.ipcFile;
@@ -817,7 +838,7 @@ describe('control socket under hostile input', () => {
     // A well-behaved client keeps getting answers throughout.
     const legit = async () => {
       while (more()) {
-        const s = await request<{ pid: number }>(ipc, { type: 'status' }, { timeoutMs: HANG_MS });
+        const s = await request(ipc, 'status', undefined, { timeoutMs: HANG_MS });
         assert.equal(s.pid, d.child.pid);
         stats.legit++;
       }

@@ -1,22 +1,26 @@
 /**
- * App messaging (SPEC §5.3) end to end: the real CLI, a real daemon and real workers running the
+ * App messaging (docs/cli.md#send-msg-and-send-req) end to end: the real CLI, a real daemon and real workers running the
  * built library (`test/fixtures/apps/messaging.js`), or a plain app without it.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { afterEach, describe, test } from 'node:test';
-import type { SendMessageReply, SendRequestReply, WorkerResult } from '../src/daemon/messaging';
+import type { SendMessageReply, SendRequestReply, WorkerResult } from '../src/ipc/protocol';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { type CliResult, Daemon, isAlive, ROOT } from './helpers/daemon';
+import { type CliResult, Daemon, isAlive, killAll, ROOT } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
 let daemon: Daemon | undefined;
 let app: AppDir;
+/** Workers of a daemon the test killed: the next daemon adopts them, or they are killed here. */
+const orphans = new Set<number>();
 
 afterEach(async () => {
   await teardown(daemon, app);
   daemon = undefined;
+  killAll([...orphans].filter(isAlive));
+  orphans.clear();
 });
 
 async function start(config: Record<string, unknown>, fixture = 'messaging.js'): Promise<Daemon> {
@@ -279,7 +283,7 @@ describe('app messaging', () => {
     assert.deepEqual(
       results.map((x) => [x.pid, x.ok ? x.data : x.error]),
       [
-        [pids[0], 'worker exited (code 3)'],
+        [pids[0], 'worker exited with code 3'],
         [pids[1], 'still here'],
       ],
     );
@@ -293,6 +297,42 @@ describe('app messaging', () => {
       const again = await sendReq(d, ['whoami']);
       return again.r.code === 0 && again.results.length === 2;
     });
+  });
+
+  test('workers adopted after a daemon crash get messages and answer requests over their new channel', async () => {
+    const first = await start({ workers: 2 });
+    const pids = await first.slotPids();
+    for (const pid of pids) orphans.add(pid);
+    await first.kill();
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    const d = daemon;
+    assert.deepEqual((await d.slotPids()).sort(), [...pids].sort(), 'the same workers, adopted');
+    // The library finds the new daemon on the control socket: the channel is that connection.
+    await waitFor('both workers to reconnect', () => (d.output.match(/reconnected/g) ?? []).length === 2);
+
+    const sent = await d.cli(['send-msg', 'after-adoption', '{"n":2}', '--json']);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.deepEqual(
+      (JSON.parse(sent.stdout) as SendMessageReply).sent.map((w) => w.pid).sort(),
+      [...pids].sort(),
+    );
+    const { r, results } = await sendReq(d, ['messages']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      results.map((x) => [x.pid, x.ok ? x.data : x.error]),
+      pids.map((pid) => [pid, [{ name: 'after-adoption', data: { n: 2 } }]]),
+    );
+
+    // A request in flight to an adopted worker that dies settles when its death is noticed.
+    const died = await sendReq(d, ['exit', JSON.stringify({ pid: pids[0] })]);
+    assert.equal(died.r.code, 1);
+    assert.deepEqual(
+      died.results.map((x) => [x.pid, x.ok ? x.data : x.error]),
+      [
+        [pids[0], 'worker exited (status unknown)'],
+        [pids[1], 'still here'],
+      ],
+    );
   });
 
   test('standalone, the messaging API is a harmless no-op', async () => {

@@ -31,7 +31,7 @@ function table(rows: string[][]): string {
 }
 
 /** A multi-line failure report (summary, then stderr lines) folded into one line. */
-function oneLine(text: string, max = 240): string {
+function foldLines(text: string, max = 240): string {
   const folded = text.replace(/:?\s*\n\s*/g, ' | ');
   return folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
 }
@@ -63,7 +63,7 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   for (const slot of s.slots) {
     if (slot.workerId === null || slot.nextRetryAt !== null) {
       const retry = slot.nextRetryAt === null ? '' : `, next try in ${duration(slot.nextRetryAt - now)}`;
-      const last = slot.lastExit ? `: ${oneLine(slot.lastExit)}` : '';
+      const last = slot.lastExit ? `: ${foldLines(slot.lastExit)}` : '';
       lines.push(`slot ${slot.index}: no worker online (${slot.restarts} restarts${retry})${last}`);
     }
   }

@@ -4,23 +4,21 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
 import { runDaemon } from '../daemon/daemon';
-import type { SendMessageReply, SendRequestReply, WorkerRef, WorkerResult } from '../daemon/messaging';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
 import {
   APP_REQUEST_TIMEOUT_DEFAULT_MS,
   APP_REQUEST_TIMEOUT_MAX_MS,
   type ConfigReply,
-  type DaemonStatus,
+  type WorkerRef,
+  type WorkerResult,
 } from '../ipc/protocol';
+import { errorMessage } from '../log';
 import { VERSION } from '../version';
 import { checkSetup } from './check';
 import { formatStatus } from './format';
 import { nginxConfig, systemdUnit } from './generate';
 import { upgradeDaemon } from './upgrade';
-
-/** An error meant for the user: printed as one line (plus detail lines), never with a stack. */
-export class UsageError extends Error {}
 
 interface ClientOptions {
   config?: string;
@@ -62,9 +60,8 @@ function jsonArgument(value: string | undefined): unknown {
   try {
     return JSON.parse(value) as unknown;
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new UsageError(
-      `the json argument is not valid JSON (${why}); a string must be quoted, e.g. '"text"'`,
+    throw new Error(
+      `the json argument is not valid JSON (${errorMessage(err)}); a string must be quoted, e.g. '"text"'`,
     );
   }
 }
@@ -79,7 +76,8 @@ function workerColumns(workers: WorkerRef[]): string[] {
   return workers.map((w, i) => `${labels[i]!.padEnd(width)}  ${w.id}  ${w.pid ?? '-'}`);
 }
 
-function oneLine(text: string): string {
+/** A worker's error text on the line of its worker: newlines shown as `\n`. */
+function escapeNewlines(text: string): string {
   return text.replace(/\r?\n/g, '\\n');
 }
 
@@ -87,7 +85,7 @@ function resultLines(results: WorkerResult[]): string {
   const heads = workerColumns(results);
   return results
     .map((r, i) => {
-      if (!r.ok) return `${heads[i]}  error: ${oneLine(r.error)}`;
+      if (!r.ok) return `${heads[i]}  error: ${escapeNewlines(r.error)}`;
       return r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`;
     })
     .join('\n');
@@ -199,9 +197,9 @@ export function buildProgram(): Command {
     .option('--suspended', 'start them suspended: they accept requests but hold them until `resume`')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const reply = await request<{ alreadyRunning: boolean; workers: number }>(ipcPath(opts), {
-        type: 'start',
-        data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
+      const reply = await request(ipcPath(opts), 'start', {
+        suspended: opts.suspended === true,
+        maxAttempts: opts.maxAttempts,
       });
       console.log(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
@@ -209,7 +207,7 @@ export function buildProgram(): Command {
   addClientOptions(program.command('stop'))
     .description('gracefully stop all workers; the daemon keeps running')
     .action(async (opts: ClientOptions) => {
-      const reply = await request<{ stopped: number }>(ipcPath(opts), { type: 'stop' });
+      const reply = await request(ipcPath(opts), 'stop');
       console.log(`stopped ${reply.stopped} worker(s)`);
     });
 
@@ -223,12 +221,9 @@ export function buildProgram(): Command {
     .action(
       async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
         if (opts.upgrade) await upgradeDaemon(ipcPath(opts), (line) => console.log(line));
-        const reply = await request<{
-          generation: number;
-          workers: { slot: number; id: string; pid: number }[];
-        }>(ipcPath(opts), {
-          type: 'restart',
-          data: { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts },
+        const reply = await request(ipcPath(opts), 'restart', {
+          suspended: opts.suspended === true,
+          maxAttempts: opts.maxAttempts,
         });
         const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
         console.log(
@@ -240,7 +235,7 @@ export function buildProgram(): Command {
   addClientOptions(program.command('resume'))
     .description('release suspended workers')
     .action(async (opts: ClientOptions) => {
-      const reply = await request<{ resumed: number }>(ipcPath(opts), { type: 'resume' });
+      const reply = await request(ipcPath(opts), 'resume');
       console.log(`resumed ${reply.resumed} worker(s)`);
     });
 
@@ -249,7 +244,7 @@ export function buildProgram(): Command {
       're-read the config and apply the smallest change (scale, rename or a zero-downtime restart)',
     )
     .action(async (opts: ClientOptions) => {
-      const reply = await request<{ actions: string[] }>(ipcPath(opts), { type: 'reload' });
+      const reply = await request(ipcPath(opts), 'reload');
       console.log(`reloaded: ${reply.actions.join('; ')}`);
     });
 
@@ -257,10 +252,7 @@ export function buildProgram(): Command {
     .description('change the number of workers until the next reload or daemon restart')
     .argument('<count>', 'number of workers (1-256)', positiveInt)
     .action(async (count: number, opts: ClientOptions) => {
-      const reply = await request<{ workers: number }>(ipcPath(opts), {
-        type: 'set-workers',
-        data: { count },
-      });
+      const reply = await request(ipcPath(opts), 'set-workers', { count });
       console.log(`workers: ${reply.workers}`);
     });
 
@@ -268,19 +260,14 @@ export function buildProgram(): Command {
     .description('change the number of standby workers until the next reload or daemon restart')
     .argument('<count>', 'number of standby workers (0-64)', nonNegativeInt)
     .action(async (count: number, opts: ClientOptions) => {
-      const reply = await request<{ standby: number }>(ipcPath(opts), {
-        type: 'set-standby',
-        data: { count },
-      });
+      const reply = await request(ipcPath(opts), 'set-standby', { count });
       console.log(`standby: ${reply.standby}`);
     });
 
   addClientOptions(program.command('terminate'))
     .description('drain all workers and stop the daemon')
     .action(async (opts: ClientOptions) => {
-      const { pid, supervised } = await request<{ pid: number; supervised?: boolean }>(ipcPath(opts), {
-        type: 'terminate',
-      });
+      const { pid, supervised } = await request(ipcPath(opts), 'terminate');
       await waitForExit(pid);
       console.log(`daemon ${pid} stopped`);
       if (supervised) {
@@ -298,9 +285,10 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (name: string, json: string | undefined, opts: ClientOptions & { workers?: string }) => {
       const data = jsonArgument(json);
-      const reply = await request<SendMessageReply>(
+      const reply = await request(
         ipcPath(opts),
-        { type: 'send-msg', data: { name, data, workers: opts.workers } },
+        'send-msg',
+        { name, data, workers: opts.workers },
         { timeoutMs: 10_000 },
       );
       print(opts, reply, () => {
@@ -309,7 +297,7 @@ export function buildProgram(): Command {
           `sent to ${reply.sent.length} worker(s)${reply.sent.length > 0 ? ':' : ''}`,
           ...workerColumns(reply.sent).map((line) => `  ${line}`),
           ...(reply.failed.length > 0 ? [`not sent to ${reply.failed.length} worker(s):`] : []),
-          ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${oneLine(f.error)}`),
+          ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${escapeNewlines(f.error)}`),
         ].join('\n');
       });
       reportFailures(reply.failed.length, reply.sent.length + reply.failed.length);
@@ -336,9 +324,10 @@ export function buildProgram(): Command {
       ) => {
         const data = jsonArgument(json);
         const perWorker = opts.timeout ?? APP_REQUEST_TIMEOUT_DEFAULT_MS;
-        const reply = await request<SendRequestReply>(
+        const reply = await request(
           ipcPath(opts),
-          { type: 'send-req', data: { name, data, workers: opts.workers, timeoutMs: opts.timeout } },
+          'send-req',
+          { name, data, workers: opts.workers, timeoutMs: opts.timeout },
           // The daemon answers once every worker has replied or timed out: give it that long, and more.
           { timeoutMs: perWorker + 10_000 },
         );
@@ -351,7 +340,7 @@ export function buildProgram(): Command {
     .description('show the daemon and its workers')
     .option('--json', 'machine-readable output')
     .action(async (opts: ClientOptions) => {
-      const status = await request<DaemonStatus>(ipcPath(opts), { type: 'status' }, { timeoutMs: 10_000 });
+      const status = await request(ipcPath(opts), 'status', undefined, { timeoutMs: 10_000 });
       print(opts, status, () => formatStatus(status));
     });
 
@@ -365,7 +354,7 @@ export function buildProgram(): Command {
         const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
         reply = { config: loaded.config, files: loaded.files };
       } else {
-        reply = await request<ConfigReply>(ipcPath(opts), { type: 'config' }, { timeoutMs: 10_000 });
+        reply = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 10_000 });
       }
       const shown = { ...(reply.config as Record<string, unknown>) };
       if (typeof shown.umask === 'number') shown.umask = shown.umask.toString(8).padStart(3, '0');
@@ -445,8 +434,7 @@ export async function main(argv: string[]): Promise<void> {
           : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
       );
     } else {
-      const message = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`nodesockd: ${message}\n`);
+      process.stderr.write(`nodesockd: ${errorMessage(err)}\n`);
     }
     if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exit(1);

@@ -1,7 +1,6 @@
 import semver from 'semver';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
-import type { DaemonStatus } from '../ipc/protocol';
 import { VERSION } from '../version';
 
 const NEW_DAEMON_DEADLINE_MS = 60_000;
@@ -17,21 +16,18 @@ async function poll<T>(what: string, deadlineMs: number, probe: () => Promise<T 
 }
 
 /**
- * The daemon side of `restart --upgrade` (SPEC §4.9): when this CLI (the nodesockd installed
+ * The client side of `restart --upgrade` (docs/lifecycle.md#daemon-handover-restart---upgrade): when this CLI (the nodesockd installed
  * now) is newer than the running daemon, the daemon hands its workers over and a daemon of
  * this version adopts them. Resolves when a daemon of this version answers; returns a line
  * to print. The caller then restarts the workers as usual.
  */
 export async function upgradeDaemon(ipcPath: string, log: (line: string) => void): Promise<void> {
-  const before = await request<DaemonStatus>(ipcPath, { type: 'status' }, { timeoutMs: 10_000 });
+  const before = await request(ipcPath, 'status', undefined, { timeoutMs: 10_000 });
   if (!semver.valid(before.version) || !semver.gt(VERSION, before.version)) {
     log(`daemon ${before.pid} runs nodesockd ${before.version}; this is ${VERSION}: no upgrade needed`);
     return;
   }
-  const reply = await request<{ handover: boolean; pid: number }>(ipcPath, {
-    type: 'handover',
-    data: { version: VERSION },
-  });
+  const reply = await request(ipcPath, 'handover', { version: VERSION });
   if (!reply.handover) {
     log(`daemon ${reply.pid} declined the upgrade`);
     return;
@@ -44,7 +40,7 @@ export async function upgradeDaemon(ipcPath: string, log: (line: string) => void
     'no daemon of the new version answered (under systemd, the unit needs Restart=always: see `nodesockd systemd`)',
     NEW_DAEMON_DEADLINE_MS,
     async () => {
-      const s = await request<DaemonStatus>(ipcPath, { type: 'status' }, { timeoutMs: 5_000 });
+      const s = await request(ipcPath, 'status', undefined, { timeoutMs: 5_000 });
       return s.version === VERSION ? s : undefined;
     },
   );

@@ -3,17 +3,18 @@ import fs from 'node:fs';
 import semver from 'semver';
 import type { LoadedConfig } from '../config/load';
 import { DevServer } from '../fronts/dev-server';
-import { canConnect, probeSocket } from '../ipc/client';
-import type { DaemonStatus, Request } from '../ipc/protocol';
+import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
+import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { InstanceLock } from './instance-lock';
 import { DaemonLock } from './lock';
-import { Messenger } from './messaging';
+import { Messenger } from './messaging/messenger';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
 import { Publisher } from './publisher';
+import { canConnect, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 
 export class DaemonStartError extends Error {}
@@ -146,11 +147,12 @@ export class Daemon {
     ready = true;
     this.messenger = new Messenger(() => this.supervisor.listWorkers(), log);
 
+    const handlers = this.commandHandlers();
     this.ipc = new IpcServer(
       config.ipcFile,
-      (request) => this.handle(request),
+      (request) => dispatch(handlers, request),
       log,
-      (id, pid, socket) => this.supervisor.attachWorkerChannel(id, pid, socket),
+      workerChannelUpgrade((id, pid, connection) => this.supervisor.attachWorkerChannel(id, pid, connection)),
     );
     await this.ipc.listen();
     this.ipcIno = inodeOf(config.ipcFile);
@@ -232,40 +234,27 @@ export class Daemon {
     };
   }
 
-  private async handle(request: Request): Promise<unknown> {
+  private commandHandlers(): CommandHandlers {
     const s = this.supervisor;
-    switch (request.type) {
-      case 'status':
-        return this.status();
-      case 'config':
-        return { config: s.currentConfig, files: this.loaded.files };
-      case 'start':
-        return s.start(request.data);
-      case 'restart':
-        return s.restart(request.data);
-      case 'stop':
-        return s.stop();
-      case 'resume':
-        return s.resume();
-      case 'send-msg':
-        return this.messenger.sendMessage(request.data);
-      case 'send-req':
-        return this.messenger.request(request.data);
-      case 'reload':
-        return this.reload();
-      case 'set-workers':
-        return s.setWorkers(request.data.count);
-      case 'set-standby':
-        return s.setStandby(request.data.count);
-      case 'worker-hello':
-        throw new Error('worker-hello is handled by the control socket');
-      case 'handover':
-        return this.handOver(request.data.version);
-      case 'terminate':
+    return {
+      status: () => this.status(),
+      config: () => ({ config: s.currentConfig, files: this.loaded.files }),
+      start: (data) => s.start(data),
+      restart: (data) => s.restart(data),
+      stop: () => s.stop(),
+      resume: () => s.resume(),
+      'send-msg': (data) => this.messenger.sendMessage(data),
+      'send-req': (data) => this.messenger.request(data),
+      reload: () => this.reload(),
+      'set-workers': (data) => s.setWorkers(data.count),
+      'set-standby': (data) => s.setStandby(data.count),
+      handover: (data) => this.handOver(data.version),
+      terminate: () => {
         // Reply first: the client waits for the pid to disappear.
         setImmediate(() => void this.close({ workers: 'drain' }).then(() => process.exit(0)));
         return { pid: process.pid, supervised: underSupervisor() };
-    }
+      },
+    };
   }
 
   /** Re-reads the config; reloads are serialised so two SIGHUPs cannot interleave their diffs. */
@@ -292,7 +281,7 @@ export class Daemon {
    * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough;
    * elsewhere the successor is started here with the same command line.
    */
-  private handOver(version: string): { handover: boolean; version: string; pid: number } {
+  private handOver(version: string): HandoverResult {
     const newer = semver.valid(version) !== null && semver.gt(version, VERSION);
     if (!newer) return { handover: false, version: VERSION, pid: process.pid };
     if (this.closing) throw new Error('the daemon is shutting down');

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { probeSocket } from '../ipc/client';
 import type { Logger } from '../log';
+import { WORKER_ID_PATTERN } from '../worker-id';
+import { probeSocket } from './socket-probe';
 
 export interface PreparedLink {
   slot: number;
@@ -125,7 +126,7 @@ export class Publisher {
     const a = escapeRegExp(this.after);
     const published = new RegExp(`^${b}\\d+${a}$`);
     const temp = new RegExp(`^${b}\\d+${a}\\.new-[0-9a-f]+$`);
-    const unique = new RegExp(`^${b}w[0-9a-f]{8}${a}$`);
+    const unique = new RegExp(`^${b}${WORKER_ID_PATTERN}${a}$`);
     const live: string[] = [];
     for (const name of fs.readdirSync(this.tmpDir)) {
       const file = path.join(this.tmpDir, name);

@@ -1,106 +1,77 @@
 import net from 'node:net';
-import { LineFramer } from './framing';
-import type { Reply, Request } from './protocol';
+import { FrameConnection } from './connection';
+import { Correlator } from './correlator';
+import type { CommandName, Commands, Reply } from './protocol';
 
-type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+export interface RequestOptions {
+  /** Give up when the daemon has not answered within this many milliseconds. */
+  timeoutMs?: number;
+}
 
-export class IpcError extends Error {}
+/** The rest of `request()`'s arguments: `data` may be left out when the command takes none. */
+type RequestArgs<K extends CommandName> = undefined extends Commands[K]['data']
+  ? [data?: Commands[K]['data'], options?: RequestOptions]
+  : [data: Commands[K]['data'], options?: RequestOptions];
+
+type Outcome = { ok: true; data: unknown } | { ok: false; error: Error };
+
+function isReply(value: unknown): value is Reply {
+  if (typeof value !== 'object' || value === null) return false;
+  const { ok, id, error } = value as { ok?: unknown; id?: unknown; error?: unknown };
+  if (ok === true) return typeof id === 'number';
+  return ok === false && (typeof id === 'number' || id === null) && typeof error === 'string';
+}
+
+function connectError(ipcPath: string, err: NodeJS.ErrnoException): Error {
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+    return new Error(`no daemon is running at ${ipcPath} (${err.code})`);
+  }
+  if (err.code === 'EACCES') return new Error(`permission denied on ${ipcPath}: run as the daemon's user`);
+  return new Error(`control socket ${ipcPath}: ${err.message}`);
+}
 
 /**
- * Sends one request to the daemon and waits for its reply. The connection is closed
- * afterwards; commands are rare enough that a connection each is the simple, robust choice.
+ * Sends one command to the daemon and resolves with its reply's data (rejects with the daemon's
+ * error). The connection is closed afterwards; commands are rare enough that a connection each
+ * is the simple, robust choice.
  */
-export function request<T = unknown>(
+export async function request<K extends CommandName>(
   ipcPath: string,
-  body: RequestBody,
-  options: { timeoutMs?: number } = {},
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const id = 1;
-    const socket = net.connect(ipcPath);
-    const framer = new LineFramer();
-    let settled = false;
-    const finish = (err: Error | null, value?: T) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(value as T);
-    };
-    const timer = options.timeoutMs
-      ? setTimeout(
-          () => finish(new IpcError(`the daemon did not answer within ${options.timeoutMs} ms`)),
-          options.timeoutMs,
-        )
-      : undefined;
-    socket.on('connect', () => socket.write(`${JSON.stringify({ ...body, id })}\n`));
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-        finish(new IpcError(`no daemon is running at ${ipcPath} (${err.code})`));
-      } else if (err.code === 'EACCES') {
-        finish(new IpcError(`permission denied on ${ipcPath}: run as the daemon's user`));
-      } else {
-        finish(new IpcError(`control socket ${ipcPath}: ${err.message}`));
-      }
-    });
-    socket.on('close', () => finish(new IpcError('the daemon closed the connection before replying')));
-    socket.on('data', (chunk) => {
-      let frames: string[];
-      try {
-        frames = framer.push(chunk);
-      } catch (err) {
-        finish(err as Error);
-        return;
-      }
-      for (const frame of frames) {
-        let reply: Reply;
-        try {
-          reply = JSON.parse(frame) as Reply;
-        } catch {
-          finish(new IpcError('the daemon sent a malformed reply'));
-          return;
-        }
-        if (reply.ok && reply.id === id) finish(null, reply.data as T);
-        else if (!reply.ok) finish(new IpcError(reply.error));
-      }
-    });
+  type: K,
+  ...[data, options = {}]: RequestArgs<K>
+): Promise<Commands[K]['reply']> {
+  const connection = new FrameConnection(net.connect(ipcPath));
+  const replies = new Correlator<Outcome>();
+  const failAll = (error: Error) => replies.settleWhere(() => true, { ok: false, error });
+  const { timeoutMs } = options;
+  const { id, outcome } = replies.open(
+    undefined,
+    timeoutMs === undefined
+      ? undefined
+      : {
+          ms: timeoutMs,
+          outcome: () => ({
+            ok: false,
+            error: new Error(`the daemon did not answer within ${timeoutMs} ms`),
+          }),
+        },
+  );
+  connection.setHandlers({
+    frame: (value) => {
+      if (!isReply(value)) failAll(new Error('the daemon sent a malformed reply'));
+      else if (value.ok) replies.settle(value.id, { ok: true, data: value.data });
+      else if (value.id === null) failAll(new Error(value.error));
+      else replies.settle(value.id, { ok: false, error: new Error(value.error) });
+    },
+    invalid: () => failAll(new Error('the daemon sent a malformed reply')),
+    overflow: (err) => failAll(err),
   });
-}
-
-/**
- * Whether a UNIX socket has a listener. Only a definite answer (refused, missing) counts as
- * dead: a timeout or any other error says "alive", because a live socket must never be unlinked.
- */
-export function probeSocket(path: string, timeoutMs = 1000): Promise<'alive' | 'dead'> {
-  return new Promise((resolve) => {
-    const socket = net.connect(path);
-    const done = (result: 'alive' | 'dead') => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(() => done('alive'), timeoutMs);
-    socket.on('connect', () => done('alive'));
-    socket.on('error', (err: NodeJS.ErrnoException) =>
-      done(
-        err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'ENOTSOCK' ? 'dead' : 'alive',
-      ),
-    );
-  });
-}
-
-/** True only when a connection to the socket was actually established. */
-export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(path);
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on('connect', () => done(true));
-    socket.on('error', () => done(false));
-  });
+  connection.onClose((err) =>
+    failAll(err ? connectError(ipcPath, err) : new Error('the daemon closed the connection before replying')),
+  );
+  connection.send(data === undefined ? { id, type } : { id, type, data });
+  const result = await outcome;
+  connection.destroy();
+  if (!result.ok) throw result.error;
+  return result.data as Commands[K]['reply'];
 }

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 
 /** Longest frame either side accepts; a peer sending more is cut off, not buffered forever. */
@@ -39,28 +38,8 @@ export function encodeFrame(message: unknown): string {
   return `${JSON.stringify(message)}\n`;
 }
 
-/**
- * Reads newline-delimited JSON from a socket: each parsed frame goes to `onFrame`; a frame
- * that is not JSON is skipped; an oversize frame closes the socket (its end cannot be found).
- */
-export function readJsonFrames(socket: Socket, onFrame: (value: unknown) => void): void {
-  const framer = new LineFramer();
-  socket.on('data', (chunk: Buffer) => {
-    let frames: string[];
-    try {
-      frames = framer.push(chunk);
-    } catch {
-      socket.destroy();
-      return;
-    }
-    for (const frame of frames) {
-      let value: unknown;
-      try {
-        value = JSON.parse(frame);
-      } catch {
-        continue;
-      }
-      onFrame(value);
-    }
-  });
+/** Peer input quoted in a one-line message: control characters escaped as `\uXXXX`. */
+export function escapeControlChars(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

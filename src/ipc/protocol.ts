@@ -1,8 +1,12 @@
 import { z } from 'zod';
+import { WORKER_ID_RE } from '../worker-id';
+import { escapeControlChars } from './framing';
 
 /**
  * The control protocol spoken over the IPC file by the CLI (and any client) to the daemon:
- * newline-delimited JSON, one request → one reply carrying the same id.
+ * newline-delimited JSON, one request → one reply carrying the same id
+ * (docs/cli.md#the-control-protocol). {@link Commands} pairs each request with its reply, for
+ * the client and the daemon alike.
  */
 
 const restartOptions = z.strictObject({
@@ -10,21 +14,21 @@ const restartOptions = z.strictObject({
   maxAttempts: z.number().int().min(1).optional(),
 });
 
-/** App messaging (SPEC §5.3): per-worker reply timeout of `send-req`. */
+/** App messaging (docs/cli.md#send-msg-and-send-req): per-worker reply timeout of `send-req`. */
 export const APP_REQUEST_TIMEOUT_DEFAULT_MS = 10_000;
 export const APP_REQUEST_TIMEOUT_MAX_MS = 300_000;
 const sendMessage = z.strictObject({
   name: z.string().min(1).max(256),
   /** Any JSON value, handed to the app as is. */
   data: z.unknown().optional(),
-  /** A worker selector (see daemon/messaging.ts); default `all`, the serving workers. */
+  /** A worker selector (see daemon/messaging/selector.ts); default `all`, the serving workers. */
   workers: z.string().max(4096).optional(),
 });
 const sendRequest = sendMessage.extend({
   timeoutMs: z.number().int().min(1).max(APP_REQUEST_TIMEOUT_MAX_MS).optional(),
 });
 
-export const requestSchema = z.discriminatedUnion('type', [
+const commandSchemas = [
   z.strictObject({ id: z.number().int(), type: z.literal('status') }),
   z.strictObject({ id: z.number().int(), type: z.literal('config') }),
   z.strictObject({ id: z.number().int(), type: z.literal('start'), data: restartOptions.optional() }),
@@ -35,17 +39,12 @@ export const requestSchema = z.discriminatedUnion('type', [
   z.strictObject({ id: z.number().int(), type: z.literal('send-req'), data: sendRequest }),
   z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
   z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
-  // restart --upgrade: hand the workers to the newer nodesockd installed on disk (SPEC §4.9).
+  // restart --upgrade: hand the workers to the newer nodesockd installed on disk
+  // (docs/lifecycle.md#daemon-handover-restart---upgrade).
   z.strictObject({
     id: z.number().int(),
     type: z.literal('handover'),
     data: z.strictObject({ version: z.string() }),
-  }),
-  // A worker of an earlier daemon introducing itself; the connection then becomes its channel.
-  z.strictObject({
-    id: z.number().int(),
-    type: z.literal('worker-hello'),
-    data: z.strictObject({ workerId: z.string().regex(/^w[0-9a-f]{8}$/), pid: z.number().int().positive() }),
   }),
   z.strictObject({
     id: z.number().int(),
@@ -57,23 +56,108 @@ export const requestSchema = z.discriminatedUnion('type', [
     type: z.literal('set-standby'),
     data: z.strictObject({ count: z.number().int().min(0).max(64) }),
   }),
-]);
+] as const;
+
+/**
+ * Not a command but an upgrade: a worker of an earlier daemon introducing itself in the first
+ * frame of a connection, which then becomes its channel (docs/lifecycle.md#adoption).
+ */
+const workerHelloSchema = z.strictObject({
+  id: z.number().int(),
+  type: z.literal('worker-hello'),
+  data: z.strictObject({ workerId: z.string().regex(WORKER_ID_RE), pid: z.number().int().positive() }),
+});
+
+/** Every frame a client may send: the commands and the worker hello. */
+export const requestSchema = z.discriminatedUnion('type', [...commandSchemas, workerHelloSchema]);
 
 export type Request = z.infer<typeof requestSchema>;
-export type RequestType = Request['type'];
+export type WorkerHello = z.infer<typeof workerHelloSchema>;
+/** The reply data of an accepted {@link WorkerHello}. */
+export interface WorkerHelloReply {
+  adopted: true;
+}
+/** A request that the daemon answers by running a command. */
+export type CommandRequest = Exclude<Request, WorkerHello>;
+export type CommandName = CommandRequest['type'];
 export type RestartOptions = z.infer<typeof restartOptions>;
 export type SendMessageRequest = z.infer<typeof sendMessage>;
 export type SendRequestRequest = z.infer<typeof sendRequest>;
+
+/** The `data` of a command as the schema accepts it; `undefined` for a command without data. */
+type CommandData<K extends CommandName> = K extends unknown
+  ? Extract<CommandRequest, { type: K }> extends infer R
+    ? 'data' extends keyof R
+      ? R['data']
+      : undefined
+    : never
+  : never;
+
+export function isWorkerHello(request: Request): request is WorkerHello {
+  return request.type === 'worker-hello';
+}
 
 export type Reply =
   | { id: number; ok: true; data?: unknown }
   | { id: number | null; ok: false; error: string };
 
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+/** What a worker is to its daemon: published in a slot, standby, replaced and finishing, or starting. */
+export type WorkerRole = 'serving' | 'standby' | 'draining' | 'starting';
+
+/** A worker as named in replies; `slot` is null unless it serves a slot (as in `status`). */
+export interface WorkerRef {
+  id: string;
+  slot: number | null;
+  pid: number | null;
+  role: WorkerRole;
+}
+
+export type WorkerOutcome = { ok: true; data?: unknown } | { ok: false; error: string };
+export type WorkerResult = WorkerRef & WorkerOutcome;
+
+/** The reply to `send-msg`: the workers whose IPC channel took the message, and the others. */
+export interface SendMessageReply {
+  sent: WorkerRef[];
+  failed: (WorkerRef & { error: string })[];
+}
+
+/** The reply to `send-req`: one entry per selected worker, serving slots first. */
+export interface SendRequestReply {
+  results: WorkerResult[];
+}
+
+/** The reply to `restart`: the generation now serving, one worker per slot. */
+export interface RestartResult {
+  generation: number;
+  workers: { slot: number; id: string; pid: number | null }[];
+}
+
+export interface StartResult {
+  alreadyRunning: boolean;
+  workers: number;
+}
+
+export interface HandoverResult {
+  /** False when the version offered is not newer: the daemon keeps running. */
+  handover: boolean;
+  /** The version of the daemon that answered. */
+  version: string;
+  pid: number;
+}
+
+export interface TerminateResult {
+  pid: number;
+  /** A supervisor (systemd) starts the daemon again. */
+  supervised: boolean;
+}
+
 export interface WorkerStatus {
   id: string;
   slot: number | null;
-  /** serving (published in a slot), standby, draining (replaced, finishing), starting. */
-  role: 'serving' | 'standby' | 'draining' | 'starting';
+  role: WorkerRole;
   pid: number | null;
   state: string;
   since: number;
@@ -114,6 +198,30 @@ export interface ConfigReply {
   files: string[];
 }
 
+/** Each command's reply. */
+interface Replies {
+  status: DaemonStatus;
+  config: ConfigReply;
+  start: StartResult;
+  restart: RestartResult;
+  stop: { stopped: number };
+  resume: { resumed: number };
+  'send-msg': SendMessageReply;
+  'send-req': SendRequestReply;
+  reload: { actions: string[] };
+  terminate: TerminateResult;
+  handover: HandoverResult;
+  'set-workers': { workers: number };
+  'set-standby': { standby: number };
+}
+
+/**
+ * Each command: the `data` it takes and the `data` of its reply. The client's `request()` and
+ * the daemon's handler table (daemon/commands.ts) are both typed by it, so a command whose reply
+ * changes fails to compile on both sides, and so does a command without a handler.
+ */
+export type Commands = { [K in CommandName]: { data: CommandData<K>; reply: Replies[K] } };
+
 /** A one-line description of why a frame is not a valid request. */
 export function describeInvalidRequest(value: unknown, error: z.ZodError): string {
   // Only a string type is quoted back: JSON.stringify of a deeply nested one overflows the stack.
@@ -125,13 +233,7 @@ export function describeInvalidRequest(value: unknown, error: z.ZodError): strin
   const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
   if (first?.code === 'invalid_union' && typeof type === 'string') {
     const shown = type.length > 64 ? `${type.slice(0, 64)}…` : type;
-    return oneLine(`unknown request type ${JSON.stringify(shown)}`);
+    return escapeControlChars(`unknown request type ${JSON.stringify(shown)}`);
   }
-  return oneLine(`invalid request: ${where}${first?.message ?? 'malformed'}`);
-}
-
-/** Peer input quoted in an error message (zod echoes unknown keys raw): control characters escaped. */
-export function oneLine(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeControlChars(`invalid request: ${where}${first?.message ?? 'malformed'}`);
 }

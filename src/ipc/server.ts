@@ -2,12 +2,30 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../log';
 import { errorMessage } from '../log';
-import { encodeFrame, FrameTooLargeError, LineFramer } from './framing';
-import { describeInvalidRequest, oneLine, type Reply, type Request, requestSchema } from './protocol';
+import { FrameConnection } from './connection';
+import {
+  type CommandRequest,
+  describeInvalidRequest,
+  isWorkerHello,
+  type Reply,
+  requestSchema,
+  type WorkerHello,
+  type WorkerHelloReply,
+} from './protocol';
 
-export type RequestHandler = (request: Request) => Promise<unknown>;
-/** Takes over a connection on which a worker introduced itself; false if it is unknown. */
-export type WorkerHelloHandler = (workerId: string, pid: number, socket: net.Socket) => boolean;
+/** Runs a command; what it resolves to is the reply's data, what it throws the reply's error. */
+export type CommandHandler = (request: CommandRequest) => Promise<unknown>;
+
+/**
+ * Takes a connection over when its first frame is a {@link WorkerHello}: from then on the
+ * connection is the worker's channel and no longer the server's. Throws to refuse it (the
+ * server then replies with the error and closes the connection).
+ */
+export type UpgradeHandler = (hello: WorkerHello, connection: FrameConnection) => WorkerHelloReply;
+
+const refuseUpgrades: UpgradeHandler = () => {
+  throw new Error('this control socket takes no worker channels');
+};
 
 /**
  * The daemon's control socket. Nothing a peer sends can throw out of here: bad frames get an
@@ -15,18 +33,18 @@ export type WorkerHelloHandler = (workerId: string, pid: number, socket: net.Soc
  */
 export class IpcServer {
   private server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<FrameConnection>();
 
   constructor(
     private readonly path: string,
-    private readonly handle: RequestHandler,
+    private readonly handle: CommandHandler,
     private readonly log: Logger,
-    private readonly onWorkerHello: WorkerHelloHandler = () => false,
+    private readonly onUpgrade: UpgradeHandler = refuseUpgrades,
   ) {
-    this.server = net.createServer((socket) => this.accept(socket));
+    this.server = net.createServer((socket) => this.accept(new FrameConnection(socket)));
   }
 
-  /** Binds the socket readable and writable by its owner only (SPEC §4.10). */
+  /** Binds the socket readable and writable by its owner only (docs/permissions.md). */
   async listen(): Promise<void> {
     // bind() creates the file with the process umask; narrow it for that one call so the
     // nginx group never gets a window on the control socket.
@@ -53,7 +71,7 @@ export class IpcServer {
   async rebind(): Promise<void> {
     // Closing a listener unlinks its path (libuv): close the old one before binding anew.
     this.server.close();
-    this.server = net.createServer((socket) => this.accept(socket));
+    this.server = net.createServer((socket) => this.accept(new FrameConnection(socket)));
     fs.rmSync(this.path, { force: true });
     await this.listen();
   }
@@ -61,48 +79,40 @@ export class IpcServer {
   /** Stops listening; open connections get their pending replies, then are closed. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.end();
+    for (const connection of this.connections) connection.end();
     const stragglers = setTimeout(() => {
-      for (const socket of this.sockets) socket.destroy();
+      for (const connection of this.connections) connection.destroy();
     }, 1000);
     await closed;
     clearTimeout(stragglers);
   }
 
-  private accept(socket: net.Socket): void {
-    this.sockets.add(socket);
-    const framer = new LineFramer();
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', (err) => this.log.debug(`control client: ${errorMessage(err)}`));
-    socket.on('data', (chunk) => {
-      let frames: string[];
-      try {
-        frames = framer.push(chunk);
-      } catch (err) {
-        if (err instanceof FrameTooLargeError) {
-          this.reply(socket, { id: null, ok: false, error: err.message });
-          socket.end();
-          return;
-        }
-        throw err;
-      }
-      for (const frame of frames) void this.dispatch(socket, frame);
+  private accept(connection: FrameConnection): void {
+    this.connections.add(connection);
+    connection.onClose((err) => {
+      this.connections.delete(connection);
+      if (err) this.log.debug(`control client: ${errorMessage(err)}`);
+    });
+    let first = true;
+    connection.setHandlers({
+      frame: (value) => {
+        const isFirst = first;
+        first = false;
+        void this.dispatch(connection, value, isFirst);
+      },
+      invalid: (reason) => {
+        first = false;
+        this.reply(connection, { id: null, ok: false, error: reason });
+      },
+      overflow: (err) => this.reply(connection, { id: null, ok: false, error: err.message }),
     });
   }
 
-  private async dispatch(socket: net.Socket, frame: string): Promise<void> {
-    let value: unknown;
-    try {
-      value = JSON.parse(frame);
-    } catch (err) {
-      // V8 quotes the frame in its message: keep the reply's error on one line.
-      this.reply(socket, { id: null, ok: false, error: oneLine(`invalid JSON: ${errorMessage(err)}`) });
-      return;
-    }
+  private async dispatch(connection: FrameConnection, value: unknown, first: boolean): Promise<void> {
     const parsed = requestSchema.safeParse(value);
     if (!parsed.success) {
       const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : undefined;
-      this.reply(socket, {
+      this.reply(connection, {
         id: typeof id === 'number' ? id : null,
         ok: false,
         error: describeInvalidRequest(value, parsed.error),
@@ -111,30 +121,44 @@ export class IpcServer {
     }
     const request = parsed.data;
     this.log.debug(`control request ${request.type} #${request.id}`);
-    if (request.type === 'worker-hello') {
-      // The worker waits for this reply before it sends anything else on the connection.
-      socket.removeAllListeners('data');
-      this.sockets.delete(socket);
-      const { workerId, pid } = request.data;
-      if (this.onWorkerHello(workerId, pid, socket)) {
-        this.reply(socket, { id: request.id, ok: true, data: { adopted: true } });
-      } else {
-        this.reply(socket, { id: request.id, ok: false, error: `unknown worker ${workerId} (pid ${pid})` });
-        socket.end();
-      }
+    if (isWorkerHello(request)) {
+      this.upgrade(connection, request, first);
       return;
     }
     try {
       const data = await this.handle(request);
-      this.reply(socket, { id: request.id, ok: true, data });
+      this.reply(connection, { id: request.id, ok: true, data });
     } catch (err) {
-      this.reply(socket, { id: request.id, ok: false, error: errorMessage(err) });
+      this.reply(connection, { id: request.id, ok: false, error: errorMessage(err) });
     }
   }
 
-  private reply(socket: net.Socket, reply: Reply): void {
+  /** Hands the connection to the upgrade handler; it is then no longer one of ours. */
+  private upgrade(connection: FrameConnection, hello: WorkerHello, first: boolean): void {
+    if (!first) {
+      this.reply(connection, {
+        id: hello.id,
+        ok: false,
+        error: `${hello.type} must be the first frame on a connection`,
+      });
+      return;
+    }
+    let data: WorkerHelloReply;
+    try {
+      // Synchronous, so that the frames behind the hello in the same chunk reach the new owner.
+      data = this.onUpgrade(hello, connection);
+    } catch (err) {
+      this.reply(connection, { id: hello.id, ok: false, error: errorMessage(err) });
+      connection.end();
+      return;
+    }
+    this.connections.delete(connection);
+    // The worker waits for this reply before it sends anything else on the connection.
+    this.reply(connection, { id: hello.id, ok: true, data });
+  }
+
+  private reply(connection: FrameConnection, reply: Reply): void {
     // A client that gave up (Ctrl-C, CI job cancelled) must cost nothing but its reply.
-    if (socket.destroyed || !socket.writable) return;
-    socket.write(encodeFrame(reply));
+    connection.send(reply);
   }
 }

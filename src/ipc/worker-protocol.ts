@@ -1,7 +1,7 @@
 /**
  * What the daemon and a worker say to each other over the Node child-process IPC channel.
  *
- * The plain strings are the contract of the original tool (SPEC §5.1): an app without the
+ * The plain strings are the contract of the original tool (docs/worker-library.md#the-contract): an app without the
  * library sends `'online'` and handles `'shutdown'` and `'resume'`. The library speaks the
  * same strings, plus a few namespaced objects the daemon understands and a plain app never sees.
  */

@@ -1,5 +1,5 @@
-import type net from 'node:net';
 import type { Config } from '../../config/schema';
+import type { FrameConnection } from '../../ipc/connection';
 import { errorMessage, type Logger } from '../../log';
 import { newWorkerId } from '../../worker-id';
 import type { Clock } from '../clock';
@@ -123,10 +123,10 @@ export class Launcher {
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
-  attachChannel(id: string, pid: number, socket: net.Socket): boolean {
+  attachChannel(id: string, pid: number, connection: FrameConnection): boolean {
     const proc = this.adoptedProcesses.get(id);
     if (!proc || proc.pid !== pid) return false;
-    proc.attach(socket);
+    proc.attach(connection);
     this.deps.log.info(`worker ${id} (pid ${pid}) reconnected`);
     return true;
   }

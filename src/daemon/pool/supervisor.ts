@@ -1,6 +1,12 @@
-import type net from 'node:net';
 import type { Config } from '../../config/schema';
-import type { SlotStatus, WorkerStatus } from '../../ipc/protocol';
+import type { FrameConnection } from '../../ipc/connection';
+import type {
+  RestartOptions,
+  RestartResult,
+  SlotStatus,
+  StartResult,
+  WorkerStatus,
+} from '../../ipc/protocol';
 import { errorMessage, type Logger } from '../../log';
 import { type Clock, systemClock } from '../clock';
 import type { WorkerOutput } from '../output';
@@ -18,15 +24,7 @@ import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
 import { StandbyPool } from './standby-pool';
 
-export type RestartResult = {
-  generation: number;
-  workers: { slot: number; id: string; pid: number | null }[];
-};
-
-export interface StartOptions {
-  suspended?: boolean;
-  maxAttempts?: number;
-}
+type StartOptions = RestartOptions;
 
 export interface SupervisorDeps {
   config: Config;
@@ -126,7 +124,7 @@ export class Supervisor {
     return this.config;
   }
 
-  start(opts: StartOptions = {}): Promise<{ alreadyRunning: boolean; workers: number }> {
+  start(opts: StartOptions = {}): Promise<StartResult> {
     return this.serialize(async () => {
       if (this.running) return { alreadyRunning: true, workers: this.slots.size };
       this.running = true;
@@ -407,8 +405,8 @@ export class Supervisor {
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
-  attachWorkerChannel(id: string, pid: number, socket: net.Socket): boolean {
-    return this.launcher.attachChannel(id, pid, socket);
+  attachWorkerChannel(id: string, pid: number, connection: FrameConnection): boolean {
+    return this.launcher.attachChannel(id, pid, connection);
   }
 
   /** After an adoption: start workers for the slots and standbys still missing. */

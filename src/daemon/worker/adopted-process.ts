@@ -1,20 +1,19 @@
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
-import { encodeFrame, readJsonFrames } from '../../ipc/framing';
+import type { FrameConnection } from '../../ipc/connection';
 import { isAlive } from '../proc';
 
 /** How often an adopted worker (not our child: no 'exit' event) is checked for life. */
 const LIVENESS_POLL_MS = 250;
 
 /**
- * A worker started by an earlier daemon (SPEC §4.8), seen through the same surface as a
+ * A worker started by an earlier daemon (docs/lifecycle.md#adoption), seen through the same surface as a
  * ChildProcess: `pid`, `connected`, `send()`, `kill()`, events 'message', 'exit', 'disconnect',
  * and 'connect' when the worker reconnects.
  * Its channel is the control-socket connection the worker's library opens after losing its
  * parent; a worker without the library has none and is driven by signals only.
  */
 export class AdoptedProcess extends EventEmitter {
-  private channel: net.Socket | null = null;
+  private channel: FrameConnection | null = null;
   private readonly timer: NodeJS.Timeout;
   private exited = false;
 
@@ -29,15 +28,14 @@ export class AdoptedProcess extends EventEmitter {
     return this.channel !== null && !this.channel.destroyed;
   }
 
-  /** Takes over a socket on which the worker introduced itself. */
-  attach(socket: net.Socket): void {
+  /** Takes over a connection on which the worker introduced itself. */
+  attach(connection: FrameConnection): void {
     this.channel?.destroy();
-    this.channel = socket;
-    // A garbled frame from a worker is dropped, never fatal.
-    readJsonFrames(socket, (message) => this.emit('message', message));
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      if (this.channel === socket) {
+    this.channel = connection;
+    // A garbled frame from a worker is dropped (no `invalid` handler), never fatal.
+    connection.setHandlers({ frame: (message) => this.emit('message', message) });
+    connection.onClose(() => {
+      if (this.channel === connection) {
         this.channel = null;
         this.emit('disconnect');
       }
@@ -45,7 +43,7 @@ export class AdoptedProcess extends EventEmitter {
     // After the control socket has written its reply to the worker's hello (in this same
     // tick): anything sent before it would be taken by the worker for that reply.
     setImmediate(() => {
-      if (this.channel === socket) this.emit('connect');
+      if (this.channel === connection) this.emit('connect');
     });
   }
 
@@ -57,9 +55,7 @@ export class AdoptedProcess extends EventEmitter {
   }
 
   send(message: unknown, callback?: (err: Error | null) => void): boolean {
-    if (!this.channel || this.channel.destroyed) return false;
-    this.channel.write(encodeFrame(message), (err) => callback?.(err ?? null));
-    return true;
+    return this.channel?.send(message, callback) ?? false;
   }
 
   kill(signal: NodeJS.Signals): boolean {

@@ -14,8 +14,8 @@
  */
 export type WorkerState = 'starting' | 'suspended' | 'online' | 'draining' | 'exited';
 
-/** What a worker does for the pool; derived from the slot table and the standby pool. */
-export type WorkerRole = 'serving' | 'standby' | 'draining' | 'starting';
+/** What a worker does for the pool (serving, standby, draining, starting); derived from the slot table and the standby pool. */
+export type { WorkerRole } from '../../ipc/protocol';
 
 export interface ExitInfo {
   code: number | null;

@@ -18,6 +18,7 @@ import {
   MSG_SHUTDOWN,
   type WorkerToDaemon,
 } from '../ipc/worker-protocol.js';
+import { errorMessage } from '../log.js';
 import { DaemonLink } from './daemon-link.js';
 
 /** Events emitted by {@link nodesockd}, with their listener arguments. */
@@ -105,9 +106,9 @@ export interface SharedState {
 const SHARED_KEY = Symbol.for('nodesockd.worker');
 
 /**
- * Send a message to the daemon if the channel is still up. Failures are swallowed: the daemon may
- * have died (workers outlive it, SPEC §4.8) and a lost status message must never crash the app.
- * `done` is called once the message is written or dropped.
+ * Send a message to the daemon if the channel is still up. Failures are swallowed: the daemon
+ * may have died (workers outlive it: docs/lifecycle.md#when-the-daemon-dies) and a lost status
+ * message must never crash the app. `done` is called once the message is written or dropped.
  */
 export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
   if (typeof process.send !== 'function' || !process.connected) {
@@ -121,11 +122,13 @@ export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
   }
 }
 
-/** A thrown value as a one-line-ish reason: an Error's message, else its string form. */
-function describeThrown(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name || 'Error';
+/**
+ * What the app threw, as the text of an error reply: never empty, and never throwing itself
+ * (an app may throw an object whose `toString()` throws).
+ */
+function thrownText(err: unknown): string {
   try {
-    return String(err);
+    return errorMessage(err) || (err instanceof Error ? err.name : '') || 'request handler failed';
   } catch {
     return 'request handler failed';
   }
@@ -142,7 +145,7 @@ function toReplyData(value: unknown): { ok: true; data?: unknown } | { ok: false
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    return { ok: false, error: `the reply is not JSON-serialisable: ${describeThrown(err)}` };
+    return { ok: false, error: `the reply is not JSON-serialisable: ${thrownText(err)}` };
   }
   if (json === undefined) {
     return { ok: false, error: `the reply is not JSON-serialisable: a ${typeof value}` };
@@ -193,7 +196,7 @@ function channelHold(): void {
   else c?.ref();
 }
 
-class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
+class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
   readonly managed: boolean;
   readonly socketPath: string | undefined;
   readonly id: string | undefined;
@@ -302,7 +305,7 @@ class WorkerHandle extends EventEmitter<NodesockdEvents> implements Nodesockd {
         const value: unknown = await handler(name, data);
         reply = { type: MSG_APP_REPLY, id, ...toReplyData(value) };
       } catch (err) {
-        reply = { type: MSG_APP_REPLY, id, ok: false, error: describeThrown(err) };
+        reply = { type: MSG_APP_REPLY, id, ok: false, error: thrownText(err) };
       }
     }
     sendToDaemon(reply);
@@ -342,7 +345,7 @@ function createShared(): SharedState {
     served: false,
     shutdownRequested: false,
   };
-  (shared as { worker: Nodesockd }).worker = new WorkerHandle(() => shared);
+  (shared as { worker: Nodesockd }).worker = new WorkerRuntime(() => shared);
   return shared;
 }
 
@@ -363,7 +366,7 @@ export const shared: SharedState = (() => {
 })();
 
 /**
- * The worker handle: environment, readiness, suspension and shutdown (SPEC §5.2).
+ * The worker handle: environment, readiness, suspension and shutdown (docs/worker-library.md#the-nodesockd-object).
  *
  * @example
  * ```ts

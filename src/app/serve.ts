@@ -3,8 +3,8 @@
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
 import { ENV } from '../ipc/worker-protocol.js';
-import { ServerGuard } from './drain.js';
 import { type Nodesockd, shared } from './runtime.js';
+import { ServerGuard } from './server-guard.js';
 
 /** Options for {@link serve}. */
 export interface ServeOptions {

@@ -1,5 +1,5 @@
 /**
- * Gating app code on `resume` (SPEC §4.4): a suspended worker is started while the database is
+ * Gating app code on `resume` (docs/lifecycle.md#suspension): a suspended worker is started while the database is
  * being migrated, so nothing that touches it may run until the daemon says so.
  */
 import { shared } from './runtime.js';

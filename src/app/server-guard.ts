@@ -1,10 +1,12 @@
 /**
- * What `serve()` does to a listening server: hold requests while suspended (SPEC §4.4), count
- * them, and drain gracefully on shutdown (SPEC §4.3).
+ * What `serve()` does to a listening server: hold requests while suspended
+ * (docs/lifecycle.md#suspension), count them, and drain gracefully on shutdown
+ * (docs/lifecycle.md#draining-and-escalation).
  */
 import type { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
-import { type Nodesockd, sendToDaemon } from './runtime.js';
+import { InflightReporter } from './inflight-reporter.js';
+import type { Nodesockd } from './runtime.js';
 
 /** Events that start an HTTP request/response exchange on http, https and http2-compat servers. */
 const REQUEST_EVENTS: ReadonlySet<string> = new Set(['request', 'checkContinue', 'checkExpectation']);
@@ -17,9 +19,6 @@ const UPGRADE_EVENTS: ReadonlySet<string> = new Set(['upgrade', 'connect']);
  * listener closes once no connection arrived for this long.
  */
 const ACCEPT_QUIET_MS = 250;
-
-/** The daemon only needs a trend while draining; one message per 100 ms keeps IPC quiet under load. */
-const REPORT_INTERVAL_MS = 100;
 
 /** The parts of `http.ServerResponse` / `http2.Http2ServerResponse` used here. */
 interface TrackedResponse extends EventEmitter {
@@ -44,52 +43,6 @@ interface HeldRequest {
 }
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
-
-/** Throttled `nodesockd:inflight` reports: leading edge, then at most one per interval. */
-class InflightReporter {
-  #enabled = false;
-  #current = 0;
-  #lastSent = -1;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly worker: Nodesockd) {}
-
-  start(count: number): void {
-    this.#enabled = this.worker.managed;
-    this.update(count);
-  }
-
-  update(count: number): void {
-    this.#current = count;
-    if (!this.#enabled || this.#timer !== undefined) return;
-    this.#send();
-  }
-
-  /** Sends the last count if it was not sent yet; `done` runs once it is written. */
-  flush(done: () => void): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (!this.#enabled || this.#current === this.#lastSent) {
-      done();
-      return;
-    }
-    this.#lastSent = this.#current;
-    sendToDaemon({ type: 'nodesockd:inflight', count: this.#current }, done);
-  }
-
-  #send(): void {
-    if (this.#current !== this.#lastSent) {
-      this.#lastSent = this.#current;
-      this.worker.reportInflight(this.#current);
-    }
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#current !== this.#lastSent) this.#send();
-    }, REPORT_INTERVAL_MS);
-    // A pending report must not delay the exit of a drained worker.
-    this.#timer.unref();
-  }
-}
 
 function keepAliveOff(res: TrackedResponse): void {
   // Node then writes `Connection: close` and closes the connection after this response, so the
@@ -175,9 +128,9 @@ export class ServerGuard {
     });
     this.#worker.once('shutdown', () => this.drain());
     if (this.#worker.managed) {
-      // A daemon that adopted this worker without a channel to it (SPEC §4.8), or any
-      // supervisor, asks with SIGTERM: drain the same way. A second SIGTERM, or the daemon's
-      // SIGKILL after killTimeout, still ends the process.
+      // A daemon that adopted this worker without a channel to it (docs/lifecycle.md#adoption),
+      // or any supervisor, asks with SIGTERM: drain the same way. A second SIGTERM, or the
+      // daemon's SIGKILL after killTimeout, still ends the process.
       process.once('SIGTERM', () => {
         if (this.#draining) process.kill(process.pid, 'SIGTERM');
         else this.#worker.requestShutdown();

@@ -1,0 +1,191 @@
+/**
+ * App messaging (docs/cli.md#send-msg-and-send-req): `send-msg` and `send-req` from the control
+ * socket to the workers, over each worker's IPC channel.
+ *
+ * Robustness rules: every request to a worker settles exactly once, by its reply, its timeout or
+ * the worker's exit; whatever a worker sends is validated, and replies that are malformed,
+ * unknown or late are dropped. Nothing here throws except a selector error (see selector.ts),
+ * which the control socket turns into an error reply.
+ */
+import { z } from 'zod';
+import { Correlator } from '../../ipc/correlator';
+import { MAX_FRAME_BYTES } from '../../ipc/framing';
+import {
+  APP_REQUEST_TIMEOUT_DEFAULT_MS,
+  APP_REQUEST_TIMEOUT_MAX_MS,
+  type SendMessageReply,
+  type SendMessageRequest,
+  type SendRequestReply,
+  type SendRequestRequest,
+  type WorkerOutcome,
+  type WorkerRef,
+  type WorkerResult,
+} from '../../ipc/protocol';
+import {
+  type AppMessage,
+  type AppRequest,
+  type DaemonToWorker,
+  MSG_APP_MSG,
+  MSG_APP_REPLY,
+  MSG_APP_REQ,
+} from '../../ipc/worker-protocol';
+import type { Logger } from '../../log';
+import { describeExit, type ExitInfo } from '../worker/worker-state';
+import { type LiveWorker, type SelectableWorker, selectWorkers, slotOf } from './selector';
+
+/** What messaging needs of a worker (daemon/worker/managed-worker.ts's ManagedWorker is one). */
+export interface MessageTarget extends SelectableWorker {
+  readonly exitInfo: ExitInfo | null;
+  /** Sends on the worker's IPC channel; false when the channel is closed. */
+  send(message: DaemonToWorker): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'exit', listener: (exit: ExitInfo) => void): unknown;
+}
+
+function refOf(entry: LiveWorker<MessageTarget>): WorkerRef {
+  return { id: entry.worker.id, slot: slotOf(entry), pid: entry.worker.pid, role: entry.role };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fan-out
+
+const MAX_ERROR_CHARS = 2000;
+/** All replies of one `send-req` must fit in one control frame, with room for the envelope. */
+const REPLY_BUDGET_BYTES = MAX_FRAME_BYTES - 64 * 1024;
+
+/** What a worker may send back; anything else with the reply type is dropped. */
+const appReplySchema = z.discriminatedUnion('ok', [
+  z.object({
+    type: z.literal(MSG_APP_REPLY),
+    id: z.number().int().positive(),
+    ok: z.literal(true),
+    data: z.unknown().optional(),
+  }),
+  z.object({
+    type: z.literal(MSG_APP_REPLY),
+    id: z.number().int().positive(),
+    ok: z.literal(false),
+    error: z.string().transform((s) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s)),
+  }),
+]);
+
+/** Why a request to a worker that is gone failed, in the words of the daemon's log. */
+function exitedError(exit: ExitInfo | null): string {
+  return `worker ${describeExit(exit ?? { code: null, signal: null })}`;
+}
+
+export class Messenger {
+  /** Requests in flight to the workers, each with the worker it went to. */
+  private readonly replies = new Correlator<WorkerOutcome, MessageTarget>();
+  private readonly watched = new WeakSet<MessageTarget>();
+
+  constructor(
+    private readonly listWorkers: () => LiveWorker<MessageTarget>[],
+    private readonly log: Logger,
+  ) {}
+
+  /** `send-msg`: fire and forget; says which workers' channels took it. */
+  sendMessage(request: SendMessageRequest): SendMessageReply {
+    const targets = selectWorkers(request.workers, this.listWorkers());
+    const message: AppMessage = { type: MSG_APP_MSG, name: request.name };
+    if (request.data !== undefined) message.data = request.data;
+    const reply: SendMessageReply = { sent: [], failed: [] };
+    for (const target of targets) {
+      if (target.worker.send(message)) reply.sent.push(refOf(target));
+      else reply.failed.push({ ...refOf(target), error: this.unreachable(target.worker) });
+    }
+    this.log.debug(`app message ${JSON.stringify(request.name)} sent to ${reply.sent.length} worker(s)`);
+    return reply;
+  }
+
+  /** `send-req`: one request per selected worker; each entry settles on its own. */
+  async request(request: SendRequestRequest): Promise<SendRequestReply> {
+    const targets = selectWorkers(request.workers, this.listWorkers());
+    const timeoutMs = Math.min(
+      Math.max(1, request.timeoutMs ?? APP_REQUEST_TIMEOUT_DEFAULT_MS),
+      APP_REQUEST_TIMEOUT_MAX_MS,
+    );
+    const outcomes = await Promise.all(
+      targets.map((t) => this.ask(t.worker, request.name, request.data, timeoutMs)),
+    );
+    const results = targets.map((t, i): WorkerResult => ({ ...refOf(t), ...outcomes[i]! }));
+    fitBudget(results);
+    return { results };
+  }
+
+  private ask(worker: MessageTarget, name: string, data: unknown, timeoutMs: number): Promise<WorkerOutcome> {
+    if (worker.state === 'exited') return Promise.resolve({ ok: false, error: exitedError(worker.exitInfo) });
+    this.watch(worker);
+    const { id, outcome } = this.replies.open(worker, {
+      ms: timeoutMs,
+      outcome: () => ({ ok: false, error: `no reply within ${timeoutMs} ms` }),
+    });
+    const message: AppRequest = { type: MSG_APP_REQ, id, name };
+    if (data !== undefined) message.data = data;
+    if (!worker.send(message)) this.replies.settle(id, { ok: false, error: this.unreachable(worker) });
+    return outcome;
+  }
+
+  private unreachable(worker: MessageTarget): string {
+    return worker.state === 'exited' ? exitedError(worker.exitInfo) : 'its IPC channel is closed';
+  }
+
+  /** One pair of listeners per worker, however many requests it has in flight. */
+  private watch(worker: MessageTarget): void {
+    if (this.watched.has(worker)) return;
+    this.watched.add(worker);
+    worker.on('message', (message: unknown) => this.onWorkerMessage(worker, message));
+    worker.on('exit', (exit: ExitInfo) =>
+      this.replies.settleWhere((peer) => peer === worker, { ok: false, error: exitedError(exit) }),
+    );
+  }
+
+  private onWorkerMessage(worker: MessageTarget, message: unknown): void {
+    if (typeof message !== 'object' || message === null) return;
+    if ((message as { type?: unknown }).type !== MSG_APP_REPLY) return;
+    const parsed = appReplySchema.safeParse(message);
+    if (!parsed.success) {
+      this.log.debug(`worker ${worker.id}: malformed app reply ignored`);
+      return;
+    }
+    const reply = parsed.data;
+    // A reply to another worker's request, to an expired one, or to none at all is dropped.
+    if (this.replies.peerOf(reply.id) !== worker) {
+      this.log.debug(`worker ${worker.id}: reply to unknown or expired request #${reply.id} ignored`);
+      return;
+    }
+    this.replies.settle(
+      reply.id,
+      reply.ok
+        ? reply.data === undefined
+          ? { ok: true }
+          : { ok: true, data: reply.data }
+        : { ok: false, error: reply.error },
+    );
+  }
+}
+
+/**
+ * Keeps the whole reply within one control frame: while the replies are too big together, the
+ * biggest becomes an error entry, so the others still reach the client.
+ */
+function fitBudget(results: WorkerResult[]): void {
+  const sizes = results.map((r) =>
+    r.ok && r.data !== undefined ? Buffer.byteLength(JSON.stringify(r.data) ?? '') : 0,
+  );
+  let total = sizes.reduce((a, b) => a + b, 0);
+  while (total > REPLY_BUDGET_BYTES) {
+    const i = sizes.indexOf(Math.max(...sizes));
+    const r = results[i]!;
+    results[i] = {
+      id: r.id,
+      slot: r.slot,
+      pid: r.pid,
+      role: r.role,
+      ok: false,
+      error: `reply too large to return (${sizes[i]} bytes; all replies together must stay under ${REPLY_BUDGET_BYTES} bytes)`,
+    };
+    total -= sizes[i]!;
+    sizes[i] = 0;
+  }
+}
