@@ -1,10 +1,18 @@
 /**
- * Loaded into every worker with `--require` by the daemon. A worker's stdout and stderr are
- * pipes to the daemon; if the daemon dies (SIGKILL, an upgrade) a write gets EPIPE, and an
- * unhandled 'error' on process.stdout would kill a worker that is still serving
- * (docs/lifecycle.md#when-the-daemon-dies).
- * The output is lost until the worker is replaced; the process is not.
+ * Loaded into every worker with `--require` by the daemon (docs/worker-library.md#what-the-preload-does).
+ *
+ * - A worker's stdout and stderr are pipes to the daemon; if the daemon dies (SIGKILL, an
+ *   upgrade) a write gets EPIPE, and an unhandled 'error' on process.stdout would kill a worker
+ *   that is still serving (docs/lifecycle.md#when-the-daemon-dies). The output is lost until the
+ *   worker is replaced; the process is not.
+ * - The worker runtime is created here, for every app, so that every worker reconnects to the
+ *   next daemon after a crash or an upgrade (reconnect.ts), with or without the library.
+ * - `drain`: the app's own `server.close()` becomes nginx-safe once the daemon asked the worker
+ *   to stop (preload-drain.ts).
  */
+import { installPreloadDrain } from './preload-drain.js';
+import { preloadFeature, shared } from './runtime.js';
+
 const lostReader = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
 for (const stream of [process.stdout, process.stderr]) {
@@ -13,3 +21,7 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+
+// Creating the shared runtime is what installs the reconnection (see runtime.ts).
+void shared.worker;
+if (preloadFeature('drain')) installPreloadDrain();

@@ -19,7 +19,8 @@ import {
   type WorkerToDaemon,
 } from '../ipc/worker-protocol.js';
 import { errorMessage } from '../log.js';
-import { DaemonLink } from './daemon-link.js';
+import type { DaemonLink } from './daemon-link.js';
+import { bridgeToNextDaemon } from './reconnect.js';
 
 /** Events emitted by {@link nodesockd}, with their listener arguments. */
 export interface NodesockdEvents {
@@ -99,11 +100,22 @@ export interface SharedState {
   served: boolean;
   /** Set when `'shutdown'` was emitted, so a `serve()` that is still starting drains at once. */
   shutdownRequested: boolean;
-  /** The control-socket link used once the spawning daemon is gone (see daemon-link.ts). */
+  /** The control-socket link used once the spawning daemon is gone (see reconnect.ts). */
   link?: DaemonLink;
+  /** Servers guarded by `serve()`, which the preload's drain leaves alone. */
+  guarded?: WeakSet<object>;
 }
 
 const SHARED_KEY = Symbol.for('nodesockd.worker');
+
+/**
+ * What the daemon's preload does in this worker (`preload` in the config): a comma-separated
+ * list in NODESOCKD_PRELOAD; every feature when unset (the library without the daemon's preload).
+ */
+export function preloadFeature(feature: 'drain' | 'reconnect'): boolean {
+  const list = process.env[ENV.preload];
+  return list === undefined || list.split(',').includes(feature);
+}
 
 /**
  * Send a message to the daemon if the channel is still up. Failures are swallowed: the daemon
@@ -111,8 +123,9 @@ const SHARED_KEY = Symbol.for('nodesockd.worker');
  * message must never crash the app. `done` is called once the message is written or dropped.
  */
 export function sendToDaemon(message: WorkerToDaemon, done?: () => void): void {
+  // After a daemon crash process.send goes over the link to the next daemon (reconnect.ts).
   if (typeof process.send !== 'function' || !process.connected) {
-    if (!shared.link?.send(message, done)) done?.();
+    done?.();
     return;
   }
   try {
@@ -231,9 +244,8 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
       // next daemon, which adopts this worker.
       process.once('disconnect', () => {
         if (ipcFile === undefined || this.id === undefined || this.#shared().shutdownRequested) return;
-        const link = new DaemonLink(ipcFile, this.id, this.#onMessage);
-        this.#shared().link = link;
-        link.start();
+        if (!preloadFeature('reconnect')) return;
+        this.#shared().link = bridgeToNextDaemon(ipcFile, this.id);
       });
       // A 'disconnect' listener, like a 'message' one, refs the channel: take that back too.
       channelRelease();
@@ -376,3 +388,9 @@ export const shared: SharedState = (() => {
  * ```
  */
 export const nodesockd: Nodesockd = shared.worker;
+
+/** The servers a guard already handles (shared by every copy of the library in the process). */
+export function guardedServers(): WeakSet<object> {
+  shared.guarded ??= new WeakSet();
+  return shared.guarded;
+}

@@ -2,8 +2,8 @@
  * `serve()`: the one call that turns any `net.Server` into a well-behaved nodesockd worker.
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
-import { ENV } from '../ipc/worker-protocol.js';
-import { type Nodesockd, shared } from './runtime.js';
+import { outlastUpstreamKeepalive, upstreamKeepaliveMs } from './keepalive.js';
+import { guardedServers, type Nodesockd, shared } from './runtime.js';
 import { ServerGuard } from './server-guard.js';
 
 /** Options for {@link serve}. */
@@ -57,33 +57,6 @@ function listenOptions(worker: Nodesockd, options: ServeOptions): ListenOptions 
   }
   const port = options.port ?? portFromEnv() ?? DEFAULT_PORT;
   return options.host === undefined ? { port } : { port, host: options.host };
-}
-
-function upstreamKeepaliveMs(): number | undefined {
-  const raw = process.env[ENV.upstreamKeepalive];
-  if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
-  return Number(raw);
-}
-
-/**
- * Node closes idle keep-alive connections after 5 s by default, while nginx may reuse an idle
- * upstream connection for its whole keepalive_timeout (60 s by default): a request nginx sends
- * as Node closes is lost. The worker must therefore keep idle connections longer than nginx does.
- */
-function outlastUpstreamKeepalive(server: Server, upstreamMs: number): void {
-  const http = server as Server & {
-    keepAliveTimeout?: number;
-    headersTimeout?: number;
-    requestTimeout?: number;
-  };
-  if (typeof http.keepAliveTimeout !== 'number') return;
-  const keepAlive = upstreamMs + 1000;
-  if (http.keepAliveTimeout < keepAlive) http.keepAliveTimeout = keepAlive;
-  if (typeof http.headersTimeout === 'number' && http.headersTimeout < keepAlive + 1000) {
-    const limit =
-      typeof http.requestTimeout === 'number' && http.requestTimeout > 0 ? http.requestTimeout : Infinity;
-    http.headersTimeout = Math.min(keepAlive + 1000, limit);
-  }
 }
 
 function listen(server: Server, options: ListenOptions): Promise<void> {
@@ -152,7 +125,13 @@ export async function serve(server: Server, options: ServeOptions = {}): Promise
   shared.served = true;
   const upstreamKeepalive = worker.managed ? upstreamKeepaliveMs() : undefined;
   if (upstreamKeepalive !== undefined) outlastUpstreamKeepalive(server, upstreamKeepalive);
-  const guard = new ServerGuard(server, worker, options.exitOnClose ?? true, upstreamKeepalive !== undefined);
+  const guard = new ServerGuard(server, worker, {
+    exitOnClose: options.exitOnClose ?? true,
+    clientClosesIdle: upstreamKeepalive !== undefined,
+    mode: 'serve',
+  });
+  // The preload leaves this server to serve(): one guard per server.
+  guardedServers().add(server);
   guard.install();
   try {
     await listen(server, target);

@@ -66,10 +66,29 @@ function serviceUnavailable(res: TrackedResponse): void {
  * Hooks one server. Installed before `listen()` and removed again if listening fails, so a failed
  * `serve()` leaves the server as it found it.
  */
+/** How a {@link ServerGuard} is used. */
+export interface GuardOptions {
+  /** After the drain, exit the process once the server has closed (`serve()`). */
+  exitOnClose: boolean;
+  /** Leave idle connections for the client to close (nginx upstream keepalive), see drain(). */
+  clientClosesIdle: boolean;
+  /**
+   * `'serve'`: `serve()`'s server: held while suspended, drained on `'shutdown'` and SIGTERM.
+   * `'preload'`: an app's own server on the worker's socket (preload-drain.ts): never held (the
+   * app gates on resume itself), drained when the app closes it after a shutdown request, and
+   * exactly as Node's otherwise.
+   */
+  mode: 'serve' | 'preload';
+  /** Closes the listener (preload mode: Node's own close, from before the app's was wrapped). */
+  closeServer?: () => void;
+}
+
 export class ServerGuard {
   readonly #server: Server;
   readonly #worker: Nodesockd;
   readonly #exitOnClose: boolean;
+  readonly #mode: 'serve' | 'preload';
+  readonly #closeServer: () => void;
   /** Leave idle connections for the client to close (nginx upstream keepalive), see drain(). */
   readonly #clientClosesIdle: boolean;
   #lastAccept = 0;
@@ -87,11 +106,13 @@ export class ServerGuard {
   /** Resolves when the server has closed and every connection has ended. */
   readonly closed: Promise<void>;
 
-  constructor(server: Server, worker: Nodesockd, exitOnClose: boolean, clientClosesIdle = false) {
-    this.#clientClosesIdle = clientClosesIdle;
+  constructor(server: Server, worker: Nodesockd, options: GuardOptions) {
+    this.#clientClosesIdle = options.clientClosesIdle;
     this.#server = server;
     this.#worker = worker;
-    this.#exitOnClose = exitOnClose;
+    this.#exitOnClose = options.exitOnClose;
+    this.#mode = options.mode;
+    this.#closeServer = options.closeServer ?? (() => server.close());
     this.#reporter = new InflightReporter(worker);
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
@@ -126,6 +147,7 @@ export class ServerGuard {
       this.#resolveClosed();
       if (this.#draining) this.#finish();
     });
+    if (this.#mode === 'preload') return;
     this.#worker.once('shutdown', () => this.drain());
     if (this.#worker.managed) {
       // A daemon that adopted this worker without a channel to it (docs/lifecycle.md#adoption),
@@ -166,7 +188,7 @@ export class ServerGuard {
     const check = (): void => {
       const quiet = Date.now() - this.#lastAccept;
       if (quiet >= ACCEPT_QUIET_MS) {
-        if (this.#server.listening) this.#server.close();
+        if (this.#server.listening) this.#closeServer();
       } else {
         setTimeout(check, ACCEPT_QUIET_MS - quiet);
       }
@@ -234,6 +256,11 @@ export class ServerGuard {
 
   #sweep(): void {
     if (this.#originalSweep === undefined) return;
+    // An app's own server before any shutdown: exactly Node's behaviour.
+    if (this.#mode === 'preload' && !this.#draining) {
+      this.#originalSweep();
+      return;
+    }
     // Behind nginx with upstream keepalive, closing an idle connection races nginx sending a
     // request on it (a POST caught so is not retried: a 502). nginx stops using a connection
     // when a response says `Connection: close` or after its keepalive_timeout, so idle
@@ -264,7 +291,7 @@ export class ServerGuard {
     // turns idle would race the client reusing it (if no request comes, keepAliveTimeout ends it).
     if (this.#draining) keepAliveOff(res);
     this.#reporter.update(this.#inflight);
-    if (!this.#worker.suspended) return dispatch();
+    if (this.#mode === 'preload' || !this.#worker.suspended) return dispatch();
     this.#hold(
       () => {
         // A client that gave up while the request was held gets no app code run for it.
@@ -276,7 +303,7 @@ export class ServerGuard {
   }
 
   #onUpgrade(socket: { destroy(): void }, dispatch: () => boolean): boolean {
-    if (!this.#worker.suspended) return dispatch();
+    if (this.#mode === 'preload' || !this.#worker.suspended) return dispatch();
     this.#hold(dispatch, () => socket.destroy());
     return true;
   }

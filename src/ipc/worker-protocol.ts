@@ -56,8 +56,10 @@ export const ENV = {
   appName: 'NODESOCKD_APP_NAME',
   /** nginx's upstream `keepalive_timeout` in ms: how long nginx may reuse an idle connection. */
   upstreamKeepalive: 'NODESOCKD_UPSTREAM_KEEPALIVE_MS',
-  /** The daemon's control socket: the library reconnects there when its daemon is gone. */
+  /** The daemon's control socket: the worker reconnects there when its daemon is gone. */
   ipcFile: 'NODESOCKD_IPC_FILE',
+  /** What the preload does: a comma-separated list of `drain`, `reconnect` (config `preload`). */
+  preload: 'NODESOCKD_PRELOAD',
 } as const;
 
 export function isBrokenMessage(m: unknown): m is BrokenMessage {

@@ -72,6 +72,8 @@ export interface NginxConfOptions {
   workerConnections?: number;
   /** Extra directives for the proxied location. */
   locationExtra?: string;
+  /** `max_fails` of each upstream server (default 0); null leaves it out (nginx's default, 1). */
+  maxFails?: number | null;
 }
 
 /**
@@ -98,7 +100,7 @@ http {
   uwsgi_temp_path ${temp}/uwsgi;
   scgi_temp_path ${temp}/scgi;
   upstream app {
-${o.upstreams.map((s) => `    server ${s} max_fails=0;`).join('\n')}
+${o.upstreams.map((s) => `    server ${s}${o.maxFails === null ? '' : ` max_fails=${o.maxFails ?? 0}`};`).join('\n')}
     keepalive ${o.keepaliveConnections ?? 16};
     keepalive_timeout ${o.keepaliveSeconds ?? KEEPALIVE_SECONDS}s;
   }
@@ -127,10 +129,14 @@ export class Nginx {
   ) {}
 
   /** Starts a real nginx proxying to the given UNIX sockets with upstream keepalive. */
-  static async start(dir: string, sockets: string[]): Promise<Nginx> {
+  static async start(
+    dir: string,
+    sockets: string[],
+    options: Omit<NginxConfOptions, 'port' | 'upstreams'> = {},
+  ): Promise<Nginx> {
     if (!NGINX_BIN) throw new Error('nginx is not installed');
     const port = await freePort();
-    const conf = writeNginxConf(dir, { port, upstreams: sockets.map((s) => `unix:${s}`) });
+    const conf = writeNginxConf(dir, { ...options, port, upstreams: sockets.map((s) => `unix:${s}`) });
     const child = spawn(
       NGINX_BIN,
       ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log'), '-g', 'daemon off;'],
