@@ -3,7 +3,7 @@
  * extends.ts) and the command line into one set of values, validated layer by layer
  * (diagnostics.ts), then defaulted and path-resolved into a `Config`.
  *
- * Precedence is command line > config file(s) > DEFAULTS. Every problem found is collected
+ * Precedence is command line > config file(s) > defaults (configSchema). Every problem found is collected
  * before a single ConfigError is thrown, each as `<file or 'command line'>: <key>: <message>`.
  */
 import fs from 'node:fs';
@@ -12,7 +12,15 @@ import { COMMAND_LINE, formatProblem, type Problem, validateLayer } from './diag
 import { findConfigFile, LOOKED_FOR, logicalCwd } from './discover';
 import { ConfigError } from './errors';
 import { deepMerge, readChain } from './extends';
-import { type Config, DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT, PATH_KEYS } from './schema';
+import {
+  type Config,
+  configSchema,
+  DEFAULT_ENV,
+  DEFAULTS,
+  DEV_SERVER_DEFAULT_PORT,
+  PATH_KEYS,
+  type ResolvedKey,
+} from './schema';
 import type { Values } from './values';
 
 export { CONFIG_FILE_NAMES, findConfigFile, logicalCwd } from './discover';
@@ -286,35 +294,26 @@ export function loadConfig(
     throw new ConfigError(`${where}: the configuration is incomplete`);
   }
 
-  const pick = <K extends keyof typeof DEFAULTS>(key: K): (typeof DEFAULTS)[K] =>
-    (values[key] as (typeof DEFAULTS)[K] | undefined) ?? DEFAULTS[key];
-  const devServer = pick('devServer');
-  const config: Config = {
+  const resolved: Pick<Config, ResolvedKey> = {
     script,
-    args: [...pick('args')],
-    nodeArgs: [...pick('nodeArgs')],
     cwd: paths.cwd ?? baseDir,
-    name: pick('name'),
     tmpDir,
-    socketFile,
     ipcFile,
-    listenVar: pick('listenVar'),
-    workers: pick('workers'),
-    standby: pick('standby'),
-    readiness: pick('readiness'),
     env: effectiveEnv(values.env as string[] | undefined),
-    outputPrefix: pick('outputPrefix'),
     ...(paths.stdout !== undefined ? { stdout: paths.stdout } : {}),
     ...(paths.stderr !== undefined ? { stderr: paths.stderr } : {}),
-    devServer: devServer === true ? DEV_SERVER_DEFAULT_PORT : devServer === false ? false : devServer,
-    umask: pick('umask'),
-    spawnTimeout: pick('spawnTimeout'),
-    onlineTimeout: pick('onlineTimeout'),
-    shutdownTimeout: pick('shutdownTimeout'),
-    killTimeout: pick('killTimeout'),
-    upstreamKeepaliveTimeout: pick('upstreamKeepaliveTimeout'),
-    maxStartAttempts: pick('maxStartAttempts'),
   };
+  // Every value has been validated already; this applies the defaults of configSchema.
+  const parsed = configSchema.safeParse({
+    ...values,
+    ...(values.devServer === true ? { devServer: DEV_SERVER_DEFAULT_PORT } : {}),
+    ...resolved,
+  });
+  if (!parsed.success) {
+    // Unreachable: a value that fails here has failed its layer's validation first.
+    throw new ConfigError(`${where}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const config = parsed.data;
 
   const origins: Record<string, string> = {};
   for (const key of Object.keys(config)) origins[key] = g.origins[key] ?? 'default';
