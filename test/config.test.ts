@@ -3,15 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { resolveIpcPath } from '../src/cli/ipc-path';
+import { type CliOverrides, loadOptions } from '../src/cli/overrides';
 import {
   CONFIG_FILE_NAMES,
   ConfigError,
   deepMerge,
   findConfigFile,
   type LoadedConfig,
+  type LoadOptions,
   loadConfig,
   logicalCwd,
-  resolveIpcPath,
   WORKER_ID_LENGTH,
 } from '../src/config/load';
 import { DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT } from '../src/config/schema';
@@ -56,8 +58,11 @@ function hasProblem(list: string[], source: string, key: string, re: RegExp): vo
   assert.equal(hits.length, 1, `expected one "${prefix}" problem matching ${re} in:\n${list.join('\n')}`);
 }
 
-const load = (dir: string, extra: Parameters<typeof loadConfig>[0] = {}): LoadedConfig =>
-  loadConfig({ cwd: dir, ...extra });
+/** loadConfig as `nodesockd daemon` calls it, in `dir`, with these command-line overrides. */
+const load = (
+  dir: string,
+  { overrides, ...extra }: Omit<LoadOptions, 'commandLine'> & { overrides?: CliOverrides } = {},
+): LoadedConfig => loadConfig({ ...loadOptions(extra.configPath, overrides), cwd: dir, ...extra });
 
 // ---------------------------------------------------------------------------------------
 // Formats and discovery
@@ -371,8 +376,7 @@ test('paths with a config file resolve against its directory, from the file and 
     'conf/app.yaml',
     'script: ../src/app.js\ntmpDir: /run/shop\ncwd: ..\nstdout: logs/out.log\nstderr: /var/log/err.log\n',
   );
-  const { config, baseDir } = loadConfig({
-    cwd,
+  const { config, baseDir } = load(cwd, {
     configPath: path.relative(cwd, file),
     overrides: { tmpDir: 'sockets' },
   });
@@ -734,4 +738,28 @@ test('ConfigError carries the problem lines', () => {
   assert.deepEqual(err.problems, ['a: b: c', 'd: e: f']);
   assert.equal(err.name, 'ConfigError');
   assert.ok(err instanceof Error);
+});
+
+test('the command-line layer is plain values and labels: loadConfig knows no option names', (t) => {
+  const dir = tmpDir(t);
+  const file = write(dir, 'nodesockd.yaml', 'workers: 2\n');
+  const bare = problems(() => loadConfig({ cwd: dir }));
+  hasProblem(bare, file, 'script', /^script is required: set "script" in the config file$/);
+  const labelled = problems(() =>
+    loadConfig({
+      cwd: dir,
+      commandLine: { values: { workers: 'x' }, labels: { workers: '-w', tmpDir: '-t' } },
+    }),
+  );
+  hasProblem(labelled, 'command line', '-w', /workers must be a number \(got "x"\)/);
+  hasProblem(labelled, file, 'tmpDir', /or pass -t$/);
+  const values = loadConfig({
+    cwd: dir,
+    commandLine: { values: { script: 'a.js', tmpDir: 'run' }, labels: {} },
+  });
+  assert.equal(values.origins.script, 'command line');
+  assert.match(
+    problems(() => loadConfig({ cwd: tmpDir(t) }))[0]!,
+    /^no config file found in .*; give the path/,
+  );
 });

@@ -27,18 +27,14 @@ export { CONFIG_FILE_NAMES, findConfigFile, logicalCwd } from './discover';
 export { ConfigError } from './errors';
 export { deepMerge } from './extends';
 
-/** Raw values as commander gives them (strings mostly); every field optional. */
-export interface CliOverrides {
-  script?: string;
-  listenVar?: string;
-  tmpDir?: string;
-  socketFile?: string;
-  ipcFile?: string;
-  workers?: string | number;
-  env?: string[];
-  outputPrefix?: string;
-  /** true = on (the file's port if it gives one, else 8000); 'NNNN' or NNNN = that port; false = off. */
-  devServer?: boolean | string | number;
+/**
+ * The command line's layer, as plain values by config key (already turned into the types a
+ * file would hold, e.g. `workers: 3`), and how to name each key in problem lines (`--workers`).
+ * `labels.config` names the option that gave the config path. Built by src/cli/overrides.ts.
+ */
+export interface CommandLine {
+  values: Values;
+  labels: Readonly<Record<string, string>>;
 }
 
 export interface LoadedConfig {
@@ -59,43 +55,6 @@ export const MAX_SOCKET_PATH_BYTES = 107;
  */
 export const WORKER_ID_LENGTH = 9;
 
-const OPTION_NAMES: Record<keyof CliOverrides, string> = {
-  script: '--script',
-  listenVar: '--listen-var',
-  tmpDir: '--tmp-dir',
-  socketFile: '--socket-file',
-  ipcFile: '--ipc-file',
-  workers: '--workers',
-  env: '--env',
-  outputPrefix: '--output-prefix',
-  devServer: '--dev-server',
-};
-
-// ---------------------------------------------------------------------------------------
-// Command line
-
-function cliLayer(o: CliOverrides): Values {
-  const raw: Values = {};
-  for (const key of ['script', 'listenVar', 'tmpDir', 'socketFile', 'ipcFile', 'outputPrefix'] as const) {
-    if (o[key] !== undefined) raw[key] = o[key];
-  }
-  if (o.workers !== undefined) {
-    const w = o.workers;
-    // '3' -> 3; anything that is not a decimal number stays a string so validation reports it.
-    raw.workers = typeof w === 'string' && /^\s*[+-]?\d+(\.\d+)?\s*$/.test(w) ? Number(w) : w;
-  }
-  // commander gives [] for a repeatable option that was not used: treat it as absent.
-  if (o.env !== undefined && o.env.length > 0) raw.env = o.env;
-  if (o.devServer !== undefined) {
-    const d = o.devServer;
-    if (typeof d === 'string' && /^\s*\d+\s*$/.test(d)) raw.devServer = Number(d);
-    else if (d === 'true') raw.devServer = true;
-    else if (d === 'false') raw.devServer = false;
-    else raw.devServer = d;
-  }
-  return raw;
-}
-
 // ---------------------------------------------------------------------------------------
 // Gathering: files + command line, merged, not yet defaulted or resolved
 
@@ -112,18 +71,24 @@ interface Gathered {
   invalidKeys: Set<string>;
 }
 
-interface GatherOptions {
+export interface GatherOptions {
   configPath?: string;
-  overrides?: CliOverrides;
+  commandLine?: CommandLine;
   cwd?: string;
   requireConfigFile?: boolean;
   /** What to suggest when no config file is found. */
   noFileHint: string;
 }
 
-function gather(opts: GatherOptions): Gathered {
+/**
+ * Reads the config files (the given one, or the one discovery finds, and what it extends) and
+ * the command line into one set of values, validated layer by layer but not yet defaulted,
+ * resolved or checked as a whole.
+ */
+export function gather(opts: GatherOptions): Gathered {
   const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : logicalCwd();
-  const overrides = opts.overrides ?? {};
+  const commandLine = opts.commandLine ?? { values: {}, labels: {} };
+  const label = (key: string) => commandLine.labels[key] ?? key;
   const problems: Problem[] = [];
   const invalidKeys = new Set<string>();
   let incomplete = false;
@@ -133,7 +98,7 @@ function gather(opts: GatherOptions): Gathered {
     if (opts.configPath === '') {
       problems.push({
         source: COMMAND_LINE,
-        key: '--config',
+        key: label('config'),
         message: 'the config file path must not be empty',
       });
       incomplete = true;
@@ -155,7 +120,9 @@ function gather(opts: GatherOptions): Gathered {
   } else {
     entry = findConfigFile(cwd);
     const v1Usage =
-      !opts.requireConfigFile && overrides.script !== undefined && overrides.tmpDir !== undefined;
+      !opts.requireConfigFile &&
+      commandLine.values.script !== undefined &&
+      commandLine.values.tmpDir !== undefined;
     if (!entry && !v1Usage) {
       problems.push({
         source: '',
@@ -183,16 +150,9 @@ function gather(opts: GatherOptions): Gathered {
     files.push(...layers.map((l) => l.file));
   }
 
-  const cliRaw = cliLayer(overrides);
-  const cli = validateLayer(
-    cliRaw,
-    COMMAND_LINE,
-    (key) => OPTION_NAMES[key as keyof CliOverrides] ?? `--${key}`,
-    problems,
-    invalidKeys,
-  );
+  const cli = validateLayer(commandLine.values, COMMAND_LINE, label, problems, invalidKeys);
   if (cli.devServer === true && typeof values.devServer === 'number') {
-    // A bare --dev-server turns the server on, on the file's port when it gives one.
+    // `true` over a port (a bare --dev-server over a file's port) turns the server on, on that port.
     cli.devServer = values.devServer;
   }
   for (const [k, v] of Object.entries(cli)) {
@@ -224,26 +184,36 @@ function effectiveEnv(user: string[] | undefined): string[] {
 const nameSocket = (tmpDir: string, socketFile: string) =>
   path.join(tmpDir, socketFile.replaceAll('{worker}', 'x'.repeat(WORKER_ID_LENGTH)));
 
+export interface LoadOptions {
+  /** The config file (or a directory to discover it in), relative to `cwd`; else discovery in `cwd`. */
+  configPath?: string;
+  commandLine?: CommandLine;
+  /** The logical cwd; default logicalCwd(). */
+  cwd?: string;
+  /** Without it, a command line that gives both script and tmpDir needs no file (the v1 usage). */
+  requireConfigFile?: boolean;
+  /** What to suggest when no config file is found. */
+  noFileHint?: string;
+}
+
 /**
  * Loads the effective configuration. Relative paths, in the files and on the command line,
  * resolve against the entry config file's directory, or against the logical cwd (opts.cwd)
  * when there is no config file. Throws ConfigError listing every problem found.
  */
-export function loadConfig(
-  opts: { configPath?: string; overrides?: CliOverrides; cwd?: string; requireConfigFile?: boolean } = {},
-): LoadedConfig {
-  const g = gather({ ...opts, noFileHint: 'pass --config <file>, or --script <file> and --tmp-dir <dir>' });
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const g = gather({ ...opts, noFileHint: opts.noFileHint ?? 'give the path of a config file' });
   const { problems, values, baseDir } = g;
   const where = g.entry ?? COMMAND_LINE;
 
   if (!g.incomplete) {
     for (const key of ['script', 'tmpDir'] as const) {
       if (values[key] === undefined && !g.invalidKeys.has(key)) {
-        const option = OPTION_NAMES[key];
+        const option = opts.commandLine?.labels[key];
         problems.push({
           source: where,
           key,
-          message: `${key} is required: set "${key}" in ${g.entry ? 'the config file' : 'a config file'} or pass ${option}`,
+          message: `${key} is required: set "${key}" in ${g.entry ? 'the config file' : 'a config file'}${option ? ` or pass ${option}` : ''}`,
         });
       }
     }
@@ -318,43 +288,4 @@ export function loadConfig(
   const origins: Record<string, string> = {};
   for (const key of Object.keys(config)) origins[key] = g.origins[key] ?? 'default';
   return { config, files: g.files, baseDir, origins };
-}
-
-/**
- * Where a client command finds the daemon's control socket. `--ipc-file` wins (resolved
- * against the cwd); otherwise the config (--config or discovered) gives ipcFile, resolved
- * against tmpDir. Only problems that affect that path are fatal here: a config file edited
- * into an invalid state elsewhere must not stop `status` or `terminate` from reaching a
- * daemon that is still running with its old, valid configuration.
- */
-export function resolveIpcPath(opts: { configPath?: string; ipcFile?: string; cwd?: string } = {}): string {
-  if (opts.ipcFile !== undefined) {
-    if (opts.ipcFile === '') {
-      throw new ConfigError(`${COMMAND_LINE}: --ipc-file: the IPC file path must not be empty`);
-    }
-    const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : logicalCwd();
-    return path.resolve(cwd, opts.ipcFile);
-  }
-  const g = gather({
-    configPath: opts.configPath,
-    cwd: opts.cwd,
-    requireConfigFile: true,
-    noFileHint: 'pass --config <file> or --ipc-file <path>',
-  });
-  const relevant = new Set(['tmpDir', 'ipcFile', 'extends', '--config']);
-  const fatal = g.problems.filter((p) => p.key === undefined || relevant.has(p.key));
-  if (fatal.length > 0) throw new ConfigError(fatal.map(formatProblem));
-  const ipc = (g.values.ipcFile as string | undefined) ?? DEFAULTS.ipcFile;
-  if (path.isAbsolute(ipc)) return path.normalize(ipc);
-  if (typeof g.values.tmpDir !== 'string') {
-    throw new ConfigError(
-      formatProblem({
-        source: g.entry ?? COMMAND_LINE,
-        key: 'tmpDir',
-        message:
-          'tmpDir is required to find the IPC file: set "tmpDir" in the config file, or pass --ipc-file <path>',
-      }),
-    );
-  }
-  return path.resolve(g.baseDir, g.values.tmpDir, ipc);
 }
