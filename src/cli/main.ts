@@ -169,7 +169,8 @@ export function buildProgram(): Command {
         );
       }
       const overrides = overridesFromOptions(opts);
-      const load = () => loadConfig(loadOptions(opts.config as string | undefined, overrides));
+      const load = () =>
+        loadConfig({ ...loadOptions(opts.config as string | undefined, overrides), scriptMustExist: true });
       await runDaemon(load(), { debug: opts.debug === true, reload: load });
       process.exit(0);
     });

@@ -194,6 +194,25 @@ export interface LoadOptions {
   requireConfigFile?: boolean;
   /** What to suggest when no config file is found. */
   noFileHint?: string;
+  /**
+   * `script` must name an existing file (for the daemon, which runs it). Other commands, such
+   * as `check` and `nginx`, can load a config whose script is not there (yet).
+   */
+  scriptMustExist?: boolean;
+}
+
+/** Why `script` cannot be run as a file, or undefined when it can. */
+function scriptFileProblem(script: string): string | undefined {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(script, { throwIfNoEntry: false });
+  } catch (err) {
+    return `cannot look at the script ${script}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (st === undefined) return `the script ${script} does not exist`;
+  if (!st.isFile())
+    return `the script ${script} is not a file${st.isDirectory() ? ' (it is a directory)' : ''}`;
+  return undefined;
 }
 
 /**
@@ -256,6 +275,13 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
         message: `the IPC socket path ${ipcFile} is ${bytes} bytes long, over the ${MAX_SOCKET_PATH_BYTES}-byte limit for UNIX socket paths`,
       });
     }
+  }
+
+  if (opts.scriptMustExist && script !== undefined) {
+    const problem = scriptFileProblem(script);
+    const source = g.origins.script ?? where;
+    const key = source === COMMAND_LINE ? (opts.commandLine?.labels.script ?? 'script') : 'script';
+    if (problem) problems.push({ source, key, message: problem });
   }
 
   if (problems.length > 0) throw new ConfigError(problems.map(formatProblem));
