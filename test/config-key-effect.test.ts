@@ -53,6 +53,8 @@ test('the classification the daemon has used so far', () => {
     'stderr',
     'devServer',
     'umask',
+    'symlinks',
+    'debug',
   ]);
 });
 

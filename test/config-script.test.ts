@@ -4,31 +4,14 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { loadOptions } from '../src/cli/overrides';
-import { ConfigError, loadConfig } from '../src/config/load';
+import { loadConfig } from '../src/config/load';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { cli, Daemon, FIXTURES, makeTempDir } from './helpers/daemon';
+import { problems, tmpDir } from './helpers/config';
+import { cli, Daemon, FIXTURES } from './helpers/daemon';
 import { getJson } from './helpers/http';
 
 const PLAIN = path.join(FIXTURES, 'plain.js');
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** The problem lines of the ConfigError that fn throws. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
-
-let dirs: string[] = [];
-const tempDir = () => {
-  const dir = makeTempDir('nsd-script-');
-  dirs.push(dir);
-  return dir;
-};
 
 let daemon: Daemon | undefined;
 let app: AppDir | undefined;
@@ -37,49 +20,47 @@ afterEach(async () => {
   if (app) await teardown(daemon, app);
   daemon = undefined;
   app = undefined;
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  dirs = [];
 });
 
 describe('loadConfig for the daemon: script must be an existing file', () => {
   const daemonLoad = (dir: string, overrides = {}) =>
     loadConfig({ ...loadOptions(undefined, overrides), cwd: dir, scriptMustExist: true });
 
-  test('a missing script: one line naming the file, the key and the resolved path', () => {
-    const dir = tempDir();
+  test('a missing script: one line naming the file, the key and the resolved path', (t) => {
+    const dir = tmpDir(t);
     const file = path.join(dir, 'nodesockd.yaml');
     fs.writeFileSync(file, 'script: app/missing.js\ntmpDir: run\n');
     const missing = path.join(dir, 'app', 'missing.js');
     assert.deepEqual(
-      problemsOf(() => daemonLoad(dir)),
+      problems(() => daemonLoad(dir)),
       [`${file}: script: the script ${missing} does not exist`],
     );
     // Other commands (check, nginx, config --local) still load it.
     assert.equal(loadConfig({ cwd: dir }).config.script, missing);
   });
 
-  test('a directory as script is not a file', () => {
-    const dir = tempDir();
+  test('a directory as script is not a file', (t) => {
+    const dir = tmpDir(t);
     fs.mkdirSync(path.join(dir, 'app'));
     const file = path.join(dir, 'nodesockd.yaml');
     fs.writeFileSync(file, 'script: app\ntmpDir: run\n');
     assert.deepEqual(
-      problemsOf(() => daemonLoad(dir)),
+      problems(() => daemonLoad(dir)),
       [`${file}: script: the script ${path.join(dir, 'app')} is not a file (it is a directory)`],
     );
   });
 
-  test('the line names the file the key came from: a base file, or the command line', () => {
-    const dir = tempDir();
+  test('the line names the file the key came from: a base file, or the command line', (t) => {
+    const dir = tmpDir(t);
     const base = path.join(dir, 'base.yaml');
     fs.writeFileSync(base, 'script: gone.js\n');
     fs.writeFileSync(path.join(dir, 'nodesockd.yaml'), 'extends: ./base.yaml\ntmpDir: run\n');
     assert.deepEqual(
-      problemsOf(() => daemonLoad(dir)),
+      problems(() => daemonLoad(dir)),
       [`${base}: script: the script ${path.join(dir, 'gone.js')} does not exist`],
     );
     assert.deepEqual(
-      problemsOf(() => daemonLoad(dir, { script: 'cli.js' })),
+      problems(() => daemonLoad(dir, { script: 'cli.js' })),
       [`command line: --script: the script ${path.join(dir, 'cli.js')} does not exist`],
     );
     fs.writeFileSync(path.join(dir, 'cli.js'), '');
@@ -88,8 +69,8 @@ describe('loadConfig for the daemon: script must be an existing file', () => {
 });
 
 describe('the daemon binary and a missing script', () => {
-  test('daemon -c <file> exits non-zero at start with one line naming script and the path', async () => {
-    const dir = tempDir();
+  test('daemon -c <file> exits non-zero at start with one line naming script and the path', async (t) => {
+    const dir = tmpDir(t);
     fs.mkdirSync(path.join(dir, 'run'));
     const file = path.join(dir, 'nodesockd.yaml');
     fs.writeFileSync(file, stringify({ script: 'server.js', tmpDir: 'run' }));

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { resolveIpcPath } from '../src/cli/ipc-path';
 import { type CliOverrides, loadOptions } from '../src/cli/overrides';
 import {
@@ -17,39 +16,7 @@ import {
   WORKER_ID_LENGTH,
 } from '../src/config/load';
 import { DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT } from '../src/config/schema';
-
-/** A fresh directory, removed when the test ends. */
-function tmpDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsd-cfg-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Writes `content` (objects as JSON) to dir/name, creating parent dirs; returns the path. */
-function write(dir: string, name: string, content: string | object): string {
-  const file = path.join(dir, name);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
-  return file;
-}
-
-/** Runs fn, asserts it throws a ConfigError, checks the message format, returns the problems. */
-function problems(fn: () => unknown): string[] {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
-  assert.equal(caught.message, caught.problems.join('\n'));
-  assert.ok(caught.problems.length > 0);
-  for (const line of caught.problems) {
-    assert.ok(!line.includes('\n'), `one line per problem: ${line}`);
-    assert.doesNotMatch(line, /"code"\s*:|^\s+at /, `no zod JSON or stack in: ${line}`);
-  }
-  return caught.problems;
-}
+import { problems, tmpDir, write } from './helpers/config';
 
 /** Asserts exactly one problem line starts with `<source>: <key>: ` and matches `re`. */
 function hasProblem(list: string[], source: string, key: string, re: RegExp): void {

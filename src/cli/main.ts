@@ -171,7 +171,9 @@ export function buildProgram(): Command {
       const overrides = overridesFromOptions(opts);
       const load = () =>
         loadConfig({ ...loadOptions(opts.config as string | undefined, overrides), scriptMustExist: true });
-      await runDaemon(load(), { debug: opts.debug === true, reload: load });
+      const loaded = load();
+      // --debug is part of the config (`debug`), so `debug: true` in a file does the same.
+      await runDaemon(loaded, { debug: loaded.config.debug, reload: load });
       process.exit(0);
     });
 

@@ -17,6 +17,8 @@ export interface CliOverrides {
   outputPrefix?: string;
   /** true = on (the file's port if it gives one, else 8000); 'NNNN' or NNNN = that port; false = off. */
   devServer?: boolean | string | number;
+  /** `--debug`: the same as `debug: true` in the config. */
+  debug?: boolean;
 }
 
 /** The option behind each key, and `config` for the config path. */
@@ -31,6 +33,7 @@ export const OPTION_NAMES: Readonly<Record<keyof CliOverrides | 'config', string
   env: '--env',
   outputPrefix: '--output-prefix',
   devServer: '--dev-server',
+  debug: '--debug',
 };
 
 /** What `nodesockd daemon` suggests when it finds no config file. */
@@ -48,6 +51,7 @@ export function overridesFromOptions(opts: Record<string, unknown>): CliOverride
     env: opts.env as string[] | undefined,
     outputPrefix: opts.outputPrefix as string | undefined,
     devServer: opts.devServer as boolean | string | undefined,
+    debug: opts.debug === true ? true : undefined,
   };
 }
 
@@ -71,6 +75,8 @@ export function cliLayer(o: CliOverrides): CommandLine {
     else if (d === 'false') values.devServer = false;
     else values.devServer = d;
   }
+  // A bare flag: present turns debug on, absent leaves the config's value.
+  if (o.debug === true) values.debug = true;
   return { values, labels: OPTION_NAMES };
 }
 

@@ -3,7 +3,7 @@
  * problem, `<file or 'command line'>: <key>: <message>`, with suggestions for misspelt keys.
  */
 import type { z } from 'zod';
-import { fileConfigSchema } from './schema';
+import { fileConfigSchema, OPTIONS_BLOCK_KEYS } from './schema';
 import type { Values } from './values';
 
 /** The source of problems found on the command line. */
@@ -63,13 +63,13 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function suggestKey(key: string): string | undefined {
+function suggestKey(key: string, candidates: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
-  const exact = KNOWN_KEYS.find((k) => norm(k) === norm(key));
+  const exact = candidates.find((k) => norm(k) === norm(key));
   if (exact) return exact;
   let best: string | undefined;
   let bestDist = 3;
-  for (const k of KNOWN_KEYS) {
+  for (const k of candidates) {
     const d = levenshtein(norm(k), norm(key));
     if (d < bestDist) {
       best = k;
@@ -77,6 +77,28 @@ function suggestKey(key: string): string | undefined {
     }
   }
   return best && key.length > 3 ? best : undefined;
+}
+
+const OPTIONS_KEYS: readonly string[] = OPTIONS_BLOCK_KEYS;
+
+/** The problem for an unknown key at `parent` (the top level, or `options`), with a hint. */
+function unknownKey(parent: readonly PropertyKey[], key: string): { key: string; message: string } {
+  const where = formatIssuePath([...parent, key]);
+  if (parent.length === 0) {
+    const hint = suggestKey(key, KNOWN_KEYS);
+    return { key: where, message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}` };
+  }
+  if (KNOWN_KEYS.includes(key)) {
+    return {
+      key: where,
+      message: `unknown key "${key}" in options (options holds only ${OPTIONS_KEYS.join(', ')}): write it at the top level`,
+    };
+  }
+  const hint = suggestKey(key, OPTIONS_KEYS);
+  return {
+    key: where,
+    message: `unknown key "${key}" in options${hint ? ` (did you mean "options.${hint}"?)` : ''}`,
+  };
 }
 
 /**
@@ -95,18 +117,13 @@ export function validateLayer(
   if (result.success) return result.data as Values;
   for (const issue of result.error.issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        const hint = suggestKey(key);
-        problems.push({
-          source,
-          key,
-          message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
-        });
-      }
+      for (const key of issue.keys) problems.push({ source, ...unknownKey(issue.path, key) });
       continue;
     }
     const top = issue.path.length > 0 ? String(issue.path[0]) : '';
     if (top) invalidKeys.add(top);
+    // A bad `options.stdout` makes `stdout` invalid too (options-block.ts lifts it there).
+    if (top === 'options' && issue.path.length > 1) invalidKeys.add(String(issue.path[1]));
     const got = describeValue(valueAt(raw, issue.path));
     problems.push({
       source,

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { type Problem, validateLayer } from './diagnostics';
+import { liftOptionsBlock } from './options-block';
 import { readConfigFile } from './read-file';
 import { isPlainObject, type Values } from './values';
 
@@ -75,6 +76,7 @@ export function readChain(
       return { layers, complete: false };
     }
     const values = validateLayer(read.data, file, (_key, p) => p, problems, invalidKeys);
+    liftOptionsBlock(read.data, values, file, problems);
     const ext = values.extends;
     delete values.extends;
     layers.push({ file, values });

@@ -44,6 +44,10 @@ export const KEY_EFFECT = {
   // Workers get it in their environment (NODESOCKD_UPSTREAM_KEEPALIVE_MS).
   upstreamKeepaliveTimeout: 'restart',
   maxStartAttempts: 'tune',
+  // The publisher's link style; a daemon keeps the style it started with.
+  symlinks: 'fixed',
+  // The daemon's log level, set when it starts (the original reads it only at start too).
+  debug: 'fixed',
 } as const satisfies Record<keyof Config, KeyEffect>;
 
 /** The keys of each effect, in KEY_EFFECT order. */

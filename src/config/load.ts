@@ -18,6 +18,7 @@ import {
   DEFAULT_ENV,
   DEFAULTS,
   DEV_SERVER_DEFAULT_PORT,
+  DISCARD_OUTPUT,
   PATH_KEYS,
   type ResolvedKey,
 } from './schema';
@@ -181,6 +182,23 @@ function effectiveEnv(user: string[] | undefined): string[] {
   return [...byName.values()];
 }
 
+/**
+ * The workers' output files: `null` discards (DISCARD_OUTPUT), and stderr goes to the stdout
+ * file when only stdout is given, as in the original nodesockd. Unset: the daemon's own.
+ */
+function outputFiles(
+  values: Values,
+  paths: Partial<Record<(typeof PATH_KEYS)[number], string>>,
+): Pick<Config, 'stdout' | 'stderr'> {
+  const file = (key: 'stdout' | 'stderr') => (values[key] === null ? DISCARD_OUTPUT : paths[key]);
+  const stdout = file('stdout');
+  const stderr = values.stderr === undefined ? stdout : file('stderr');
+  return {
+    ...(stdout !== undefined ? { stdout } : {}),
+    ...(stderr !== undefined ? { stderr } : {}),
+  };
+}
+
 const nameSocket = (tmpDir: string, socketFile: string) =>
   path.join(tmpDir, socketFile.replaceAll('{worker}', 'x'.repeat(WORKER_ID_LENGTH)));
 
@@ -296,12 +314,12 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     tmpDir,
     ipcFile,
     env: effectiveEnv(values.env as string[] | undefined),
-    ...(paths.stdout !== undefined ? { stdout: paths.stdout } : {}),
-    ...(paths.stderr !== undefined ? { stderr: paths.stderr } : {}),
+    ...outputFiles(values, paths),
   };
   // Every value has been validated already; this applies the defaults of configSchema.
+  const { stdout: _stdout, stderr: _stderr, ...rest } = values;
   const parsed = configSchema.safeParse({
-    ...values,
+    ...rest,
     ...(values.devServer === true ? { devServer: DEV_SERVER_DEFAULT_PORT } : {}),
     ...resolved,
   });

@@ -16,6 +16,9 @@ export const DEFAULT_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'NOD
 
 export const DEV_SERVER_DEFAULT_PORT = 8000;
 
+/** What `stdout: null` / `stderr: null` resolve to: the output is discarded. */
+export const DISCARD_OUTPUT = '/dev/null';
+
 const ms = (what: string) =>
   z
     .number({ error: `${what} must be a number of milliseconds` })
@@ -51,7 +54,8 @@ const fields = {
   args: z.array(z.string()),
   nodeArgs: z.array(z.string()),
   cwd: nonEmpty('cwd'),
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'name may contain only letters, digits, ".", "_" and "-"'),
+  // Any text (the original's example is "nodesockd example"); see name.ts for its safe forms.
+  name: nonEmpty('name'),
   tmpDir: nonEmpty('tmpDir'),
   socketFile: z
     .string()
@@ -74,8 +78,9 @@ const fields = {
   readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }),
   env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value')),
   outputPrefix: z.string(),
-  stdout: nonEmpty('stdout'),
-  stderr: nonEmpty('stderr'),
+  // null discards the output (the original's `stderr: null`).
+  stdout: nonEmpty('stdout').nullable(),
+  stderr: nonEmpty('stderr').nullable(),
   devServer: z.union([z.boolean(), port], { error: 'devServer must be true, false or a TCP port number' }),
   umask,
   spawnTimeout: ms('spawnTimeout'),
@@ -87,14 +92,38 @@ const fields = {
     .number({ error: 'maxStartAttempts must be a number' })
     .int('maxStartAttempts must be a whole number')
     .min(1, 'maxStartAttempts must be at least 1'),
+  symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
+  debug: z.boolean({ error: 'debug must be true or false' }),
 };
+
+/** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
+export const OPTIONS_BLOCK_KEYS = [
+  'stdout',
+  'stderr',
+  'spawnTimeout',
+  'onlineTimeout',
+  'shutdownTimeout',
+  'maxStartAttempts',
+  'symlinks',
+] as const;
 
 /**
  * One file's worth of configuration (or the command line's), as written by the user. Every
  * key is optional here: required keys are checked after files and command line are merged,
  * by `loadConfig` (src/config/load.ts).
  */
-export const fileConfigSchema = z.strictObject(fields).partial();
+export const fileConfigSchema = z
+  .strictObject({
+    ...fields,
+    options: z.strictObject(pickFields(OPTIONS_BLOCK_KEYS)).partial(),
+  })
+  .partial();
+
+function pickFields<K extends keyof typeof fields>(keys: readonly K[]): Pick<typeof fields, K> {
+  const out: Partial<Pick<typeof fields, K>> = {};
+  for (const key of keys) out[key] = fields[key];
+  return out as Pick<typeof fields, K>;
+}
 
 /**
  * The merged, defaulted and path-resolved configuration the daemon runs with. The keys
@@ -123,9 +152,12 @@ export const configSchema = z.object({
   /** The user's entries plus DEFAULT_ENV, one entry per name. */
   env: fields.env,
   outputPrefix: fields.outputPrefix.default('[{worker}.{instance}] '),
-  /** Absolute path of the workers' stdout file; unset: the daemon's stdout. */
+  /** Absolute path of the workers' stdout file (DISCARD_OUTPUT to discard); unset: the daemon's stdout. */
   stdout: z.string().optional(),
-  /** Absolute path of the workers' stderr file; unset: the daemon's stderr. */
+  /**
+   * Absolute path of the workers' stderr file (DISCARD_OUTPUT to discard); the stdout file
+   * when only stdout is given; unset: the daemon's stderr.
+   */
   stderr: z.string().optional(),
   /** false, or the TCP port on 127.0.0.1. */
   devServer: z.union([z.literal(false), port]).default(false),
@@ -142,6 +174,10 @@ export const configSchema = z.object({
    */
   upstreamKeepaliveTimeout: fields.upstreamKeepaliveTimeout.default(60_000),
   maxStartAttempts: fields.maxStartAttempts.default(1),
+  /** Target of the published symlinks: the socket's file name, or its absolute path. */
+  symlinks: fields.symlinks.default('relative'),
+  /** The daemon's debug log (as `daemon --debug`). */
+  debug: fields.debug.default(false),
 });
 
 export type Config = z.output<typeof configSchema>;
