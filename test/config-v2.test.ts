@@ -12,7 +12,7 @@ import { fileName, titleName } from '../src/config/name';
 import { DEFAULTS, DISCARD_OUTPUT } from '../src/config/schema';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { problems, tmpDir, write } from './helpers/config';
-import { Daemon, FIXTURES } from './helpers/daemon';
+import { cli, Daemon, FIXTURES } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
@@ -226,6 +226,28 @@ describe("the original's discovery names", () => {
     const local = write(dir, '.nodesockd.local.yml', `${V2_EXAMPLE.replace('nodesockd example', 'local')}`);
     assert.equal(findConfigFile(dir), local);
     assert.equal(load(dir).config.name, 'local');
+  });
+});
+
+describe('a free-form name in generated files', () => {
+  test('systemd names the unit with fileName and describes it on one line; nginx keeps one comment line', async (t) => {
+    const dir = tmpDir(t);
+    const file = write(
+      dir,
+      'nodesockd.yml',
+      `${V2_EXAMPLE.replace('"nodesockd example"', '"nodesockd example\\nExecStart=/bin/evil"')}`,
+    );
+    const unit = await cli(['systemd', '-c', file]);
+    assert.equal(unit.code, 0, unit.stderr);
+    assert.match(
+      unit.stdout,
+      /^# Install: save as \/etc\/systemd\/system\/nodesockd-example-ExecStart-bin-evil\.service, then$/m,
+    );
+    assert.match(unit.stdout, /^Description=nodesockd: nodesockd example ExecStart=\/bin\/evil$/m);
+    assert.equal(unit.stdout.match(/^ExecStart=/gm)?.length, 1, 'the name cannot add a line to the unit');
+    const nginx = await cli(['nginx', '-c', file]);
+    assert.equal(nginx.code, 0, nginx.stderr);
+    assert.doesNotMatch(nginx.stdout, /^ExecStart/m);
   });
 });
 
