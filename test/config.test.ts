@@ -1,53 +1,22 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
+import { resolveIpcPath } from '../src/cli/ipc-path';
+import { type CliOverrides, loadOptions } from '../src/cli/overrides';
 import {
   CONFIG_FILE_NAMES,
   ConfigError,
   deepMerge,
   findConfigFile,
   type LoadedConfig,
+  type LoadOptions,
   loadConfig,
   logicalCwd,
-  resolveIpcPath,
   WORKER_ID_LENGTH,
 } from '../src/config/load';
 import { DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT } from '../src/config/schema';
-
-/** A fresh directory, removed when the test ends. */
-function tmpDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsd-cfg-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Writes `content` (objects as JSON) to dir/name, creating parent dirs; returns the path. */
-function write(dir: string, name: string, content: string | object): string {
-  const file = path.join(dir, name);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
-  return file;
-}
-
-/** Runs fn, asserts it throws a ConfigError, checks the message format, returns the problems. */
-function problems(fn: () => unknown): string[] {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ConfigError, `expected a ConfigError, got ${String(caught)}`);
-  assert.equal(caught.message, caught.problems.join('\n'));
-  assert.ok(caught.problems.length > 0);
-  for (const line of caught.problems) {
-    assert.ok(!line.includes('\n'), `one line per problem: ${line}`);
-    assert.doesNotMatch(line, /"code"\s*:|^\s+at /, `no zod JSON or stack in: ${line}`);
-  }
-  return caught.problems;
-}
+import { problems, tmpDir, write } from './helpers/config';
 
 /** Asserts exactly one problem line starts with `<source>: <key>: ` and matches `re`. */
 function hasProblem(list: string[], source: string, key: string, re: RegExp): void {
@@ -56,8 +25,11 @@ function hasProblem(list: string[], source: string, key: string, re: RegExp): vo
   assert.equal(hits.length, 1, `expected one "${prefix}" problem matching ${re} in:\n${list.join('\n')}`);
 }
 
-const load = (dir: string, extra: Parameters<typeof loadConfig>[0] = {}): LoadedConfig =>
-  loadConfig({ cwd: dir, ...extra });
+/** loadConfig as `nodesockd daemon` calls it, in `dir`, with these command-line overrides. */
+const load = (
+  dir: string,
+  { overrides, ...extra }: Omit<LoadOptions, 'commandLine'> & { overrides?: CliOverrides } = {},
+): LoadedConfig => loadConfig({ ...loadOptions(extra.configPath, overrides), cwd: dir, ...extra });
 
 // ---------------------------------------------------------------------------------------
 // Formats and discovery
@@ -371,8 +343,7 @@ test('paths with a config file resolve against its directory, from the file and 
     'conf/app.yaml',
     'script: ../src/app.js\ntmpDir: /run/shop\ncwd: ..\nstdout: logs/out.log\nstderr: /var/log/err.log\n',
   );
-  const { config, baseDir } = loadConfig({
-    cwd,
+  const { config, baseDir } = load(cwd, {
     configPath: path.relative(cwd, file),
     overrides: { tmpDir: 'sockets' },
   });
@@ -734,4 +705,28 @@ test('ConfigError carries the problem lines', () => {
   assert.deepEqual(err.problems, ['a: b: c', 'd: e: f']);
   assert.equal(err.name, 'ConfigError');
   assert.ok(err instanceof Error);
+});
+
+test('the command-line layer is plain values and labels: loadConfig knows no option names', (t) => {
+  const dir = tmpDir(t);
+  const file = write(dir, 'nodesockd.yaml', 'workers: 2\n');
+  const bare = problems(() => loadConfig({ cwd: dir }));
+  hasProblem(bare, file, 'script', /^script is required: set "script" in the config file$/);
+  const labelled = problems(() =>
+    loadConfig({
+      cwd: dir,
+      commandLine: { values: { workers: 'x' }, labels: { workers: '-w', tmpDir: '-t' } },
+    }),
+  );
+  hasProblem(labelled, 'command line', '-w', /workers must be a number \(got "x"\)/);
+  hasProblem(labelled, file, 'tmpDir', /or pass -t$/);
+  const values = loadConfig({
+    cwd: dir,
+    commandLine: { values: { script: 'a.js', tmpDir: 'run' }, labels: {} },
+  });
+  assert.equal(values.origins.script, 'command line');
+  assert.match(
+    problems(() => loadConfig({ cwd: tmpDir(t) }))[0]!,
+    /^no config file found in .*; give the path/,
+  );
 });

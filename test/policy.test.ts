@@ -245,6 +245,18 @@ describe('pool on a fake clock', () => {
   });
 });
 
+describe('publication', () => {
+  test('symlinks: absolute links the published path to the full socket path; relative (default) to its name', async () => {
+    for (const symlinks of ['absolute', 'relative'] as const) {
+      const p = pool({ workers: 1, symlinks });
+      await p.supervisor.start();
+      const target = fs.readlinkSync(path.join(p.tmpDir, 'app.0.sock'));
+      const socket = p.spawned[0]!.spec.socketPath;
+      assert.equal(target, symlinks === 'absolute' ? socket : path.basename(socket));
+    }
+  });
+});
+
 describe('reload plan', () => {
   const base = pool({}).supervisor.currentConfig;
 

@@ -68,7 +68,10 @@ describe('reload and scaling', () => {
     await d.waitOutput(/SIGHUP: reload failed, keeping the current config/);
     assert.deepEqual(await d.slotPids(), before);
     for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
-    fs.writeFileSync(app.configFile, stringify({ script: 'x.js', tmpDir: 'elsewhere' }));
+    fs.writeFileSync(
+      app.configFile,
+      stringify({ script: path.join(FIXTURES, 'plain.js'), tmpDir: 'elsewhere' }),
+    );
     const moved = await d.cli(['reload']);
     assert.equal(moved.code, 1);
     assert.match(moved.stderr, /cannot change tmpDir, ipcFile while the daemon runs; restart the daemon/);
@@ -98,14 +101,14 @@ describe('reload and scaling', () => {
     const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
     daemon = d;
     const before = await d.slotPids();
-    const broken = path.join(app.dir, 'missing.js');
-    fs.writeFileSync(app.configFile, stringify({ script: broken, tmpDir: 'run', workers: 1 }));
+    // New workers that exit at once (plain.js exits when FAIL_IF_EXISTS names an existing file).
+    writeConfig({ workers: 1, env: [`FAIL_IF_EXISTS=${app.configFile}`] });
     const r = await d.cli(['reload']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /restart failed, the previous workers keep serving/);
     assert.deepEqual(await d.slotPids(), before);
-    const config = JSON.parse((await d.cli(['config', '--json'])).stdout) as { config: { script: string } };
-    assert.equal(config.config.script, path.join(FIXTURES, 'plain.js'));
+    const config = JSON.parse((await d.cli(['config', '--json'])).stdout) as { config: { env: string[] } };
+    assert.ok(!config.config.env.some((e) => e.startsWith('FAIL_IF_EXISTS')), 'the old config is kept');
   });
 
   test('set-workers and set-standby scale at run time and validate their argument', async () => {

@@ -79,13 +79,24 @@ export function installPreloadDrain(): void {
     process.kill(process.pid, 'SIGTERM');
   };
   const onTerm = (): void => {
-    if (terminating) return die();
+    if (terminating) {
+      die();
+      return;
+    }
     if (process.listenerCount('SIGTERM') > 1) return;
     const open = [...servers].filter((s) => s.listening);
-    if (open.length === 0) return die();
+    if (open.length === 0) {
+      die();
+      return;
+    }
     terminating = true;
     let left = open.length;
-    for (const server of open) server.close(() => (--left === 0 ? die() : undefined));
+    for (const server of open) {
+      server.close(() => {
+        left--;
+        if (left === 0) die();
+      });
+    }
   };
   process.on('SIGTERM', onTerm);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { type CliOverrides, ConfigError, loadConfig, logicalCwd, resolveIpcPath } from '../config/load';
+import { ConfigError, loadConfig, logicalCwd } from '../config/load';
 import { runDaemon } from '../daemon/daemon';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
@@ -18,6 +18,8 @@ import { VERSION } from '../version';
 import { checkSetup } from './check';
 import { formatStatus } from './format';
 import { nginxConfig, systemdUnit } from './generate';
+import { resolveIpcPath } from './ipc-path';
+import { loadOptions, overridesFromOptions } from './overrides';
 import { upgradeDaemon } from './upgrade';
 
 interface ClientOptions {
@@ -170,25 +172,16 @@ export function buildProgram(): Command {
             : `error: unknown command '${stray}' (commands: ${commands.join(', ')})`,
         );
       }
-      const overrides: CliOverrides = {
-        script: opts.script as string | undefined,
-        listenVar: opts.listenVar as string | undefined,
-        tmpDir: opts.tmpDir as string | undefined,
-        socketFile: opts.socketFile as string | undefined,
-        ipcFile: opts.ipcFile as string | undefined,
-        workers: opts.workers as string | undefined,
-        env: opts.env as string[] | undefined,
-        outputPrefix: opts.outputPrefix as string | undefined,
-        devServer: opts.devServer as boolean | string | undefined,
-      };
+      const overrides = overridesFromOptions(opts);
       const load = () =>
-        loadConfig({ configPath: opts.config as string | undefined, overrides, cwd: logicalCwd() });
+        loadConfig({ ...loadOptions(opts.config as string | undefined, overrides), scriptMustExist: true });
       const loaded = load();
       if (opts.checkConfig === true) {
         console.log(`config OK: ${loaded.files.join(', ') || 'defaults and command line'}`);
         return;
       }
-      await runDaemon(loaded, { debug: opts.debug === true, reload: load });
+      // --debug is part of the config (`debug`), so `debug: true` in a file does the same.
+      await runDaemon(loaded, { debug: loaded.config.debug, reload: load });
       process.exit(0);
     });
 
@@ -351,7 +344,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions & { local?: boolean }) => {
       let reply: ConfigReply;
       if (opts.local) {
-        const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+        const loaded = loadConfig(loadOptions(opts.config));
         reply = { config: loaded.config, files: loaded.files };
       } else {
         reply = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 10_000 });
@@ -378,7 +371,7 @@ export function buildProgram(): Command {
     .option('--server-name <name>', 'server_name of the server example', '_')
     .option('--debug', 'print stack traces of errors')
     .action((opts: { config?: string; listen: string; serverName: string }) => {
-      const { config } = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      const { config } = loadConfig(loadOptions(opts.config));
       process.stdout.write(nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }));
     });
 
@@ -388,7 +381,7 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (default: discovered in the current directory)')
     .option('--debug', 'print stack traces of errors')
     .action((opts: { config?: string }) => {
-      const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      const loaded = loadConfig(loadOptions(opts.config));
       const configFile = loaded.files[0];
       // The app's own install, reached through the logical path (e.g. a `current` symlink), so
       // the unit runs whatever release `current` points at, not the one it was generated from.
@@ -403,7 +396,7 @@ export function buildProgram(): Command {
     .description('validate the config and the permissions of tmpDir; print what is wrong')
     .option('--json', 'machine-readable output')
     .action(async (opts: ClientOptions) => {
-      const loaded = loadConfig({ configPath: opts.config, cwd: logicalCwd() });
+      const loaded = loadConfig(loadOptions(opts.config));
       const findings = checkSetup(loaded.config);
       const errors = findings.filter((f) => f.level === 'error').length;
       const warnings = findings.length - errors;

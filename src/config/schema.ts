@@ -1,7 +1,23 @@
+/**
+ * The configuration keys, written once: `fields` says how each key may be written in a file or
+ * on the command line, and `configSchema` gives the value the daemon runs with and its default.
+ * `Config` and `DEFAULTS` are derived from `configSchema`, and the checks at the end of this
+ * file make a key that has a type but no default (or is missing from one of the two) a
+ * compile error.
+ */
 import { z } from 'zod';
 
-/** Environment names every worker gets unless the config lists its own `env`. */
+/**
+ * The base environment: these names are ALWAYS passed to workers (copied from the daemon's
+ * environment when set there), also when the config lists its own `env`; the user's entries
+ * are added to them (see effectiveEnv in load.ts).
+ */
 export const DEFAULT_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'NODE_ENV', 'NODE_OPTIONS'];
+
+export const DEV_SERVER_DEFAULT_PORT = 8000;
+
+/** What `stdout: null` / `stderr: null` resolve to: the output is discarded. */
+export const DISCARD_OUTPUT = '/dev/null';
 
 const ms = (what: string) =>
   z
@@ -25,142 +41,173 @@ const umask = z.union(
 const nonEmpty = (what: string) =>
   z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
 
-/**
- * One file's worth of configuration, as written by the user (camelCase keys, the same
- * names as the long CLI options). Every key is optional here: required keys are checked
- * after files and command line are merged, by `loadConfig` (src/config/load.ts).
- */
-export const fileConfigSchema = z.strictObject({
-  extends: nonEmpty('extends').optional(),
-  script: nonEmpty('script').optional(),
-  args: z.array(z.string()).optional(),
-  nodeArgs: z.array(z.string()).optional(),
-  cwd: nonEmpty('cwd').optional(),
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'name may contain only letters, digits, ".", "_" and "-"')
-    .optional(),
-  tmpDir: nonEmpty('tmpDir').optional(),
+const port = z
+  .number()
+  .int('devServer port must be a whole number')
+  .min(1, 'devServer port must be at least 1')
+  .max(65535, 'devServer port must be at most 65535');
+
+/** How each key may be written in a file or on the command line (camelCase, as the long options). */
+const fields = {
+  extends: nonEmpty('extends'),
+  script: nonEmpty('script'),
+  args: z.array(z.string()),
+  nodeArgs: z.array(z.string()),
+  cwd: nonEmpty('cwd'),
+  // Any text (the original's example is "nodesockd example"); see name.ts for its safe forms.
+  name: nonEmpty('name'),
+  tmpDir: nonEmpty('tmpDir'),
   socketFile: z
     .string()
     .refine((s) => s.includes('{worker}'), 'socketFile must contain the {worker} placeholder')
-    .refine((s) => !s.includes('/'), 'socketFile must be a file name, not a path')
-    .optional(),
-  ipcFile: nonEmpty('ipcFile').optional(),
+    .refine((s) => !s.includes('/'), 'socketFile must be a file name, not a path'),
+  ipcFile: nonEmpty('ipcFile'),
   listenVar: z
     .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name')
-    .optional(),
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name'),
   workers: z
     .number({ error: 'workers must be a number' })
     .int('workers must be a whole number')
     .min(1, 'workers must be at least 1')
-    .max(256, 'workers must be at most 256')
-    .optional(),
+    .max(256, 'workers must be at most 256'),
   standby: z
     .number({ error: 'standby must be a number' })
     .int('standby must be a whole number')
     .min(0, 'standby must be 0 or more')
-    .max(64, 'standby must be at most 64')
-    .optional(),
-  readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }).optional(),
-  env: z
-    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value'))
-    .optional(),
-  outputPrefix: z.string().optional(),
-  stdout: nonEmpty('stdout').optional(),
-  stderr: nonEmpty('stderr').optional(),
-  devServer: z
-    .union(
-      [
-        z.boolean(),
-        z
-          .number()
-          .int('devServer port must be a whole number')
-          .min(1, 'devServer port must be at least 1')
-          .max(65535, 'devServer port must be at most 65535'),
-      ],
-      { error: 'devServer must be true, false or a TCP port number' },
-    )
-    .optional(),
-  umask: umask.optional(),
-  spawnTimeout: ms('spawnTimeout').optional(),
-  onlineTimeout: ms('onlineTimeout').optional(),
-  shutdownTimeout: ms('shutdownTimeout').optional(),
-  killTimeout: ms('killTimeout').optional(),
-  upstreamKeepaliveTimeout: ms('upstreamKeepaliveTimeout').optional(),
+    .max(64, 'standby must be at most 64'),
+  readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }),
+  env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value')),
+  outputPrefix: z.string(),
+  // null discards the output (the original's `stderr: null`).
+  stdout: nonEmpty('stdout').nullable(),
+  stderr: nonEmpty('stderr').nullable(),
+  devServer: z.union([z.boolean(), port], { error: 'devServer must be true, false or a TCP port number' }),
+  umask,
+  spawnTimeout: ms('spawnTimeout'),
+  onlineTimeout: ms('onlineTimeout'),
+  shutdownTimeout: ms('shutdownTimeout'),
+  killTimeout: ms('killTimeout'),
+  upstreamKeepaliveTimeout: ms('upstreamKeepaliveTimeout'),
   maxStartAttempts: z
     .number({ error: 'maxStartAttempts must be a number' })
     .int('maxStartAttempts must be a whole number')
-    .min(1, 'maxStartAttempts must be at least 1')
-    .optional(),
-});
-
-export type FileConfig = z.input<typeof fileConfigSchema>;
-
-export const DEFAULTS = {
-  args: [] as string[],
-  nodeArgs: [] as string[],
-  name: 'app',
-  socketFile: 'app.{worker}.sock',
-  ipcFile: 'nodesockd.ipc',
-  listenVar: 'LISTEN_ON',
-  workers: 1,
-  standby: 0,
-  readiness: 'message' as 'message' | 'connect',
-  env: DEFAULT_ENV,
-  outputPrefix: '[{worker}.{instance}] ',
-  devServer: false as boolean | number,
-  umask: 0o007,
-  spawnTimeout: 5_000,
-  onlineTimeout: 30_000,
-  // Long enough for idle nginx keepalive connections to be closed by nginx (see below).
-  shutdownTimeout: 90_000,
-  killTimeout: 5_000,
-  // nginx's default upstream keepalive_timeout; lower both to make drains faster.
-  upstreamKeepaliveTimeout: 60_000,
-  maxStartAttempts: 1,
+    .min(1, 'maxStartAttempts must be at least 1'),
+  symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
+  debug: z.boolean({ error: 'debug must be true or false' }),
 };
 
-/** The merged, defaulted and path-resolved configuration the daemon runs with. */
-export interface Config {
-  script: string;
-  args: string[];
-  nodeArgs: string[];
-  /** Absolute working directory of the workers (the logical app dir by default). */
-  cwd: string;
-  name: string;
-  tmpDir: string;
-  /** File name pattern containing `{worker}`, relative to tmpDir. */
-  socketFile: string;
-  /** Absolute path of the control socket. */
-  ipcFile: string;
-  listenVar: string;
-  workers: number;
-  /** Suspended spare workers, promoted into a slot whose worker died. */
-  standby: number;
-  /** How a worker is seen online: its 'online' message, or also a successful connect. */
-  readiness: 'message' | 'connect';
-  env: string[];
-  outputPrefix: string;
-  stdout?: string;
-  stderr?: string;
-  /** false, or the TCP port on 127.0.0.1. */
-  devServer: false | number;
-  umask: number;
-  spawnTimeout: number;
-  onlineTimeout: number;
-  shutdownTimeout: number;
-  killTimeout: number;
-  /**
-   * nginx's upstream `keepalive_timeout` (ms). Workers using serve() keep idle connections open
-   * longer than this and, when draining, leave idle connections for nginx to close.
-   */
-  upstreamKeepaliveTimeout: number;
-  maxStartAttempts: number;
+/** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
+export const OPTIONS_BLOCK_KEYS = [
+  'stdout',
+  'stderr',
+  'spawnTimeout',
+  'onlineTimeout',
+  'shutdownTimeout',
+  'maxStartAttempts',
+  'symlinks',
+] as const;
+
+/**
+ * One file's worth of configuration (or the command line's), as written by the user. Every
+ * key is optional here: required keys are checked after files and command line are merged,
+ * by `loadConfig` (src/config/load.ts).
+ */
+export const fileConfigSchema = z
+  .strictObject({
+    ...fields,
+    options: z.strictObject(pickFields(OPTIONS_BLOCK_KEYS)).partial(),
+  })
+  .partial();
+
+function pickFields<K extends keyof typeof fields>(keys: readonly K[]): Pick<typeof fields, K> {
+  const out: Partial<Pick<typeof fields, K>> = {};
+  for (const key of keys) out[key] = fields[key];
+  return out as Pick<typeof fields, K>;
 }
 
-export const DEV_SERVER_DEFAULT_PORT = 8000;
+/**
+ * The merged, defaulted and path-resolved configuration the daemon runs with. The keys
+ * without a default are the ones `loadConfig` works out itself (RESOLVED_KEYS).
+ */
+export const configSchema = z.object({
+  /** Absolute path of the app's entry script. */
+  script: z.string(),
+  args: fields.args.default(() => []),
+  nodeArgs: fields.nodeArgs.default(() => []),
+  /** Absolute working directory of the workers (the logical app dir by default). */
+  cwd: z.string(),
+  name: fields.name.default('app'),
+  /** Absolute directory of the sockets. */
+  tmpDir: z.string(),
+  /** File name pattern containing `{worker}`, relative to tmpDir. */
+  socketFile: fields.socketFile.default('app.{worker}.sock'),
+  /** Absolute path of the control socket (written relative to tmpDir; this is its default name). */
+  ipcFile: z.string().default('nodesockd.ipc'),
+  listenVar: fields.listenVar.default('LISTEN_ON'),
+  workers: fields.workers.default(1),
+  /** Suspended spare workers, promoted into a slot whose worker died. */
+  standby: fields.standby.default(0),
+  /** How a worker is seen online: its 'online' message, or also a successful connect. */
+  readiness: fields.readiness.default('message'),
+  /** The user's entries plus DEFAULT_ENV, one entry per name. */
+  env: fields.env,
+  outputPrefix: fields.outputPrefix.default('[{worker}.{instance}] '),
+  /** Absolute path of the workers' stdout file (DISCARD_OUTPUT to discard); unset: the daemon's stdout. */
+  stdout: z.string().optional(),
+  /**
+   * Absolute path of the workers' stderr file (DISCARD_OUTPUT to discard); the stdout file
+   * when only stdout is given; unset: the daemon's stderr.
+   */
+  stderr: z.string().optional(),
+  /** false, or the TCP port on 127.0.0.1. */
+  devServer: z.union([z.literal(false), port]).default(false),
+  umask: umask.default(0o007),
+  spawnTimeout: fields.spawnTimeout.default(5_000),
+  onlineTimeout: fields.onlineTimeout.default(30_000),
+  /** Long enough for idle nginx keepalive connections to be closed by nginx (see below). */
+  shutdownTimeout: fields.shutdownTimeout.default(90_000),
+  killTimeout: fields.killTimeout.default(5_000),
+  /**
+   * nginx's upstream `keepalive_timeout` (ms; nginx's default is 60 s). Workers using serve()
+   * keep idle connections open longer than this and, when draining, leave idle connections for
+   * nginx to close. Lower both to make drains faster.
+   */
+  upstreamKeepaliveTimeout: fields.upstreamKeepaliveTimeout.default(60_000),
+  maxStartAttempts: fields.maxStartAttempts.default(1),
+  /** Target of the published symlinks: the socket's file name, or its absolute path. */
+  symlinks: fields.symlinks.default('relative'),
+  /** The daemon's debug log (as `daemon --debug`). */
+  debug: fields.debug.default(false),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+type Shape = typeof configSchema.shape;
+type DefaultedKey = { [K in keyof Shape]: Shape[K] extends z.ZodDefault ? K : never }[keyof Shape];
+
+/** Each key's default, read from configSchema. `ipcFile`'s is a name relative to tmpDir. */
+export const DEFAULTS = defaultsOf(configSchema.shape);
+
+function defaultsOf(shape: Shape): Pick<Config, DefaultedKey> {
+  const out: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(shape)) {
+    if (schema instanceof z.ZodDefault) out[key] = schema.def.defaultValue;
+  }
+  return out as Pick<Config, DefaultedKey>;
+}
+
+/** Keys whose value `loadConfig` works out itself: resolved paths and the env list. */
+export type ResolvedKey = 'script' | 'cwd' | 'tmpDir' | 'ipcFile' | 'env' | 'stdout' | 'stderr';
 
 /** Keys that hold file-system paths, resolved against the base directory. */
 export const PATH_KEYS = ['script', 'cwd', 'tmpDir', 'stdout', 'stderr'] as const;
+
+// Compile-time checks: every key a file may set is a Config key and the other way round, and
+// every Config key either has a default or is worked out by loadConfig.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type FileKey = Exclude<keyof typeof fields, 'extends'>;
+type Assert<T extends true> = T;
+export type KeyChecks = [
+  Assert<Same<FileKey, keyof Config>>,
+  Assert<Same<Exclude<keyof Config, DefaultedKey>, Exclude<ResolvedKey, 'ipcFile'>>>,
+];

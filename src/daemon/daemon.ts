@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import semver from 'semver';
 import type { LoadedConfig } from '../config/load';
+import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
@@ -97,7 +98,7 @@ export class Daemon {
     const log = this.log;
     process.umask(config.umask);
     checkTmpDir(config.tmpDir);
-    process.title = `${config.name} nodesockd daemon`;
+    process.title = `${titleName(config.name)} nodesockd daemon`;
 
     const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
       throw new DaemonStartError(errorMessage(err));
@@ -122,7 +123,7 @@ export class Daemon {
     });
 
     let ready = false;
-    const publisher = new Publisher(config.tmpDir, config.socketFile, log);
+    const publisher = new Publisher(config.tmpDir, config.socketFile, log, config.symlinks);
     this.supervisor = new Supervisor({
       config,
       publisher,
@@ -264,10 +265,10 @@ export class Daemon {
       const next = this.options.reload();
       const actions = await this.supervisor.reconfigure(
         next.config,
-        new Publisher(next.config.tmpDir, next.config.socketFile, this.log),
+        new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),
       );
       this.loaded.files = next.files;
-      process.title = `${this.supervisor.currentConfig.name} nodesockd daemon`;
+      process.title = `${titleName(this.supervisor.currentConfig.name)} nodesockd daemon`;
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
       return { actions };
     });

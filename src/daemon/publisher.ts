@@ -29,6 +29,8 @@ export class Publisher {
     private readonly tmpDir: string,
     socketFile: string,
     private readonly log: Logger,
+    /** How a published link names its target (the config's `symlinks`). */
+    private readonly symlinks: 'relative' | 'absolute' = 'relative',
   ) {
     const at = socketFile.indexOf('{worker}');
     this.before = socketFile.slice(0, at);
@@ -67,10 +69,10 @@ export class Publisher {
       );
     }
     const temp = `${target}.new-${randomBytes(4).toString('hex')}`;
-    // A relative target keeps working when tmpDir is mounted elsewhere (a volume shared
-    // with an nginx container).
+    // A relative target (the default) keeps working when tmpDir is mounted elsewhere (a volume
+    // shared with an nginx container); `symlinks: absolute` names the full path, as the original did.
     try {
-      fs.symlinkSync(path.basename(socketPath), temp);
+      fs.symlinkSync(this.symlinks === 'absolute' ? socketPath : path.basename(socketPath), temp);
     } catch (err) {
       throw new Error(`cannot publish slot ${slot}: ${(err as Error).message}`);
     }

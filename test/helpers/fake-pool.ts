@@ -166,9 +166,11 @@ export function fakePool(
     killTimeout: 5000,
     upstreamKeepaliveTimeout: 60_000,
     maxStartAttempts: 1,
+    symlinks: 'relative',
+    debug: false,
     ...config,
   };
-  const publisher = new Publisher(tmpDir, full.socketFile, log);
+  const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);
   const supervisor = new Supervisor({
     config: full,
     publisher,
