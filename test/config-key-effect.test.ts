@@ -35,6 +35,7 @@ test('the classification the daemon has used so far', () => {
     'readiness',
     'env',
     'upstreamKeepaliveTimeout',
+    'preload',
   ]);
   assert.deepEqual(keysWithEffect('tune'), [
     'spawnTimeout',

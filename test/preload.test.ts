@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { Daemon, isAlive, killAll, makeTempDir } from './helpers/daemon';
+import { cli, Daemon, isAlive, killAll, makeTempDir } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { startLoad } from './helpers/load';
 import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
@@ -181,7 +181,7 @@ describe('the preload without nginx', () => {
 describe('with the drain turned off (preload: { drain: false })', () => {
   test("close() after 'shutdown' is Node's: an idle kept-alive connection is closed at once", async () => {
     app = makeApp(
-      { workers: 1, upstreamKeepaliveTimeout: 30_000, preload: { drain: false } },
+      { workers: 1, upstreamKeepaliveTimeout: 60_000, preload: { drain: false } },
       'readme-app.js',
     );
     const d = await startDaemon(1);
@@ -189,9 +189,23 @@ describe('with the drain turned off (preload: { drain: false })', () => {
     const socket = net.connect(app.published(0));
     await new Promise((resolve) => socket.once('connect', resolve));
     await exchange(socket, GET);
-    const closed = new Promise((resolve) => socket.once('close', resolve));
+    let closed = false;
+    socket.once('close', () => {
+      closed = true;
+    });
     assert.equal((await d.cli(['restart'])).code, 0);
-    await closed;
+    // With the drain, this idle connection would keep the old worker for up to 61 s (nginx's to close).
     await waitFor('the old worker to exit', () => !isAlive(pid!));
+    await waitFor('the idle connection to be closed by the worker', () => closed);
+  });
+});
+
+describe('the preload key', () => {
+  test('a bad preload value is one line naming the key', async () => {
+    app = makeApp({ workers: 1, preload: { drian: false } }, 'readme-app.js');
+    const r = await cli(['config', '--local', '-c', app.configFile]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /preload/);
   });
 });

@@ -48,6 +48,8 @@ export const KEY_EFFECT = {
   symlinks: 'fixed',
   // The daemon's log level, set when it starts (the original reads it only at start too).
   debug: 'fixed',
+  // Workers get it in their environment (NODESOCKD_PRELOAD).
+  preload: 'restart',
 } as const satisfies Record<keyof Config, KeyEffect>;
 
 /** The keys of each effect, in KEY_EFFECT order. */

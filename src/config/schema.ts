@@ -94,6 +94,16 @@ const fields = {
     .min(1, 'maxStartAttempts must be at least 1'),
   symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
   debug: z.boolean({ error: 'debug must be true or false' }),
+  preload: z.union(
+    [
+      z.boolean(),
+      z.strictObject({
+        drain: z.boolean({ error: 'preload.drain must be true or false' }).optional(),
+        reconnect: z.boolean({ error: 'preload.reconnect must be true or false' }).optional(),
+      }),
+    ],
+    { error: 'preload must be true, false or { drain, reconnect }' },
+  ),
 };
 
 /** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
@@ -178,6 +188,18 @@ export const configSchema = z.object({
   symlinks: fields.symlinks.default('relative'),
   /** The daemon's debug log (as `daemon --debug`). */
   debug: fields.debug.default(false),
+  /**
+   * What the preload does in each worker besides keeping it alive on EPIPE
+   * (docs/worker-library.md#what-the-preload-does): the nginx-safe drain of the app's own
+   * `server.close()`, and reconnecting to the next daemon. `true`/`false` set both.
+   */
+  preload: fields.preload
+    .transform((v) =>
+      typeof v === 'boolean'
+        ? { drain: v, reconnect: v }
+        : { drain: v.drain ?? true, reconnect: v.reconnect ?? true },
+    )
+    .default({ drain: true, reconnect: true }),
 });
 
 export type Config = z.output<typeof configSchema>;

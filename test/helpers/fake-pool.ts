@@ -168,6 +168,7 @@ export function fakePool(
     maxStartAttempts: 1,
     symlinks: 'relative',
     debug: false,
+    preload: { drain: true, reconnect: true },
     ...config,
   };
   const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);

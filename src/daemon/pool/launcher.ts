@@ -162,6 +162,7 @@ export class Launcher {
       appName: c.name,
       upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
       ipcFile: c.ipcFile,
+      preload: c.preload,
       output: this.deps.output,
       tags: { worker: slot ? String(slot.index) : 'standby', instance, id },
     });

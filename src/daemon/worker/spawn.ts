@@ -29,6 +29,8 @@ export interface SpawnSpec {
   upstreamKeepaliveTimeout: number;
   /** The control socket, where the worker reconnects if this daemon dies. */
   ipcFile: string;
+  /** What the preload does in the worker. */
+  preload: { drain: boolean; reconnect: boolean };
   output: WorkerOutput;
   tags: OutputTags;
 }
@@ -55,6 +57,7 @@ export function workerEnvironment(spec: SpawnSpec): NodeJS.ProcessEnv {
     [ENV.appName]: spec.appName,
     [ENV.upstreamKeepalive]: String(spec.upstreamKeepaliveTimeout),
     [ENV.ipcFile]: spec.ipcFile,
+    [ENV.preload]: (['drain', 'reconnect'] as const).filter((f) => spec.preload[f]).join(','),
   };
 }
 
