@@ -13,7 +13,9 @@ import { Messenger } from './messaging';
 import { WorkerOutput } from './output';
 import { Publisher } from './publisher';
 import { StateFile } from './state-file';
+import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { Supervisor } from './supervisor';
+import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 
 export class DaemonStartError extends Error {}
 
@@ -42,11 +44,12 @@ const FIXED_KEYS = ['tmpDir', 'ipcFile', 'umask', 'devServer', 'stdout', 'stderr
  */
 export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
   const { config } = loaded;
-  const log = new Logger('', options.debug ? 'debug' : 'info');
+  // First: the stdio sinks' 'error' listeners, before anything writes (daemon/stdio.ts).
+  const log = new Logger('', options.debug ? 'debug' : 'info', daemonStdio().stderr);
   const startedAt = Date.now();
 
   process.umask(config.umask);
-  checkTmpDir(config.tmpDir);
+  checkTmpDir(config.tmpDir, config.ipcFile);
   // The title (in /proc/<pid>/cmdline) is how the lock recognises a live daemon.
   process.title = `${config.name} nodesockd daemon`;
   let lock: DaemonLock;
@@ -154,7 +157,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       if (!underSupervisor()) {
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
-          stdio: 'inherit',
+          stdio: successorStdio(),
         });
         next.unref();
         log.info(`started the new daemon (pid ${next.pid}); exiting`);
@@ -233,17 +236,17 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       log.error(`SIGHUP: reload failed, keeping the current config: ${errorMessage(err)}`),
     );
   });
-  process.on('SIGUSR2', () => {
-    output.reopen();
-    log.info('SIGUSR2: log files reopened');
-  });
+  // SIGUSR1 too (nginx's reopen signal): its default would open Node's inspector to every local user.
+  for (const signal of ['SIGUSR2', 'SIGUSR1'] as const) {
+    process.on(signal, () => {
+      output.reopen();
+      log.info(`${signal}: log files reopened`);
+    });
+  }
   // A supervisor must outlive its own bugs: report them and keep the workers served.
-  process.on('uncaughtException', (err) =>
-    log.error(`internal error (please report it): ${err.stack ?? err}`),
-  );
-  process.on('unhandledRejection', (err) =>
-    log.error(`internal error (please report it): ${errorMessage(err)}`),
-  );
+  const internalError = internalErrorReporter((message) => log.error(message));
+  process.on('uncaughtException', internalError);
+  process.on('unhandledRejection', internalError);
 
   log.info(
     `nodesockd ${VERSION} daemon (pid ${process.pid}) for ${config.script}; control socket ${config.ipcFile}`,
@@ -266,21 +269,10 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   await done;
 }
 
-function checkTmpDir(dir: string): void {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    throw new DaemonStartError(
-      `tmpDir ${dir} does not exist; create it (see docs/permissions.md: owned by the app user, group of nginx, mode 2750)`,
-    );
-  }
-  if (!stat.isDirectory()) throw new DaemonStartError(`tmpDir ${dir} is not a directory`);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    throw new DaemonStartError(`tmpDir ${dir} is not writable by this user (uid ${process.getuid?.()})`);
-  }
+/** Refuses a tmpDir (or ipcFile directory) that others could write (daemon/tmpdir.ts). */
+function checkTmpDir(dir: string, ipcFile: string): void {
+  const problem = [...inspectTmpDir(dir), ...inspectIpcDir(ipcFile, dir)].find((f) => f.level === 'error');
+  if (problem) throw new DaemonStartError(problem.message);
 }
 
 /** One daemon per app (SPEC §4.7): a live control socket means another daemon owns the app. */

@@ -12,3 +12,14 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+
+/**
+ * Node opens its inspector on 127.0.0.1:9229 when it receives SIGUSR1: anyone on the host who
+ * can connect there runs code as the worker's user. A SIGUSR1 listener replaces that default,
+ * so a stray SIGUSR1 (an nginx-style logrotate script, `systemctl kill -s USR1`) is ignored.
+ * An app that asked for the inspector (`--inspect…` in nodeArgs or NODE_OPTIONS) keeps it.
+ */
+const inspectorWanted = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) =>
+  /^--inspect(-brk|-port|-wait)?(=|$)/.test(arg),
+);
+if (!inspectorWanted) process.on('SIGUSR1', () => {});
