@@ -8,7 +8,11 @@ import { waitFor } from './helpers/wait';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
-  for (const c of cleanups) await c();
+  // Every cleanup runs, whatever an earlier one threw.
+  for (const c of cleanups)
+    await Promise.resolve()
+      .then(c)
+      .catch(() => {});
 });
 
 function track(daemon: RawDaemon, app: AppDir): void {
