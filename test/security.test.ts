@@ -223,11 +223,11 @@ for (const lock of [
     const ticks = await waitFor('the process to run', () => processStartTicks(pid));
     const content = lock.includes('old format')
       ? `${pid}\n`
-      : `${pid}\n${other ? ticks : String(Number(ticks) - 100)}\n`;
+      : `${pid}\nstart-ticks=${other ? ticks : String(Number(ticks) - 100)}\n`;
     fs.writeFileSync(`${a.ipcFile}.lock`, content, { mode: 0o600 });
     const d = await started(a);
     const written = fs.readFileSync(`${a.ipcFile}.lock`, 'utf8');
-    assert.equal(written, `${d.child.pid}\n${processStartTicks(d.child.pid ?? -1)}\n`);
+    assert.equal(written, `${d.child.pid}\nstart-ticks=${processStartTicks(d.child.pid ?? -1)}\n`);
     assert.equal(p.exitCode, null, 'the process named in the lock is left alone');
   });
 }

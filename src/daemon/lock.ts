@@ -27,16 +27,17 @@ function isLiveDaemon(pid: number, startTicks: string | null): boolean {
   }
 }
 
-/** The pid (first line) and the process start time (second line) a lock file names. */
+/** The pid (first line) and the process start time (`start-ticks=N`, second line) of a lock. */
 function parseLock(content: string): { pid: number; startTicks: string | null } {
   const [pid = '', ticks = ''] = content.split('\n');
-  return { pid: Number.parseInt(pid, 10), startTicks: /^\d+$/.test(ticks) ? ticks : null };
+  return { pid: Number.parseInt(pid, 10), startTicks: /^start-ticks=(\d+)$/.exec(ticks)?.[1] ?? null };
 }
 
 /**
  * One daemon per app (SPEC §4.7): `<ipcFile>.lock` holds the owner's pid on its first line (so
  * `kill -USR2 "$(head -n1 …lock)"` works) and its start time in clock ticks since boot on the
- * second, created with O_EXCL so two daemons starting together cannot both win. A lock left by
+ * second, as `start-ticks=N`: not a number, so an old `kill $(cat …lock)` can never signal a
+ * pid that happens to equal it. Created with O_EXCL so two daemons starting together cannot both win. A lock left by
  * a dead daemon (SIGKILL, a crash) is taken over.
  */
 export class DaemonLock {
@@ -49,7 +50,7 @@ export class DaemonLock {
     const path = `${ipcFile}.lock`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const content = `${process.pid}\n${processStartTicks(process.pid) ?? ''}\n`;
+        const content = `${process.pid}\nstart-ticks=${processStartTicks(process.pid) ?? ''}\n`;
         const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
         const fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
         fs.writeSync(fd, content);
