@@ -17,8 +17,8 @@ export const MAX_LINE_BYTES = 16 * 1024;
 export const TAIL_LINE_BYTES = 512;
 const SPLIT_MARKER = ` [nodesockd: line longer than ${MAX_LINE_BYTES} bytes, continued on the next line]`;
 /** A log file that cannot be written is retried after this, doubling up to RETRY_MAX_MS. */
-const RETRY_FIRST_MS = 250;
-const RETRY_MAX_MS = 8000;
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 1000;
 
 /**
  * Where worker stdout/stderr lines go: the configured files, else the daemon's own stdout and
@@ -183,8 +183,11 @@ class FileSink implements Sink {
     this.sink.write(text, this.failure ? () => this.recovered() : undefined);
   }
 
+  /** logrotate moved the file away: what is queued still goes to the old one, the rest to a new one. */
   reopen(): void {
-    this.drop();
+    this.stream?.end();
+    this.stream = null;
+    this.sink = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.open();
