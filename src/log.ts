@@ -1,4 +1,9 @@
-/** The daemon's own log: one line per event, to stderr, with time and level. */
+import { daemonStdio, type Sink } from './daemon/stdio';
+
+/**
+ * The daemon's own log: one line per event, with time and level, to the daemon's stderr through
+ * its failure-proof sink (daemon/stdio.ts): a closed or stalled stderr costs lines, never CPU.
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -7,11 +12,11 @@ export class Logger {
   constructor(
     private readonly prefix: string,
     public threshold: LogLevel = 'info',
-    private readonly write: (line: string) => void = (line) => process.stderr.write(line),
+    private readonly sink: Sink = daemonStdio().stderr,
   ) {}
 
   child(prefix: string): Logger {
-    return new Logger(`${this.prefix}${prefix}`, this.threshold, this.write);
+    return new Logger(`${this.prefix}${prefix}`, this.threshold, this.sink);
   }
 
   debug(msg: string): void {
@@ -29,12 +34,8 @@ export class Logger {
 
   private log(level: LogLevel, msg: string): void {
     if (order[level] < order[this.threshold]) return;
-    this.write(`${new Date().toISOString()} ${level.padEnd(5)} ${this.prefix}${msg}\n`);
+    this.sink.write(`${new Date().toISOString()} ${level.padEnd(5)} ${this.prefix}${msg}\n`);
   }
 }
 
-/** A one-line description of anything thrown, without a stack trace. */
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
+export { errorMessage } from './error-message';

@@ -248,17 +248,17 @@ describe('check', () => {
     assert.deepEqual(json, { files: [app.configFile], findings: [] });
   });
 
-  test('a world-writable tmpDir is warned about', async () => {
+  test('a world-writable tmpDir is an error', async () => {
     app = makeApp({ workers: 1 });
     fs.chmodSync(app.tmpDir, 0o777);
     const r = await check(app.configFile);
-    assert.equal(r.code, 0, 'warnings alone do not fail');
-    assert.match(r.stdout, new RegExp(`^warning: .*${escapeRe(app.tmpDir)}.*world-writable`, 'm'));
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, new RegExp(`^error: .*${escapeRe(app.tmpDir)}.*writable by .*everyone`, 'm'));
     const json = JSON.parse((await check(app.configFile, '--json')).stdout) as {
       findings: { level: string; message: string }[];
     };
     assert.ok(
-      json.findings.some((f) => f.level === 'warning' && /world-writable/.test(f.message)),
+      json.findings.some((f) => f.level === 'error' && /mode 0777/.test(f.message)),
       JSON.stringify(json),
     );
   });

@@ -5,6 +5,7 @@
  *   upgrade) a write gets EPIPE, and an unhandled 'error' on process.stdout would kill a worker
  *   that is still serving (docs/lifecycle.md#when-the-daemon-dies). The output is lost until the
  *   worker is replaced; the process is not.
+ * - SIGUSR1 does not open Node's inspector (unless the app asked for it).
  * - The worker runtime is created here, for every app, so that every worker reconnects to the
  *   next daemon after a crash or an upgrade (reconnect.ts), with or without the library.
  * - `drain`: the app's own `server.close()` becomes nginx-safe once the daemon asked the worker
@@ -21,6 +22,17 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+
+/**
+ * Node opens its inspector on 127.0.0.1:9229 when it receives SIGUSR1: anyone on the host who
+ * can connect there runs code as the worker's user. A SIGUSR1 listener replaces that default,
+ * so a stray SIGUSR1 (an nginx-style logrotate script, `systemctl kill -s USR1`) is ignored.
+ * An app that asked for the inspector (`--inspect…` in nodeArgs or NODE_OPTIONS) keeps it.
+ */
+const inspectorWanted = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) =>
+  /^--inspect(-brk|-port|-wait)?(=|$)/.test(arg),
+);
+if (!inspectorWanted) process.on('SIGUSR1', () => {});
 
 // Creating the shared runtime is what installs the reconnection (see runtime.ts).
 void shared.worker;

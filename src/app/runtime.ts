@@ -5,6 +5,7 @@
  * the same app runs unchanged with `node app.js` on a developer's machine.
  */
 import { EventEmitter } from 'node:events';
+import { errorMessage } from '../error-message.js';
 import {
   type AppReply,
   type BrokenMessage,
@@ -18,7 +19,6 @@ import {
   MSG_SHUTDOWN,
   type WorkerToDaemon,
 } from '../ipc/worker-protocol.js';
-import { errorMessage } from '../log.js';
 import type { DaemonLink } from './daemon-link.js';
 import { bridgeToNextDaemon } from './reconnect.js';
 

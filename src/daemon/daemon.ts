@@ -17,6 +17,8 @@ import { Supervisor } from './pool/supervisor';
 import { Publisher } from './publisher';
 import { canConnect, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
+import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
+import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 
 export class DaemonStartError extends Error {}
 
@@ -70,7 +72,8 @@ export class Daemon {
     private readonly loaded: LoadedConfig,
     private readonly options: DaemonOptions,
   ) {
-    this.log = new Logger('', options.debug ? 'debug' : 'info');
+    // First: the stdio sinks' 'error' listeners, before anything writes (daemon/stdio.ts).
+    this.log = new Logger('', options.debug ? 'debug' : 'info', daemonStdio().stderr);
   }
 
   /** Starts a daemon; resolves once it serves its control socket and has started the workers. */
@@ -97,7 +100,7 @@ export class Daemon {
     const { config } = this;
     const log = this.log;
     process.umask(config.umask);
-    checkTmpDir(config.tmpDir);
+    checkTmpDir(config.tmpDir, config.ipcFile);
     process.title = `${titleName(config.name)} nodesockd daemon`;
 
     const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
@@ -113,7 +116,7 @@ export class Daemon {
     this.onTeardown('lock file', () => lock.release());
     await claimIpcFile(config.ipcFile);
 
-    this.output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr);
+    this.output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr, (m) => log.warn(m));
     this.onTeardown('worker output', () => this.output.close());
 
     this.stateFile = new StateFile(`${config.ipcFile}.state`);
@@ -310,7 +313,8 @@ export class Daemon {
       if (!underSupervisor()) {
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
-          stdio: 'inherit',
+          // Not a dead pipe: a successor inherits only the streams that still work.
+          stdio: successorStdio(),
         });
         next.unref();
         this.log.info(`started the new daemon (pid ${next.pid}); exiting`);
@@ -346,24 +350,11 @@ export class Daemon {
 export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
   const daemon = await Daemon.start(loaded, options);
   const log = daemon.log;
-  // A supervisor must outlive its own bugs: report them (never re-entering the report) and
-  // keep the workers served.
-  let reporting = false;
-  const report = (what: unknown) => {
-    if (reporting) return;
-    reporting = true;
-    try {
-      log.error(
-        `internal error (please report it): ${what instanceof Error ? (what.stack ?? what.message) : String(what)}`,
-      );
-    } catch {
-      // The log sink itself failed: nothing more can be said.
-    } finally {
-      reporting = false;
-    }
-  };
-  process.on('uncaughtException', report);
-  process.on('unhandledRejection', report);
+  // A supervisor must outlive its own bugs: report them (never re-entering the report, never
+  // to a sink that failed) and keep the workers served.
+  const internalError = internalErrorReporter((message) => log.error(message));
+  process.on('uncaughtException', internalError);
+  process.on('unhandledRejection', internalError);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (daemon.isClosing) {
@@ -405,21 +396,10 @@ function inodeOf(file: string): number | null {
   }
 }
 
-function checkTmpDir(dir: string): void {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    throw new DaemonStartError(
-      `tmpDir ${dir} does not exist; create it (see docs/permissions.md: owned by the app user, group of nginx, mode 2750)`,
-    );
-  }
-  if (!stat.isDirectory()) throw new DaemonStartError(`tmpDir ${dir} is not a directory`);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    throw new DaemonStartError(`tmpDir ${dir} is not writable by this user (uid ${process.getuid?.()})`);
-  }
+/** tmpDir (and the control socket's directory) must exist, be ours and writable by nobody else (daemon/tmpdir.ts). */
+function checkTmpDir(dir: string, ipcFile: string): void {
+  const problem = [...inspectTmpDir(dir), ...inspectIpcDir(ipcFile, dir)].find((f) => f.level === 'error');
+  if (problem) throw new DaemonStartError(problem.message);
 }
 
 /** A live control socket means another daemon owns the app. */

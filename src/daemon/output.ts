@@ -1,6 +1,7 @@
 import fs from 'node:fs';
-import readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import { errorMessage } from '../log';
+import { type DaemonStdio, daemonStdio, type Sink, StreamSink } from './stdio';
 
 export interface OutputTags {
   /** Slot index, or "standby"/"-" for a worker without a slot. */
@@ -10,32 +11,52 @@ export interface OutputTags {
   id: string;
 }
 
-type Sink = { write(line: string): void };
+/** The longest line a worker can write: longer ones are split, each piece marked. */
+export const MAX_LINE_BYTES = 16 * 1024;
+/** How much of each stderr line the daemon keeps for a failure report (`onLine`). */
+export const TAIL_LINE_BYTES = 512;
+const SPLIT_MARKER = ` [nodesockd: line longer than ${MAX_LINE_BYTES} bytes, continued on the next line]`;
+/** A log file that cannot be written is retried after this, doubling up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 1000;
 
 /**
  * Where worker stdout/stderr lines go: the configured files, else the daemon's own stdout and
- * stderr, each line prefixed with `outputPrefix` ({date}, {worker}, {instance}, {id}).
+ * stderr, each line prefixed with `outputPrefix` ({date}, {worker}, {instance}, {id}). Memory
+ * stays bounded whatever a worker writes: lines are cut at MAX_LINE_BYTES, and a sink that does
+ * not keep up drops output (counted, see stdio.ts) instead of queueing it.
  */
 export class WorkerOutput {
-  private out: Sink;
-  private err: Sink;
-  private files: fs.WriteStream[] = [];
+  private readonly out: Sink;
+  private readonly err: Sink;
+  private readonly files: FileSink[] = [];
 
   constructor(
     private readonly prefix: string,
-    private readonly stdoutFile?: string,
-    private readonly stderrFile?: string,
+    stdoutFile?: string,
+    stderrFile?: string,
+    report: (message: string) => void = (message) => daemonStdio().stderr.write(`nodesockd: ${message}\n`),
+    stdio: DaemonStdio = daemonStdio(),
   ) {
-    [this.out, this.err] = this.open();
+    const file = (path: string): FileSink => {
+      const sink = new FileSink(path, report);
+      this.files.push(sink);
+      return sink;
+    };
+    this.out = stdoutFile ? file(stdoutFile) : stdio.stdout;
+    this.err =
+      stderrFile && stderrFile === stdoutFile ? this.out : stderrFile ? file(stderrFile) : stdio.stderr;
   }
 
-  /** Reopens the log files, so logrotate can move them away (SIGUSR2). */
+  /** Reopens the log files, so logrotate can move them away (SIGUSR2, SIGUSR1). */
   reopen(): void {
-    const old = this.files;
-    [this.out, this.err] = this.open();
-    for (const f of old) f.end();
+    for (const f of this.files) f.reopen();
   }
 
+  /**
+   * Copies a worker's output to its sink line by line. `onLine` gets each line cut to
+   * TAIL_LINE_BYTES (what a failure report quotes).
+   */
   attach(
     stream: Readable | null,
     kind: 'stdout' | 'stderr',
@@ -43,17 +64,24 @@ export class WorkerOutput {
     onLine?: (line: string) => void,
   ) {
     if (!stream) return;
-    const lines = readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', (line) => {
-      onLine?.(line);
-      (kind === 'stdout' ? this.out : this.err).write(`${this.format(tags)}${line}\n`);
-    });
-    stream.on('error', () => lines.close());
+    const splitter = new LineSplitter(MAX_LINE_BYTES);
+    const emit = (lines: Line[]) => {
+      for (const { bytes, split } of lines) {
+        const text = bytes.toString('utf8');
+        if (onLine) onLine(bytes.length > TAIL_LINE_BYTES ? capLine(bytes, TAIL_LINE_BYTES) : text);
+        (kind === 'stdout' ? this.out : this.err).write(
+          `${this.format(tags)}${text}${split ? SPLIT_MARKER : ''}\n`,
+        );
+      }
+    };
+    stream.on('data', (chunk: Buffer) => emit(splitter.push(chunk)));
+    stream.on('end', () => emit(splitter.end()));
+    // The worker is gone; its 'exit' is handled elsewhere.
+    stream.on('error', () => {});
   }
 
   close(): void {
-    for (const f of this.files) f.end();
-    this.files = [];
+    for (const f of this.files) f.close();
   }
 
   private format(tags: OutputTags): string {
@@ -63,23 +91,167 @@ export class WorkerOutput {
       .replaceAll('{instance}', String(tags.instance))
       .replaceAll('{id}', tags.id);
   }
+}
 
-  private open(): [Sink, Sink] {
-    this.files = [];
-    const file = (path: string): Sink => {
-      const stream = fs.createWriteStream(path, { flags: 'a', mode: 0o640 });
-      // A full disk or a vanished directory must not take the daemon down with it.
-      stream.on('error', (err) => process.stderr.write(`nodesockd: cannot write ${path}: ${err.message}\n`));
-      this.files.push(stream);
-      return stream;
-    };
-    const out = this.stdoutFile ? file(this.stdoutFile) : process.stdout;
-    const err =
-      this.stderrFile && this.stderrFile === this.stdoutFile
-        ? out
-        : this.stderrFile
-          ? file(this.stderrFile)
-          : process.stderr;
-    return [out, err];
+export interface Line {
+  bytes: Buffer;
+  /** Cut at the maximum length: the line goes on in the next one. */
+  split: boolean;
+}
+
+/** Splits a byte stream into lines (LF or CRLF), none longer than `max` bytes. */
+export class LineSplitter {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): Line[] {
+    const lines: Line[] = [];
+    let start = 0;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(0x0a, start);
+      this.add(chunk.subarray(start, nl === -1 ? chunk.length : nl), lines);
+      if (nl === -1) break;
+      let bytes = this.pending;
+      if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
+      lines.push({ bytes, split: false });
+      this.pending = Buffer.alloc(0);
+      start = nl + 1;
+    }
+    return lines;
+  }
+
+  /** The last line, when the stream ended without a newline. */
+  end(): Line[] {
+    const rest = this.pending;
+    this.pending = Buffer.alloc(0);
+    return rest.length > 0 ? [{ bytes: rest, split: false }] : [];
+  }
+
+  private add(piece: Buffer, lines: Line[]): void {
+    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, piece]) : piece;
+    while (buf.length > this.max) {
+      const cut = utf8Boundary(buf, this.max);
+      lines.push({ bytes: buf.subarray(0, cut), split: true });
+      buf = buf.subarray(cut);
+    }
+    // A copy: a slice would keep the whole chunk it came from alive.
+    this.pending = Buffer.from(buf);
+  }
+}
+
+/** The largest index ≤ `max` that does not fall inside a UTF-8 character. */
+function utf8Boundary(buf: Buffer, max: number): number {
+  let cut = max;
+  while (cut > max - 3 && cut > 0 && ((buf[cut] ?? 0) & 0xc0) === 0x80) cut--;
+  return cut;
+}
+
+function capLine(bytes: Buffer, max: number): string {
+  return `${bytes.subarray(0, utf8Boundary(bytes, max)).toString('utf8')}… [${bytes.length} bytes]`;
+}
+
+/**
+ * A log file that survives its errors: after a failed write (ENOSPC, EIO, a vanished directory)
+ * its output is dropped and counted, and the file is reopened after a backoff until a write
+ * succeeds; the first line written then says how much was lost. Opened synchronously, so its
+ * mode (0640 minus the umask) never depends on what else the process does meanwhile.
+ */
+class FileSink implements Sink {
+  private stream: fs.WriteStream | null = null;
+  private sink: StreamSink | null = null;
+  /** Bytes dropped while no stream could take them, not yet reported. */
+  private lost = 0;
+  /** Why the file cannot be written, while it cannot. */
+  private failure: string | null = null;
+  private retryDelay = RETRY_FIRST_MS;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly report: (message: string) => void,
+  ) {
+    this.open();
+  }
+
+  write(text: string): void {
+    if (!this.sink) {
+      this.lost += Buffer.byteLength(text);
+      return;
+    }
+    this.sink.write(text, this.failure ? () => this.recovered() : undefined);
+  }
+
+  /** logrotate moved the file away: what is queued still goes to the old one, the rest to a new one. */
+  reopen(): void {
+    this.stream?.end();
+    this.stream = null;
+    this.sink = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.open();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.stream?.end();
+    this.stream = null;
+    this.sink = null;
+  }
+
+  private open(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'a', 0o640);
+    } catch (err) {
+      this.failed(err);
+      return;
+    }
+    const stream = fs.createWriteStream(this.path, { fd });
+    this.stream = stream;
+    // An error of a stream already replaced (a late write callback) is not this one's.
+    this.sink = new StreamSink(stream, this.path, (err) => {
+      if (this.stream === stream) this.failed(err);
+    });
+    if (this.failure && this.lost > 0) {
+      const lost = this.lost;
+      this.lost = 0;
+      this.sink.flushNotice(`it could not be written (${this.failure})`, lost, () => this.recovered());
+    }
+  }
+
+  /** Closes the current stream, counting what it still held as lost. */
+  private drop(): void {
+    if (this.sink) this.lost += this.sink.droppedBytes;
+    this.stream?.destroy();
+    this.stream = null;
+    this.sink = null;
+  }
+
+  private failed(err: unknown): void {
+    if (this.closed) return;
+    this.drop();
+    if (this.failure === null) {
+      this.failure = errorMessage(err);
+      this.report(`cannot write ${this.path}: ${this.failure}; dropping its output and retrying`);
+    } else {
+      this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+    }
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed) this.open();
+    }, this.retryDelay);
+    this.retryTimer.unref();
+  }
+
+  private recovered(): void {
+    if (this.failure === null) return;
+    this.failure = null;
+    this.retryDelay = RETRY_FIRST_MS;
+    this.report(`${this.path} can be written again`);
   }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
 
@@ -26,6 +27,22 @@ const stateSchema = z.object({
 export type DaemonState = z.infer<typeof stateSchema>;
 export type WorkerRecord = z.infer<typeof workerRecord>;
 
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+const READ_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+
+/** Why a state file cannot be trusted (a phrase), or null. */
+function distrust(stat: fs.Stats): string | null {
+  const uid = process.getuid?.();
+  if (!stat.isFile()) return 'is not a regular file';
+  if (uid !== undefined && stat.uid !== uid)
+    return `belongs to uid ${stat.uid}, not to this daemon's uid ${uid}`;
+  if (stat.mode & 0o022) {
+    return `is writable by group or others (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')})`;
+  }
+  return null;
+}
+
 /**
  * What the next daemon needs to take over the workers if this one dies (SPEC §4.8), kept in
  * tmpDir next to the control socket and replaced atomically on every change.
@@ -45,23 +62,53 @@ export class StateFile {
     });
   }
 
+  /**
+   * Replaces the file atomically. The temporary name is random and created with O_EXCL and
+   * O_NOFOLLOW, so nothing planted in tmpDir (a symlink at a guessed name) is ever written
+   * through.
+   */
   write(state: DaemonState): void {
-    const temp = `${this.path}.${process.pid}.tmp`;
+    const temp = `${this.path}.${randomBytes(8).toString('hex')}.tmp`;
+    let fd: number;
     try {
-      fs.writeFileSync(temp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+      fd = fs.openSync(temp, CREATE_FLAGS, 0o600);
+    } catch {
+      return;
+    }
+    try {
+      fs.writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+      fs.closeSync(fd);
       fs.renameSync(temp, this.path);
     } catch {
       fs.rmSync(temp, { force: true });
     }
   }
 
-  /** The state an earlier daemon left, or null (none, unreadable or not ours). */
+  /**
+   * The state an earlier daemon left, or null (none, unreadable or not ours). Only a regular
+   * file owned by this daemon's user and writable by nobody else is trusted: anything else may
+   * have been planted to make the daemon adopt (and later signal) a process of someone else's.
+   */
   read(): { state: DaemonState | null; problem: string | null } {
     let text: string;
+    let fd: number;
     try {
-      text = fs.readFileSync(this.path, 'utf8');
-    } catch {
-      return { state: null, problem: null };
+      // O_NONBLOCK: a FIFO planted here must not block the daemon's start.
+      fd = fs.openSync(this.path, READ_FLAGS);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { state: null, problem: null };
+      if (code === 'ELOOP') return { state: null, problem: `${this.path} is a symlink; ignoring it` };
+      return { state: null, problem: `${this.path} cannot be read (${code}); ignoring it` };
+    }
+    try {
+      const untrusted = distrust(fs.fstatSync(fd));
+      if (untrusted) return { state: null, problem: `${this.path} ${untrusted}; ignoring it` };
+      text = fs.readFileSync(fd, 'utf8');
+    } catch (err) {
+      return { state: null, problem: `${this.path} cannot be read (${(err as Error).message}); ignoring it` };
+    } finally {
+      fs.closeSync(fd);
     }
     try {
       const parsed = stateSchema.safeParse(JSON.parse(text));

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { errorMessage } from '../log.js';
+import { errorMessage } from '../error-message.js';
 import {
   encodeFrame,
   escapeControlChars,

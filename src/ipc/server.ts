@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from '../log';
 import { errorMessage } from '../log';
 import { FrameConnection } from './connection';
+import { encodeFrame, MAX_FRAME_BYTES } from './framing';
 import {
   type CommandRequest,
   describeInvalidRequest,
@@ -46,20 +47,24 @@ export class IpcServer {
 
   /** Binds the socket readable and writable by its owner only (docs/permissions.md). */
   async listen(): Promise<void> {
-    // bind() creates the file with the process umask; narrow it for that one call so the
+    // bind() creates the file with the process umask; narrow it for that one synchronous call
+    // (never across an await: files other code creates meanwhile would get it too) so the
     // nginx group never gets a window on the control socket.
+    const listening = new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.once('listening', () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
     const previous = process.umask(0o077);
     try {
-      await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(this.path, () => {
-          this.server.off('error', reject);
-          resolve();
-        });
-      });
+      this.server.listen(this.path);
     } finally {
       process.umask(previous);
     }
+    await listening;
     fs.chmodSync(this.path, 0o600);
     this.server.on('error', (err) => this.log.error(`control socket: ${errorMessage(err)}`));
   }
@@ -159,6 +164,17 @@ export class IpcServer {
 
   private reply(connection: FrameConnection, reply: Reply): void {
     // A client that gave up (Ctrl-C, CI job cancelled) must cost nothing but its reply.
+    // A reply the client could not read (over the frame limit) becomes an error it can.
+    const bytes = Buffer.byteLength(encodeFrame(reply));
+    if (bytes > MAX_FRAME_BYTES) {
+      this.log.warn(`control reply of ${bytes} bytes is over the frame limit; sent an error instead`);
+      connection.send({
+        id: reply.id,
+        ok: false,
+        error: `the reply (${bytes} bytes) is larger than the ${MAX_FRAME_BYTES}-byte frame limit`,
+      });
+      return;
+    }
     connection.send(reply);
   }
 }

@@ -142,7 +142,7 @@ export function fakePool(
   const clock = new FakeClock();
   const spawned: FakeProcess[] = [];
   const logs: string[] = [];
-  const log = new Logger('', 'debug', (line) => logs.push(line));
+  const log = new Logger('', 'debug', { write: (line: string) => void logs.push(line) });
   const full: Config = {
     script: '/nonexistent/app.js',
     args: [],

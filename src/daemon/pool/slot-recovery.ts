@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from '../../log';
 import type { Clock } from '../clock';
 import type { ManagedWorker } from '../worker/managed-worker';
+import { clip } from '../worker/spawn';
 import { type DrainReason, describeExit, type ExitInfo } from '../worker/worker-state';
 import { AbortedError } from './launcher';
 import type { FailureKind } from './restart-policy';
@@ -49,7 +50,7 @@ export class SlotRecovery {
 
   /** A worker could not be started or published for the slot (start, scale-up, adoption fill). */
   onStartFailure(slot: Slot, err: unknown): void {
-    slot.lastExit = errorMessage(err);
+    slot.lastExit = clip(errorMessage(err), 4096);
     this.failed(slot, 'failed-start', null);
   }
 

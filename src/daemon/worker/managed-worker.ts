@@ -8,6 +8,7 @@ import {
 } from '../../ipc/worker-protocol';
 import type { Logger } from '../../log';
 import type { Clock, Timer } from '../clock';
+import { clip } from './spawn';
 import type { WorkerProcess } from './worker-process';
 import { signalGroup } from './worker-process';
 import {
@@ -21,6 +22,8 @@ import {
 } from './worker-state';
 
 const READINESS_POLL_MS = 50;
+/** A failure report (status, a command's error) is cut to this many characters. */
+const FAILURE_REPORT_MAX = 4096;
 
 export interface ManagedWorkerOptions {
   id: string;
@@ -173,7 +176,8 @@ export class ManagedWorker extends EventEmitter {
   failureReport(what: string): string {
     const tail = this.lastStderr();
     const head = `worker ${this.id} ${this.startedFor === null ? '(standby)' : `for slot ${this.startedFor}`} ${what}`;
-    return tail.length > 0 ? `${head}; its last stderr lines:\n  ${tail.join('\n  ')}` : head;
+    const report = tail.length > 0 ? `${head}; its last stderr lines:\n  ${tail.join('\n  ')}` : head;
+    return clip(report, FAILURE_REPORT_MAX);
   }
 
   /** Resolves when the worker reports online; rejects with the reason it never will. */
