@@ -1,4 +1,4 @@
-// Makes sure the tools the tests drive are installed: nginx (and wrk for bench/).
+// Makes sure the tools the tests drive are installed: nginx, prometheus (and wrk for bench/).
 // Installs them with apt-get when missing and allowed (root, Debian); otherwise says what
 // is missing and the nginx tests report themselves skipped.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -11,6 +11,8 @@ const want = [
     paths: ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'],
   },
   { bin: 'wrk', pkg: 'wrk', paths: ['/usr/bin/wrk', '/usr/local/bin/wrk'] },
+  // The metrics tests: a real Prometheus scrapes the daemon; promtool checks the text.
+  { bin: 'promtool', pkg: 'prometheus', paths: ['/usr/bin/promtool', '/usr/local/bin/promtool'] },
 ];
 
 const found = (tool) =>

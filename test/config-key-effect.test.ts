@@ -56,6 +56,7 @@ test('the classification the daemon has used so far', () => {
     'umask',
     'symlinks',
     'debug',
+    'metrics',
   ]);
 });
 

@@ -20,6 +20,7 @@ import {
   type WorkerToDaemon,
 } from '../ipc/worker-protocol.js';
 import type { DaemonLink } from './daemon-link.js';
+import { reportLoopDelay } from './loop-delay-reporter.js';
 import { bridgeToNextDaemon } from './reconnect.js';
 
 /** Events emitted by {@link nodesockd}, with their listener arguments. */
@@ -249,6 +250,7 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
       });
       // A 'disconnect' listener, like a 'message' one, refs the channel: take that back too.
       channelRelease();
+      reportLoopDelay((message) => sendToDaemon(message));
     }
   }
 

@@ -48,6 +48,8 @@ export const KEY_EFFECT = {
   symlinks: 'fixed',
   // The daemon's log level, set when it starts (the original reads it only at start too).
   debug: 'fixed',
+  // The daemon's own listener, bound at start.
+  metrics: 'fixed',
   // Workers get it in their environment (NODESOCKD_PRELOAD).
   preload: 'restart',
 } as const satisfies Record<keyof Config, KeyEffect>;

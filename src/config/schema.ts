@@ -94,6 +94,9 @@ const fields = {
     .min(1, 'maxStartAttempts must be at least 1'),
   symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
   debug: z.boolean({ error: 'debug must be true or false' }),
+  metrics: z.union([z.literal(false), nonEmpty('metrics')], {
+    error: 'metrics must be false, "host:port", a port, or a UNIX socket path',
+  }),
   preload: z.union(
     [
       z.boolean(),
@@ -188,6 +191,11 @@ export const configSchema = z.object({
   symlinks: fields.symlinks.default('relative'),
   /** The daemon's debug log (as `daemon --debug`). */
   debug: fields.debug.default(false),
+  /**
+   * Where the daemon serves Prometheus metrics (`GET /metrics`): false (off), `"host:port"`,
+   * a port (127.0.0.1), or a UNIX socket path (relative to tmpDir). See docs/operations.md.
+   */
+  metrics: fields.metrics.default(false),
   /**
    * What the preload does in each worker besides keeping it alive on EPIPE
    * (docs/worker-library.md#what-the-preload-does): the nginx-safe drain of the app's own

@@ -12,6 +12,7 @@ import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands
 import { InstanceLock } from './instance-lock';
 import { DaemonLock } from './lock';
 import { Messenger } from './messaging/messenger';
+import { Metrics, metricsAddress } from './metrics';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
 import { Publisher } from './publisher';
@@ -59,6 +60,7 @@ export class Daemon {
   private supervisor!: Supervisor;
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
+  private metrics: Metrics | null = null;
   private ipc!: IpcServer;
   private stateFile!: StateFile;
   private output!: WorkerOutput;
@@ -136,6 +138,7 @@ export class Daemon {
       onChange: () => {
         if (ready && !this.closing) this.stateFile.schedule(() => this.supervisor.snapshot());
       },
+      onRestart: (ms, ok) => this.metrics?.observeRestart(ms, ok),
     });
     const previous = this.stateFile.read();
     if (previous.problem) log.warn(previous.problem);
@@ -172,6 +175,26 @@ export class Daemon {
       if (workers === 'detach') this.detachedState = this.supervisor.detach();
       else await this.supervisor.stop();
     });
+
+    if (config.metrics !== false) {
+      const address = metricsAddress(config.metrics, config.tmpDir);
+      const metrics = new Metrics(
+        {
+          status: () => this.supervisor.status(),
+          eventLoopDelay: (id) =>
+            this.supervisor.listWorkers().find((w) => w.worker.id === id)?.worker.eventLoopDelay ?? null,
+        },
+        log,
+      );
+      this.metrics = metrics;
+      this.onTeardown('metrics', () => metrics.close());
+      try {
+        log.info(`metrics on ${await metrics.listen(address)}`);
+      } catch (err) {
+        // The workers matter more than their metrics: say why and carry on.
+        log.error(`metrics: cannot listen on ${config.metrics}: ${errorMessage(err)}`);
+      }
+    }
 
     if (config.devServer !== false) {
       const dev = new DevServer(config.devServer, () => this.supervisor.servingSockets(), log);

@@ -44,7 +44,16 @@ export const MSG_APP_MSG = 'nodesockd:app-msg';
 export const MSG_APP_REQ = 'nodesockd:app-req';
 export const MSG_APP_REPLY = 'nodesockd:app-reply';
 
-export type WorkerToDaemon = typeof MSG_ONLINE | BrokenMessage | InflightMessage | AppReply;
+/** Worker → daemon, every few seconds: how late its event loop ran (for metrics). */
+export interface StatsMessage {
+  type: 'nodesockd:stats';
+  /** The 99th percentile of the event loop delay since the last report, in seconds. */
+  eventLoopDelayP99: number;
+  /** Its mean, in seconds. */
+  eventLoopDelayMean: number;
+}
+
+export type WorkerToDaemon = typeof MSG_ONLINE | BrokenMessage | InflightMessage | StatsMessage | AppReply;
 export type DaemonToWorker = typeof MSG_SHUTDOWN | typeof MSG_RESUME | AppMessage | AppRequest;
 
 /** Environment variables the daemon sets for each worker (besides `listenVar`). */
@@ -68,6 +77,20 @@ export function isBrokenMessage(m: unknown): m is BrokenMessage {
     m !== null &&
     (m as { type?: unknown }).type === 'nodesockd:broken' &&
     typeof (m as { reason?: unknown }).reason === 'string'
+  );
+}
+
+export function isStatsMessage(m: unknown): m is StatsMessage {
+  if (typeof m !== 'object' || m === null || (m as { type?: unknown }).type !== 'nodesockd:stats')
+    return false;
+  const { eventLoopDelayP99: p99, eventLoopDelayMean: mean } = m as Partial<StatsMessage>;
+  return (
+    typeof p99 === 'number' &&
+    Number.isFinite(p99) &&
+    p99 >= 0 &&
+    typeof mean === 'number' &&
+    Number.isFinite(mean) &&
+    mean >= 0
   );
 }
 

@@ -169,6 +169,7 @@ export function fakePool(
     symlinks: 'relative',
     debug: false,
     preload: { drain: true, reconnect: true },
+    metrics: false,
     ...config,
   };
   const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);

@@ -34,6 +34,8 @@ export interface SupervisorDeps {
   canConnect: (socketPath: string) => Promise<boolean>;
   /** Called on every change the state file must reflect. */
   onChange?: () => void;
+  /** Called when a restart (a command's, or a reload's) ends: how long it took, and whether it served. */
+  onRestart?: (ms: number, ok: boolean) => void;
   clock?: Clock;
   policy?: RestartPolicyOptions;
   /** Replaces the real spawn (policy tests). */
@@ -55,6 +57,7 @@ export class Supervisor {
   private readonly standbys: StandbyPool;
   private readonly recovery: SlotRecovery;
   private readonly onChange: () => void;
+  private readonly onRestart: (ms: number, ok: boolean) => void;
   private readonly canConnect: (socketPath: string) => Promise<boolean>;
   private running = false;
   private suspendedWindow = false;
@@ -70,6 +73,7 @@ export class Supervisor {
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
     this.onChange = deps.onChange ?? (() => {});
+    this.onRestart = deps.onRestart ?? (() => {});
     this.canConnect = deps.canConnect;
     const policy = deps.policy ?? {};
     this.slots = new SlotTable(deps.config.workers, deps.publisher, policy, deps.log);
@@ -151,6 +155,18 @@ export class Supervisor {
   }
 
   private async restartNow(opts: StartOptions): Promise<RestartResult> {
+    const began = this.clock.now();
+    try {
+      const result = await this.restartGeneration(opts);
+      this.onRestart(this.clock.now() - began, true);
+      return result;
+    } catch (err) {
+      this.onRestart(this.clock.now() - began, false);
+      throw err;
+    }
+  }
+
+  private async restartGeneration(opts: StartOptions): Promise<RestartResult> {
     const wasRunning = this.running;
     this.running = true;
     const generation = ++this.generation;

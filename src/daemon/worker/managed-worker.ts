@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   isBrokenMessage,
   isInflightMessage,
+  isStatsMessage,
   MSG_ONLINE,
   MSG_RESUME,
   MSG_SHUTDOWN,
@@ -79,6 +80,7 @@ export class ManagedWorker extends EventEmitter {
   private saidOnline = false;
   private broken: string | null = null;
   private inflightCount: number | null = null;
+  private loopDelay: { p99: number; mean: number } | null = null;
   /** resume() found no channel (an adopted worker not reconnected yet): sent once one appears. */
   private resumePending = false;
   private readonly timers = new Set<Timer>();
@@ -161,6 +163,11 @@ export class ManagedWorker extends EventEmitter {
   /** Requests in flight, as its library last reported (null: unknown). */
   get inflight(): number | null {
     return this.inflightCount;
+  }
+
+  /** Event loop delay as the worker last reported it (seconds), or null. */
+  get eventLoopDelay(): { p99: number; mean: number } | null {
+    return this.loopDelay;
   }
 
   get connected(): boolean {
@@ -346,6 +353,8 @@ export class ManagedWorker extends EventEmitter {
       this.emit('broken', this.broken);
     } else if (isInflightMessage(message)) {
       this.inflightCount = message.count;
+    } else if (isStatsMessage(message)) {
+      this.loopDelay = { p99: message.eventLoopDelayP99, mean: message.eventLoopDelayMean };
     }
     // Anything else is the app's own business (or app messaging, see 'message' listeners).
     else this.emit('message', message);

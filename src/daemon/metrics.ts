@@ -1,0 +1,179 @@
+/**
+ * The daemon's Prometheus endpoint (`metrics` in the config; docs/operations.md#metrics):
+ * `GET /metrics` in the text exposition format, written by prom-client. Worker metrics are read
+ * from the pool at scrape time, so a scrape always shows the workers that exist now; the
+ * daemon's own process metrics are prom-client's defaults.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SlotStatus, WorkerRole, WorkerStatus } from '../ipc/protocol';
+import { errorMessage, type Logger } from '../log';
+
+export interface PoolView {
+  status(): { slots: SlotStatus[]; workers: WorkerStatus[] };
+  /** Event loop delay the worker last reported (seconds), by worker id. */
+  eventLoopDelay(workerId: string): { p99: number; mean: number } | null;
+}
+
+const ROLES: readonly WorkerRole[] = ['serving', 'standby', 'starting', 'draining'];
+
+/** `"host:port"`, `"[::1]:port"` or a bare port (127.0.0.1): TCP; anything else: a UNIX socket path. */
+export function metricsAddress(
+  value: string,
+  tmpDir: string,
+): { host: string; port: number } | { path: string } {
+  const tcp = /^(?:(\[[^\]]+\]|[^:/[\]]+):)?(\d{1,5})$/.exec(value);
+  if (tcp) {
+    const port = Number(tcp[2]);
+    if (port < 1 || port > 65535) throw new Error(`metrics: port ${port} is out of range (1-65535)`);
+    return { host: (tcp[1] ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port };
+  }
+  return { path: path.resolve(tmpDir, value) };
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly restartDuration: Histogram;
+  private server: http.Server | null = null;
+  private socketPath: string | null = null;
+
+  constructor(
+    private readonly pool: PoolView,
+    private readonly log: Logger,
+  ) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool
+    // rejects them): the same counts remain as nodejs_active_handles and friends.
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
+      r.removeSingleMetric(name);
+    }
+    const view = () => this.pool.status();
+    new Gauge({
+      name: 'nodesockd_workers',
+      help: 'Live workers by role',
+      labelNames: ['role'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const { workers } = view();
+        for (const role of ROLES) this.set({ role }, workers.filter((w) => w.role === role).length);
+      },
+    });
+    new Counter({
+      name: 'nodesockd_worker_restarts_total',
+      help: 'Replacements of the worker of each slot (crashes, broken reports, promotions)',
+      labelNames: ['slot'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const slot of view().slots) this.inc({ slot: String(slot.index) }, slot.restarts);
+      },
+    });
+    const perWorker = (w: WorkerStatus) => ({
+      slot: w.slot === null ? w.role : String(w.slot),
+      worker: w.id,
+    });
+    new Gauge({
+      name: 'nodesockd_worker_resident_memory_bytes',
+      help: 'Resident memory of each worker process',
+      labelNames: ['slot', 'worker'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const w of view().workers) if (w.rssBytes !== null) this.set(perWorker(w), w.rssBytes);
+      },
+    });
+    new Counter({
+      name: 'nodesockd_worker_cpu_seconds_total',
+      help: 'User and system CPU time of each worker process',
+      labelNames: ['slot', 'worker'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const w of view().workers) if (w.cpuSeconds !== null) this.inc(perWorker(w), w.cpuSeconds);
+      },
+    });
+    new Gauge({
+      name: 'nodesockd_worker_inflight_requests',
+      help: 'Requests in flight in each worker, as its server reports them',
+      labelNames: ['slot', 'worker'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const w of view().workers) if (w.inflight !== null) this.set(perWorker(w), w.inflight);
+      },
+    });
+    const delays = (id: string) => this.pool.eventLoopDelay(id);
+    new Gauge({
+      name: 'nodesockd_worker_event_loop_delay_seconds',
+      help: "99th percentile of each worker's event loop delay over its last report (every 5 s)",
+      labelNames: ['slot', 'worker'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const w of view().workers) {
+          const delay = delays(w.id);
+          if (delay) this.set(perWorker(w), delay.p99);
+        }
+      },
+    });
+    this.restartDuration = new Histogram({
+      name: 'nodesockd_restart_duration_seconds',
+      help: 'Time from the start of a restart to the new generation serving (or failing)',
+      labelNames: ['outcome'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [r],
+    });
+  }
+
+  /** Counts one restart. */
+  observeRestart(ms: number, ok: boolean): void {
+    this.restartDuration.observe({ outcome: ok ? 'ok' : 'failed' }, ms / 1000);
+  }
+
+  /** Serves `GET /metrics` on the address; a failure to listen is reported, never fatal. */
+  async listen(address: { host: string; port: number } | { path: string }): Promise<string> {
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(err)}\n`),
+      );
+    });
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if ('path' in address) {
+        fs.rmSync(address.path, { force: true });
+        server.listen(address.path, resolve);
+      } else {
+        server.listen(address.port, address.host, resolve);
+      }
+    });
+    server.on('error', (err) => this.log.error(`metrics: ${errorMessage(err)}`));
+    this.server = server;
+    if ('path' in address) this.socketPath = address.path;
+    return 'path' in address
+      ? `unix:${address.path}`
+      : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}/metrics`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
+  }
+}
