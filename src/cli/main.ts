@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { ConfigError, loadConfig, logicalCwd } from '../config/load';
+import type { Config } from '../config/schema';
 import { runDaemon } from '../daemon/daemon';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
@@ -19,6 +20,7 @@ import { checkSetup } from './check';
 import { formatStatus } from './format';
 import { nginxConfig, systemdUnit } from './generate';
 import { resolveIpcPath } from './ipc-path';
+import { showLogs } from './logs';
 import { loadOptions, overridesFromOptions } from './overrides';
 import { upgradeDaemon } from './upgrade';
 
@@ -408,6 +410,24 @@ export function buildProgram(): Command {
         ].join('\n'),
       );
       if (findings.some((f) => f.level === 'error')) process.exitCode = 1;
+    });
+
+  addClientOptions(program.command('logs'))
+    .description("print the workers' output from the configured log files (stdout/stderr); -f follows them")
+    .option('-f, --follow', 'keep printing new lines, also across a logrotate reopen (SIGUSR2)')
+    .option('--slot <n>', "only the lines of this slot's workers (by outputPrefix)", nonNegativeInt)
+    .option('-n, --lines <n>', 'lines of history to print first (default 50)', nonNegativeInt)
+    .action(async (opts: ClientOptions & { follow?: boolean; slot?: number; lines?: number }) => {
+      // The running daemon's config when it answers (its files are the ones written), else the files'.
+      const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
+        () => null,
+      );
+      const config = (running?.config as Config | undefined) ?? loadConfig(loadOptions(opts.config)).config;
+      await showLogs(
+        config,
+        { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 },
+        (line) => process.stdout.write(`${line}\n`),
+      );
     });
 
   return program;
