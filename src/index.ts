@@ -7,6 +7,7 @@
  */
 import { nodesockd } from './worker/runtime.js';
 
+export * from './pool/index.js';
 export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './worker/runtime.js';
 export { nodesockd } from './worker/runtime.js';
 export type { ServeInfo, ServeOptions } from './worker/serve.js';
