@@ -139,7 +139,7 @@ export class ServiceAgent extends EventEmitter {
     this.#hopPath = hopPath();
     this.#hop = net.createServer((socket) => this.#onRelayed(socket));
     this.#hop.on('error', (err) => this.log.error(`relay socket: ${describeError(err)}`));
-    this.#hop.listen(this.#hopPath);
+    this.#hop.listen({ path: this.#hopPath, backlog: 1024 });
     this.#hop.unref();
 
     const hopListening = new Promise<void>((resolve) => this.#hop.once('listening', () => resolve()));

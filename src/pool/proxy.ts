@@ -427,10 +427,13 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         agent.inTransit -= 1;
         agent.recount();
         this.#reorder(agent);
-        if (agent.state === 'ready') {
-          this.log.warn(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
-          this.#drain(agent, 0);
-        }
+        const code = (err as NodeJS.ErrnoException).code;
+        if (agent.state === 'ready' && (code === 'ECONNREFUSED' || code === 'ENOENT')) {
+          // Its relay socket is gone: the worker cannot serve; replace it.
+          this.log.warn(`worker ${agent.id} could not take a connection: ${describeError(err)}; replacing it`);
+          this.#drain(agent, this.#drainTimeout);
+          this.#fill();
+        } else this.log.debug(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
         if (attempt < this.#connectAttempts) this.#route(socket, info, attempt + 1);
         else {
           this.log.error(`connection dropped after ${attempt} workers failed to take it`);
@@ -576,8 +579,8 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         `worker ${agent.id} ${ranFor < 0 ? 'failed to start' : 'crashed'}: ${reason.split('\n')[0]}; next start in ${delay} ms`,
       );
       this.emit('crash', agent, reason);
-      this.#scheduleSpawn();
     }
+    this.#fill();
   }
 
   /** Starts workers up to the floor, or for waiting connections, when the backoff allows. */
