@@ -266,3 +266,22 @@ for (const [workerType, version] of [
     }
   });
 }
+
+test('a client destroyed mid-upload costs nothing: the front listens and serves on', async () => {
+  const { proxy, port, server } = await startPool({ workerCount: 1 });
+  try {
+    const client = net.connect(port, '127.0.0.1');
+    await once(client, 'connect');
+    client.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
+    client.write(Buffer.alloc(100_000));
+    await waitFor('the upload to reach the worker', () => proxy.stats().connections === 1);
+    client.destroy();
+    await waitFor('the connection to be gone', () => proxy.stats().connections === 0);
+    assert.equal(server.listening, true);
+    const reply = await request(port, { method: 'POST', body: 'after' });
+    assert.equal(reply.body.toString(), 'after');
+    assert.equal(proxy.stats().crashed, 0);
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
+});
