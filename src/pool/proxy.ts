@@ -430,7 +430,9 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         const code = (err as NodeJS.ErrnoException).code;
         if (agent.state === 'ready' && (code === 'ECONNREFUSED' || code === 'ENOENT')) {
           // Its relay socket is gone: the worker cannot serve; replace it.
-          this.log.warn(`worker ${agent.id} could not take a connection: ${describeError(err)}; replacing it`);
+          this.log.warn(
+            `worker ${agent.id} could not take a connection: ${describeError(err)}; replacing it`,
+          );
           this.#drain(agent, this.#drainTimeout);
           this.#fill();
         } else this.log.debug(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
