@@ -101,9 +101,15 @@ function start(c: Contender): Promise<{ child: ChildProcess; port: number }> {
   });
 }
 
-function stop(child: ChildProcess): void {
+/** SIGTERM first (our pools drain and clean up), then SIGKILL to its process group: the workers too. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  }
   try {
-    if (child.pid) process.kill(-child.pid, 'SIGKILL'); // its process group: the workers too
+    if (child.pid) process.kill(-child.pid, 'SIGKILL');
   } catch {
     // already gone
   }
@@ -164,7 +170,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const { child } of running) stop(child);
+    for (const { child } of running) await stop(child);
   }
   const median = (xs: number[]): number => {
     const s = [...xs].sort((a, b) => a - b);

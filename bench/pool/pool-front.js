@@ -11,3 +11,5 @@ const proxy = createServiceProxy({
 });
 server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 });
 proxy.on('ready', () => console.log(`listening ${server.address().port}`));
+// The bench stops it with SIGTERM: the workers drain and remove their relay sockets.
+process.once('SIGTERM', () => proxy.shutdown({ timeout: 2000 }).finally(() => process.exit(0)));
