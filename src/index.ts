@@ -7,6 +7,7 @@
  */
 import { nodesockd } from './app/runtime.js';
 
+export * from './pool/index.js';
 export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './app/runtime.js';
 export { nodesockd } from './app/runtime.js';
 export type { ServeInfo, ServeOptions } from './app/serve.js';

@@ -1,0 +1,163 @@
+/**
+ * Handing accepted TCP connections to child processes, as node:cluster's round-robin
+ * primary does: the socket's handle (its file descriptor) goes over the child's IPC
+ * channel, and the child serves it. No byte passes through the sender afterwards, and the
+ * child sees the client's own address.
+ *
+ * Sender side: {@link HandoffSender} (one per child). The sender keeps its copy of the handle
+ * until the child confirms it took the socket, so a socket the child could not take (it
+ * exited, its channel closed, or it refused) is still whole and can go to another child.
+ * Receiver side: {@link acceptHandoffs}.
+ *
+ * The socket must not have been read from: accept it with `pauseOnConnect: true`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type net from 'node:net';
+
+const MSG_HANDOFF = 'nodesockd:handoff';
+const MSG_TAKEN = 'nodesockd:handoff-taken';
+
+interface HandoffMessage {
+  type: typeof MSG_HANDOFF;
+  id: number;
+  meta: unknown;
+}
+interface TakenMessage {
+  type: typeof MSG_TAKEN;
+  id: number;
+  ok: boolean;
+  error?: string;
+}
+
+function isMessage<T extends { type: string; id: number }>(value: unknown, type: T['type']): value is T {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { type?: unknown }).type === type &&
+    typeof (value as { id?: unknown }).id === 'number'
+  );
+}
+
+interface Pending {
+  socket: net.Socket;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** Sends accepted sockets to one child process over its IPC channel. */
+export class HandoffSender {
+  readonly #child: ChildProcess;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed: Error | null = null;
+
+  constructor(child: ChildProcess) {
+    if (typeof child.send !== 'function')
+      throw new Error('HandoffSender: the child process has no IPC channel');
+    this.#child = child;
+    child.on('message', this.#onMessage);
+    child.once('exit', (code, signal) => this.close(new Error(`the child exited (${signal ?? code})`)));
+    child.once('disconnect', () => this.close(new Error('the child closed its IPC channel')));
+  }
+
+  /** Sockets sent and not yet confirmed. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Hands `socket` to the child, with `meta` (any JSON value) for the child's callback.
+   * Resolves once the child has the socket; this side's copy is closed then. Rejects, leaving
+   * `socket` untouched, when the child could not take it.
+   */
+  send(socket: net.Socket, meta?: unknown): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { socket, resolve, reject });
+      const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
+      try {
+        this.#child.send(message, socket, { keepOpen: true }, (err) => {
+          if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
+        });
+      } catch (err) {
+        this.#settle(id, err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  /** Fails every unconfirmed send (their sockets stay open for the caller). */
+  close(reason = new Error('the handoff channel was closed')): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#child.removeListener('message', this.#onMessage);
+    for (const id of [...this.#pending.keys()]) this.#settle(id, reason);
+  }
+
+  #onMessage = (message: unknown): void => {
+    if (!isMessage<TakenMessage>(message, MSG_TAKEN)) return;
+    this.#settle(
+      message.id,
+      message.ok ? null : new Error(message.error ?? 'the child refused the connection'),
+    );
+  };
+
+  #settle(id: number, err: Error | null): void {
+    const pending = this.#pending.get(id);
+    if (!pending) return;
+    this.#pending.delete(id);
+    if (err) {
+      pending.reject(err);
+      return;
+    }
+    // The child holds its own descriptor now: closing this copy leaves the connection open.
+    pending.socket.destroy();
+    pending.resolve();
+  }
+}
+
+/**
+ * In the child: calls `onSocket` for every socket handed over by a {@link HandoffSender}.
+ * `onSocket` may throw to refuse the socket (the sender then gives it to someone else).
+ * Returns a function that stops accepting (later handoffs are refused).
+ */
+export function acceptHandoffs(onSocket: (socket: net.Socket, meta: unknown) => void): () => void {
+  if (typeof process.send !== 'function') throw new Error('acceptHandoffs: this process has no IPC channel');
+  let accepting = true;
+  const reply = (message: TakenMessage): void => {
+    try {
+      process.send?.(message);
+    } catch {
+      // The sender is gone; it fails the send on its side.
+    }
+  };
+  const onMessage = (message: unknown, handle: unknown): void => {
+    if (!isMessage<HandoffMessage>(message, MSG_HANDOFF)) return;
+    const socket = handle as net.Socket | undefined;
+    if (!socket) {
+      reply({ type: MSG_TAKEN, id: message.id, ok: false, error: 'the connection closed in transit' });
+      return;
+    }
+    if (!accepting) {
+      reply({ type: MSG_TAKEN, id: message.id, ok: false, error: 'the child is shutting down' });
+      socket.destroy();
+      return;
+    }
+    try {
+      onSocket(socket, message.meta);
+      reply({ type: MSG_TAKEN, id: message.id, ok: true });
+    } catch (err) {
+      reply({
+        type: MSG_TAKEN,
+        id: message.id,
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      socket.destroy();
+    }
+  };
+  process.on('message', onMessage);
+  return () => {
+    accepting = false;
+  };
+}

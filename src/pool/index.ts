@@ -1,0 +1,25 @@
+/** The thread and process pool (SPEC §7): Socketnaut's API, from the package root. */
+export type { ServiceAgentOptions } from './agent.js';
+export { createServiceAgent, ServiceAgent } from './agent.js';
+export { acceptHandoffs, HandoffSender } from './handoff.js';
+export type { LogHandler, LogRecord } from './log.js';
+export {
+  consoleHandler,
+  formatRecord,
+  log,
+  logger,
+  PoolLogger,
+  SyslogLevel,
+  SyslogLevel as Level,
+} from './log.js';
+export type {
+  PoolStats,
+  ServiceProxyEvents,
+  ServiceProxyOptions,
+  ShutdownOptions,
+  WorkerState,
+  WorkerType,
+} from './proxy.js';
+export { createServiceProxy, ServiceProxy, WorkerAgent } from './proxy.js';
+export type { ProxyProtocolVersion } from './proxy-protocol.js';
+export type { ProxySocketAddressInfo } from './types.js';

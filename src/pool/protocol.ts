@@ -1,0 +1,123 @@
+/**
+ * What a pool's front and its workers say to each other: over the worker thread's
+ * `parentPort`, or over a child process's IPC channel. Every message is an object whose
+ * `type` starts with `nodesockd:pool:`, so an app's own messages on the same channel pass by.
+ */
+import type net from 'node:net';
+import type { LogRecord } from './log.js';
+import type { ProxyProtocolVersion } from './proxy-protocol.js';
+import type { ProxySocketAddressInfo } from './types.js';
+
+/** Set in a process worker's environment: the agent talks over the IPC channel. */
+export const POOL_CHILD_ENV = 'NODESOCKD_POOL_CHILD';
+/** The PROXY protocol version the agent writes in front of each connection ('' for none). */
+export const POOL_PROXY_PROTOCOL_ENV = 'NODESOCKD_POOL_PROXY_PROTOCOL';
+
+export const MSG_LISTENING = 'nodesockd:pool:listening';
+export const MSG_LOG = 'nodesockd:pool:log';
+export const MSG_DRAIN = 'nodesockd:pool:drain';
+export const MSG_LOAD = 'nodesockd:pool:load';
+export const MSG_CONFIG = 'nodesockd:pool:config';
+
+/** Worker → front: its server listens; connections may come (over `hop`, or as handles). */
+export interface ListeningMessage {
+  type: typeof MSG_LISTENING;
+  /** How to reach the app's own server (Socketnaut's `socketConnectOpts`); null when it has no address. */
+  connect: net.SocketConnectOpts | null;
+  /** The worker's UNIX socket for relayed connections. */
+  hop: string;
+}
+/** Worker → front: a log record the worker's own level let through. */
+export interface LogMessage {
+  type: typeof MSG_LOG;
+  record: LogRecord;
+}
+/** Worker → front: the worker's open connections (process workers, whose sockets the front does not see). */
+export interface LoadMessage {
+  type: typeof MSG_LOAD;
+  connections: number;
+}
+/** Front → worker: stop accepting, finish what is in flight, exit; force the exit after `timeoutMs`. */
+export interface DrainMessage {
+  type: typeof MSG_DRAIN;
+  timeoutMs: number;
+}
+/** Front → thread worker, first message: the options a thread cannot read from its environment. */
+export interface ConfigMessage {
+  type: typeof MSG_CONFIG;
+  proxyProtocol: ProxyProtocolVersion | null;
+}
+
+export type WorkerToFront = ListeningMessage | LogMessage | LoadMessage;
+export type FrontToWorker = DrainMessage | ConfigMessage;
+
+function hasType(value: unknown): value is { type: unknown } {
+  return typeof value === 'object' && value !== null && 'type' in value;
+}
+
+export function isWorkerToFront(value: unknown): value is WorkerToFront {
+  return (
+    hasType(value) && (value.type === MSG_LISTENING || value.type === MSG_LOG || value.type === MSG_LOAD)
+  );
+}
+
+export function isFrontToWorker(value: unknown): value is FrontToWorker {
+  return hasType(value) && (value.type === MSG_DRAIN || value.type === MSG_CONFIG);
+}
+
+/**
+ * The relay's own header on the worker's UNIX socket: a 4-byte length and the client's
+ * address info as JSON, written by the front before the client's first byte.
+ */
+export function hopHeader(info: ProxySocketAddressInfo): Buffer {
+  const json = Buffer.from(JSON.stringify(info), 'utf8');
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(json.length, 0);
+  return Buffer.concat([head, json]);
+}
+
+const MAX_HOP_HEADER = 4096;
+
+/**
+ * Reads a {@link hopHeader} off a relayed connection. The bytes after it stay buffered in the
+ * socket, which is left as new (not flowing), so a server the socket is handed to reads them first.
+ */
+export function readHopHeader(socket: net.Socket): Promise<ProxySocketAddressInfo> {
+  return new Promise((resolve, reject) => {
+    let length = -1;
+    const done = (err: Error | null, info?: ProxySocketAddressInfo): void => {
+      socket.removeListener('readable', onReadable);
+      socket.removeListener('error', onError);
+      socket.removeListener('end', onEnd);
+      if (err) reject(err);
+      else {
+        // Back to the state of a fresh socket: the next 'data' listener starts the flow.
+        Reflect.set(socket, 'readableFlowing', null);
+        resolve(info as ProxySocketAddressInfo);
+      }
+    };
+    const onReadable = (): void => {
+      if (length < 0) {
+        const head = socket.read(4) as Buffer | null;
+        if (head === null) return;
+        length = head.readUInt32BE(0);
+        if (length > MAX_HOP_HEADER) {
+          done(new Error(`relay header of ${length} bytes is too long`));
+          return;
+        }
+      }
+      const body = socket.read(length) as Buffer | null;
+      if (body === null) return;
+      try {
+        done(null, JSON.parse(body.toString('utf8')) as ProxySocketAddressInfo);
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const onError = (err: Error): void => done(err);
+    const onEnd = (): void => done(new Error('the relayed connection ended before its header'));
+    socket.on('readable', onReadable);
+    socket.on('error', onError);
+    socket.on('end', onEnd);
+  });
+}

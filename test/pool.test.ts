@@ -1,0 +1,287 @@
+/**
+ * The pool's behaviour beyond Socketnaut: client address info under concurrency (TCP and
+ * UNIX-socket workers, threads and processes), restart with backoff, 'ready' never lost,
+ * graceful shutdown with idle keep-alive clients, scale up and down, a failed worker
+ * connection retried elsewhere, and the PROXY protocol.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import {
+  createServiceProxy,
+  type ProxySocketAddressInfo,
+  type ServiceProxy,
+  type ServiceProxyOptions,
+  type WorkerAgent,
+} from '../src/index.js';
+import { ensureBuilt, FIXTURES, HTTP_WORKER, json, portOf, request } from './fixtures/pool/harness.js';
+import { waitFor } from './helpers/wait.js';
+
+before(() => ensureBuilt());
+
+interface Fixture {
+  unix?: boolean;
+  throwOnLoad?: boolean;
+  level?: number;
+}
+
+/** A pool of the HTTP fixture on 127.0.0.1, listening, with the fixture's options for threads and processes. */
+async function startPool(
+  options: Omit<ServiceProxyOptions, 'server' | 'workerURL'> & { fixture?: Fixture; workerURL?: string },
+  waitReady = true,
+): Promise<{ proxy: ServiceProxy<Worker | ChildProcess>; port: number; server: net.Server }> {
+  const server = net.createServer();
+  const fixture = options.fixture ?? {};
+  const proxy = createServiceProxy({
+    workerURL: HTTP_WORKER,
+    ...options,
+    server,
+    workerOptions: { workerData: fixture, env: { ...process.env, POOL_FIXTURE: JSON.stringify(fixture) } },
+  }) as ServiceProxy<Worker | ChildProcess>;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  if (waitReady) await once(proxy, 'ready');
+  return { proxy, port: portOf(server), server };
+}
+
+interface JsonReply {
+  info: ProxySocketAddressInfo;
+  remoteAddress?: string;
+  pid: number;
+  threadId: number;
+}
+
+for (const workerType of ['thread', 'process'] as const) {
+  describe(`${workerType} workers`, () => {
+    for (const unix of [false, true]) {
+      test(`24 concurrent clients each get their own address info (workers on ${unix ? 'UNIX sockets' : 'TCP'})`, async () => {
+        const { proxy, port } = await startPool({ workerType, workerCount: 2, fixture: { unix } });
+        try {
+          const replies = await Promise.all(
+            Array.from({ length: 24 }, () => request(port, { path: '/json' })),
+          );
+          const seen = new Set<number>();
+          for (const r of replies) {
+            assert.equal(r.status, 200, r.body.toString());
+            const body = JSON.parse(r.body.toString()) as JsonReply;
+            assert.equal(body.info.remote.port, r.localPort);
+            assert.equal(body.info.remote.address, '127.0.0.1');
+            assert.equal(body.info.local.port, port);
+            if (workerType === 'process') assert.equal(body.remoteAddress, '127.0.0.1');
+            seen.add(body.info.remote.port);
+          }
+          assert.equal(seen.size, 24);
+          // Both workers served.
+          assert.equal(new Set(replies.map((r) => r.headers['x-worker'])).size, 2);
+        } finally {
+          await proxy.shutdown({ timeout: 2000 });
+        }
+      });
+    }
+
+    test('a worker that throws on load is restarted with backoff, and never reported ready', async () => {
+      const spawns: number[] = [];
+      const exits: number[] = [];
+      const { proxy } = await startPool(
+        {
+          workerType,
+          minWorkers: 1,
+          restartDelay: { initial: 40, max: 160 },
+          fixture: { throwOnLoad: true },
+        },
+        false,
+      );
+      let ready = false;
+      proxy.on('ready', () => {
+        ready = true;
+      });
+      proxy.on('spawn', () => spawns.push(Date.now()));
+      proxy.on('exit', () => exits.push(Date.now()));
+      const crashes: string[] = [];
+      proxy.on('crash', (_a: WorkerAgent<Worker | ChildProcess>, reason: string) => crashes.push(reason));
+      await waitFor('four restarts', () => spawns.length >= 4);
+      await proxy.shutdown({ timeout: 1000 });
+      assert.equal(ready, false);
+      assert.ok(crashes.length >= 4);
+      if (workerType === 'thread') assert.match(crashes[0], /thrown while loading/);
+      // The first spawn came from the constructor; each restart waited at least its delay.
+      const expected = [40, 80, 160, 160];
+      for (let i = 0; i < 4 && i + 1 < spawns.length; i++) {
+        assert.ok(
+          spawns[i + 1] - exits[i] >= expected[i] - 2,
+          `restart ${i + 1} came ${spawns[i + 1] - exits[i]} ms after the exit (backoff ${expected[i]} ms)`,
+        );
+      }
+    });
+
+    test('a worker that throws on a request is replaced and the pool goes on serving', async () => {
+      const { proxy, port } = await startPool({ workerType, workerCount: 2 });
+      try {
+        const crashed = once(proxy, 'crash');
+        await assert.rejects(request(port, { path: '/throw' }));
+        await crashed;
+        await waitFor('two ready workers again', () => proxy.stats().ready === 2);
+        const replies = await Promise.all(Array.from({ length: 4 }, () => json<JsonReply>(port)));
+        assert.equal(replies.length, 4);
+        assert.equal(proxy.stats().crashed, 1);
+      } finally {
+        await proxy.shutdown({ timeout: 2000 });
+      }
+    });
+
+    test('shutdown() with an idle keep-alive client ends within its timeout and lets an in-flight request finish', async () => {
+      const { proxy, port } = await startPool({ workerType, workerCount: 1 });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+      try {
+        await json<JsonReply>(port, '/json', agent); // leaves an idle keep-alive connection
+        const slow = request(port, { path: '/slow/300', method: 'POST', body: 'in flight' });
+        await waitFor('the slow request to reach its worker', () => proxy.stats().connections >= 2);
+        const started = Date.now();
+        const results = await proxy.shutdown({ timeout: 8000 });
+        const took = Date.now() - started;
+        assert.ok(took < 8000, `shutdown took ${took} ms`);
+        assert.deepEqual(results, [{ status: 'fulfilled', value: 0 }]);
+        const reply = await slow;
+        assert.equal(reply.status, 200);
+        assert.equal(reply.body.toString(), 'in flight');
+      } finally {
+        agent.destroy();
+      }
+    });
+  });
+}
+
+test("'ready' is never lost: minWorkers 0, and a listener attached after the constructor and an await", async () => {
+  const server = net.createServer();
+  const proxy = createServiceProxy({ server, workerURL: HTTP_WORKER, maxWorkers: 2 });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const first = await once(proxy, 'ready'); // attached ticks after the constructor
+  assert.deepEqual(first, []);
+  const again = await once(proxy, 'ready'); // attached after 'ready' was surely emitted
+  assert.deepEqual(again, []);
+  // On demand, the first connection starts a worker.
+  const reply = await json<JsonReply>(portOf(server));
+  assert.ok(reply.threadId > 0);
+  await proxy.shutdown({ timeout: 2000 });
+});
+
+test('scale up under a bounded load, then down one idle worker at a time after the grace period', async () => {
+  const { proxy, port } = await startPool({
+    minWorkers: 1,
+    maxWorkers: 4,
+    workersCheckingInterval: 50,
+    idleTimeout: 200,
+  });
+  try {
+    const exits: number[] = [];
+    proxy.on('exit', () => exits.push(proxy.agents.length));
+    const load = Array.from({ length: 4 }, () =>
+      request(port, { path: '/slow/400', method: 'POST', body: 'x' }),
+    );
+    await waitFor('four workers', () => proxy.stats().workers === 4);
+    assert.equal(proxy.stats().connections, 4);
+    await Promise.all(load);
+    await waitFor('back to the floor', () => proxy.stats().workers === 1 && proxy.stats().draining === 0, {
+      timeoutMs: 20_000,
+    });
+    // Each check stops at most one worker: the pool shrank 3, 2, 1.
+    assert.deepEqual(exits, [3, 2, 1]);
+    assert.equal(proxy.stats().crashed, 0);
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
+});
+
+test('a connection a worker cannot take is retried on another worker', async () => {
+  const { proxy, port } = await startPool({ workerCount: 2, connectAttempts: 3 });
+  try {
+    const broken = proxy.agents[0];
+    assert.ok(broken.worker instanceof Worker);
+    const brokenThread = broken.worker.threadId;
+    fs.rmSync(broken.hop ?? '', { force: true }); // its relay socket is gone: connects fail
+    const replies = await Promise.all(Array.from({ length: 6 }, () => json<JsonReply>(port)));
+    assert.ok(replies.every((r) => r.threadId !== brokenThread));
+    // The broken worker was retired and replaced.
+    await waitFor('a replacement', () => proxy.stats().ready === 2 && !proxy.agents.includes(broken));
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
+});
+
+function parseV1(header: string): string[] {
+  assert.match(header, /^PROXY TCP4 [^\r]*\r\n/);
+  return header.split('\r\n')[0].split(' ');
+}
+
+for (const [workerType, version] of [
+  ['thread', 'v1'],
+  ['thread', 'v2'],
+  ['process', 'v1'],
+  ['process', 'v2'],
+] as const) {
+  test(`the PROXY protocol ${version} header reaches ${workerType} workers`, async () => {
+    const server = net.createServer();
+    const proxy = createServiceProxy({
+      server,
+      workerType,
+      workerCount: 1,
+      proxyProtocol: version,
+      workerURL: path.join(FIXTURES, 'proxy-protocol-worker.js'),
+    });
+    server.listen(0, '127.0.0.1');
+    await once(proxy, 'ready');
+    try {
+      const client = net.connect(portOf(server), '127.0.0.1');
+      await once(client, 'connect');
+      client.write('hello');
+      const chunks: Buffer[] = [];
+      client.on('data', (c: Buffer) => chunks.push(c));
+      await once(client, 'end');
+      const got = Buffer.from(Buffer.concat(chunks).toString(), 'base64');
+      if (version === 'v1') {
+        const [, , src, dst, sport, dport] = parseV1(got.toString('latin1'));
+        assert.deepEqual(
+          [src, dst, Number(sport), Number(dport)],
+          ['127.0.0.1', '127.0.0.1', client.localPort, portOf(server)],
+        );
+      } else {
+        assert.equal(got.subarray(0, 12).toString('latin1'), '\r\n\r\n\0\r\nQUIT\n');
+        assert.equal(got[12], 0x21);
+        assert.equal(got[13], 0x11);
+        assert.equal(got.readUInt16BE(14), 12);
+        assert.equal([...got.subarray(16, 20)].join('.'), '127.0.0.1');
+        assert.equal(got.readUInt16BE(24), client.localPort);
+        assert.equal(got.readUInt16BE(26), portOf(server));
+      }
+      client.destroy();
+    } finally {
+      await proxy.shutdown({ timeout: 2000 });
+    }
+  });
+}
+
+test('a client destroyed mid-upload costs nothing: the front listens and serves on', async () => {
+  const { proxy, port, server } = await startPool({ workerCount: 1 });
+  try {
+    const client = net.connect(port, '127.0.0.1');
+    await once(client, 'connect');
+    client.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n');
+    client.write(Buffer.alloc(100_000));
+    await waitFor('the upload to reach the worker', () => proxy.stats().connections === 1);
+    client.destroy();
+    await waitFor('the connection to be gone', () => proxy.stats().connections === 0);
+    assert.equal(server.listening, true);
+    const reply = await request(port, { method: 'POST', body: 'after' });
+    assert.equal(reply.body.toString(), 'after');
+    assert.equal(proxy.stats().crashed, 0);
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
+});
