@@ -122,7 +122,7 @@ describe('tmpDir removed under a running daemon', () => {
 describe('tmpDir turned read-only under a running daemon', () => {
   test('SIGTERM still drains the workers and the daemon exits', async (t) => {
     app = makeApp({ workers: 2, shutdownTimeout: 3000, killTimeout: 1000 }, 'lib.js');
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', app.tmpDir]);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0750', 'tmpfs', app.tmpDir]);
     if (mounted.status !== 0) {
       t.skip(`cannot mount a tmpfs here (${String(mounted.stderr).trim()})`);
       return;

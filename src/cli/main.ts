@@ -23,6 +23,7 @@ import { resolveIpcPath } from './ipc-path';
 import { showLogs } from './logs';
 import { loadOptions, overridesFromOptions } from './overrides';
 import { upgradeDaemon } from './upgrade';
+import { watch, withProgress } from './watch';
 
 interface ClientOptions {
   config?: string;
@@ -216,10 +217,12 @@ export function buildProgram(): Command {
     .action(
       async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
         if (opts.upgrade) await upgradeDaemon(ipcPath(opts), (line) => console.log(line));
-        const reply = await request(ipcPath(opts), 'restart', {
-          suspended: opts.suspended === true,
-          maxAttempts: opts.maxAttempts,
-        });
+        const target = ipcPath(opts);
+        const reply = await withProgress(
+          'restart',
+          request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
+          () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
+        );
         const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
         console.log(
           `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
@@ -334,8 +337,12 @@ export function buildProgram(): Command {
   addClientOptions(program.command('status'))
     .description('show the daemon and its workers')
     .option('--json', 'machine-readable output')
-    .action(async (opts: ClientOptions) => {
-      const status = await request(ipcPath(opts), 'status', undefined, { timeoutMs: 10_000 });
+    .option('-w, --watch', 'redraw every second (on a terminal) until Ctrl-C')
+    .action(async (opts: ClientOptions & { watch?: boolean }) => {
+      const target = ipcPath(opts);
+      const load = () => request(target, 'status', undefined, { timeoutMs: 10_000 });
+      if (opts.watch) await watch(load, (status) => formatStatus(status));
+      const status = await load();
       print(opts, status, () => formatStatus(status));
     });
 
