@@ -74,7 +74,7 @@ export function groupedBarChart(series: string[], panels: Panel[]): string {
   const height = legendH + panels.length * PANEL_HEIGHT;
   const legend = series
     .map((s, i) => {
-      const x = MARGIN.left + i * 200;
+      const x = MARGIN.left + (i * (WIDTH - MARGIN.left)) / series.length;
       return `<rect x="${x}" y="10" width="14" height="14" fill="${COLORS[i % COLORS.length]}"/><text x="${x + 20}" y="22" font-size="13">${esc(s)}</text>`;
     })
     .join('\n');
