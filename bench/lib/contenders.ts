@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort, prepareSocketDir, probe, waitFor } from './nginx';
-import { type Run, sweep } from './run';
+import { type Child, type Run, sweep } from './run';
 
 export interface Timing {
   /** Wall time from spawning the command to its exit. */
@@ -29,6 +29,8 @@ export interface Env {
 /** A running backend: what nginx proxies to, how to restart it, how to stop it. */
 export interface Backend {
   upstreams: string[];
+  /** The manager's own process: nodesockd's daemon, pm2's daemon. */
+  managerPid?: number;
   restart(): Promise<Timing>;
   /** The manager's cheapest CLI round trip (`status`, `pm2 ping`): the fixed cost of any command. */
   ping(): Promise<Timing>;
@@ -88,8 +90,8 @@ function readLog(file: string): string {
   }
 }
 
-/** nodesockd with 2 workers, run as `dist/cli/bin.js daemon -c <generated config>`. */
-export async function startNodesockd(env: Env, dir: string, script: string): Promise<Backend> {
+/** nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`. */
+export async function startNodesockd(env: Env, dir: string, script: string, workers = 2): Promise<Backend> {
   const { run } = env;
   const bin = path.join(env.pkgDir, 'dist/cli/bin.js');
   const tmpDir = path.join(dir, 'run');
@@ -101,7 +103,7 @@ export async function startNodesockd(env: Env, dir: string, script: string): Pro
     script,
     tmpDir: 'run',
     name: 'app',
-    workers: 2,
+    workers,
     // Must equal nginx's upstream keepalive_timeout (SPEC §4.3, docs/config.md).
     upstreamKeepaliveTimeout: keepaliveMs,
     // A drain under load ends with the last Connection: close; idle upstream connections end
@@ -125,13 +127,13 @@ export async function startNodesockd(env: Env, dir: string, script: string): Pro
   const cli = (...args: string[]) => timed(run, [bin, ...args, '-c', configFile]);
   try {
     await waitFor(
-      'nodesockd: 2 workers online',
+      `nodesockd: ${workers} workers online`,
       async () => {
         if (daemon.proc.exitCode !== null) throw new Error('the daemon exited');
         const s = await cli('status', '--json');
         if (!s.ok) return false;
         const status = JSON.parse(s.output) as { workers: Array<{ slot: number | null; state: string }> };
-        return status.workers.filter((w) => w.slot !== null && w.state === 'online').length >= 2;
+        return status.workers.filter((w) => w.slot !== null && w.state === 'online').length >= workers;
       },
       30_000,
     );
@@ -139,7 +141,8 @@ export async function startNodesockd(env: Env, dir: string, script: string): Pro
     throw new Error(`${(err as Error).message}\n--- daemon log ---\n${readLog(logFile)}`);
   }
   return {
-    upstreams: [0, 1].map((slot) => `unix:${path.join(tmpDir, `app.${slot}.sock`)}`),
+    upstreams: Array.from({ length: workers }, (_, slot) => `unix:${path.join(tmpDir, `app.${slot}.sock`)}`),
+    managerPid: daemon.proc.pid,
     restart: () => cli('restart'),
     ping: () => cli('status'),
     stop: async () => {
@@ -170,8 +173,14 @@ export function pm2Version(root: string): string {
   }
 }
 
-/** pm2 cluster mode, 2 instances of the app on a loopback TCP port, PM2_HOME inside the run. */
-export async function startPm2(env: Env, dir: string, script: string, repoRoot: string): Promise<Backend> {
+/** pm2 cluster mode, `instances` instances of the app on a loopback TCP port, PM2_HOME inside the run. */
+export async function startPm2(
+  env: Env,
+  dir: string,
+  script: string,
+  repoRoot: string,
+  instances = 2,
+): Promise<Backend> {
   const { run } = env;
   const home = path.join(dir, 'home');
   fs.mkdirSync(home, { recursive: true });
@@ -182,7 +191,7 @@ export async function startPm2(env: Env, dir: string, script: string, repoRoot: 
         name: PM2_APP,
         script,
         exec_mode: 'cluster',
-        instances: 2,
+        instances,
         env: { PORT: String(port) },
         out_file: path.join(dir, 'app.out.log'),
         error_file: path.join(dir, 'app.err.log'),
@@ -196,7 +205,8 @@ export async function startPm2(env: Env, dir: string, script: string, repoRoot: 
   const pm2 = (...args: string[]) => timed(run, [pm2Bin(repoRoot), ...args], pm2Env);
   const kill = async (): Promise<string[]> => {
     await timed(run, [pm2Bin(repoRoot), 'kill'], pm2Env, true);
-    return sweep(`${home}/`);
+    // pm2 names its daemon after PM2_HOME without a trailing slash: sweep the whole dir.
+    return sweep(`${dir}/`);
   };
   const unhook = run.onCleanup('pm2 kill', async () => {
     await kill();
@@ -204,8 +214,11 @@ export async function startPm2(env: Env, dir: string, script: string, repoRoot: 
   const started = await pm2('start', ecosystemFile);
   if (!started.ok) throw new Error(`pm2 start failed:\n${started.output}`);
   await waitFor('pm2: the app to answer', async () => (await probe(port)) === 200, 30_000);
+  // pm2's daemon (God) is also the cluster master, which accepts connections for the instances.
+  const godPid = Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8').trim());
   return {
     upstreams: [`127.0.0.1:${port}`],
+    managerPid: Number.isInteger(godPid) && godPid > 0 ? godPid : undefined,
     restart: () => pm2('reload', PM2_APP),
     ping: () => pm2('ping'),
     stop: async () => {
@@ -215,4 +228,77 @@ export async function startPm2(env: Env, dir: string, script: string, repoRoot: 
     },
     log: () => readLog(path.join(home, 'pm2.log')) + readLog(path.join(dir, 'app.err.log')),
   };
+}
+
+/**
+ * The app with no manager: `workers` processes of `node app.js`, each on its own UNIX socket
+ * (`LISTEN_ON`, in a SETGID socket directory as nodesockd's) or its own loopback TCP port
+ * (`PORT`). The limit nodesockd's data path is measured against. It has no restart.
+ */
+export async function startStandalone(
+  env: Env,
+  dir: string,
+  script: string,
+  workers: number,
+  transport: 'unix' | 'tcp',
+  /** Each process in its own session (setsid), as nodesockd starts its workers. */
+  ownSession = false,
+): Promise<Backend> {
+  const { run } = env;
+  const sockDir = path.join(dir, 'run');
+  prepareSocketDir(sockDir);
+  const upstreams: string[] = [];
+  const children: Child[] = [];
+  for (let i = 0; i < workers; i++) {
+    const sock = path.join(sockDir, `app.${i}.sock`);
+    const port = transport === 'tcp' ? await freePort() : 0;
+    const listenEnv = transport === 'unix' ? { LISTEN_ON: sock } : { PORT: String(port) };
+    const child = run.spawn(process.execPath, [script], {
+      cwd: path.dirname(script),
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: ownSession,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...listenEnv },
+    });
+    children.push(child);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.proc.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('listening')) resolve();
+      });
+      void child.exited.then((e) =>
+        reject(new Error(`${script} exited (${e.code ?? e.signal}) before listening`)),
+      );
+    });
+    child.proc.stdout!.resume();
+    if (transport === 'unix') {
+      // nginx's workers (nobody, the directory's group) need write access to connect, as the
+      // daemon's umask 007 gives them on nodesockd's sockets.
+      fs.chmodSync(sock, 0o770);
+      upstreams.push(`unix:${sock}`);
+    } else {
+      upstreams.push(`127.0.0.1:${port}`);
+    }
+  }
+  const noRestart = async (): Promise<Timing> => ({ ms: Number.NaN, ok: false, output: 'no manager' });
+  return {
+    upstreams,
+    restart: noRestart,
+    ping: noRestart,
+    stop: async () => {
+      await Promise.all(children.map((c) => c.stop('SIGTERM', 2000)));
+      return sweep(`${dir}/`);
+    },
+    log: () => '',
+  };
+}
+
+/** VmRSS of a process in kB, from /proc/<pid>/status; NaN when it is gone. */
+export function rssKiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 }

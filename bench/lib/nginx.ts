@@ -43,7 +43,10 @@ export interface NginxOptions {
   /** `unix:/path` or `127.0.0.1:port` entries of the upstream. */
   upstreams: string[];
   keepaliveSeconds: number;
-  /** Idle upstream connections each nginx worker caches (`keepalive N`). */
+  /**
+   * Idle upstream connections each nginx worker caches (`keepalive N`); 0 = no upstream
+   * keepalive: nginx closes each upstream connection after its response.
+   */
   keepaliveConnections: number;
   workerProcesses: number;
 }
@@ -61,16 +64,26 @@ export class Nginx {
     const confFile = writeNginxConf(dir, {
       port,
       upstreams: options.upstreams,
-      keepaliveConnections: options.keepaliveConnections,
+      keepaliveConnections: Math.max(1, options.keepaliveConnections),
       keepaliveSeconds: options.keepaliveSeconds,
       workerProcesses: options.workerProcesses,
       workerConnections: 4096,
       // Lets the wrk script count failures by method, nginx's own 502 pages included.
       locationExtra: 'add_header X-Method $request_method always;',
     });
+    if (options.keepaliveConnections === 0) {
+      // nginx has no `keepalive 0`: without the directives it caches no upstream connection.
+      const conf = fs.readFileSync(confFile, 'utf8').replace(/^\s*keepalive(_timeout)? \S+;\n/gm, '');
+      fs.writeFileSync(confFile, conf);
+    }
     const errorLog = path.join(dir, 'error.log');
     const child = run.spawn(NGINX_BIN, ['-p', dir, '-c', confFile, '-e', errorLog, '-g', 'daemon off;'], {
       stdio: ['ignore', 'ignore', 'inherit'],
+      // Its own session, as a daemonized nginx in production: with the kernel's autogroup
+      // scheduling (kernel.sched_autogroup_enabled=1, processes in the root cpu cgroup) each
+      // session is one scheduling group, and nginx sharing the bench's group with wrk got a
+      // fraction of the CPU that depended on how many sessions the contender's workers used.
+      detached: true,
     });
     const nginx = new Nginx(child, port, dir);
     await waitFor('nginx to answer', async () => {

@@ -57,7 +57,9 @@ export async function runWrk(run: Run, o: WrkOptions): Promise<WrkResult> {
       WRK_SCRIPT,
       `http://127.0.0.1:${o.port}/`,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own session (one scheduling group under autogroup), like nginx: the load generator
+    // stands for remote clients and must not share a group with the app processes it loads.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   let out = '';
   child.proc.stdout!.on('data', (chunk: Buffer) => {
