@@ -7,7 +7,6 @@
  */
 import { nodesockd } from './app/runtime.js';
 
-export * from './pool/index.js';
 export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './app/runtime.js';
 export { nodesockd } from './app/runtime.js';
 export type { ServeInfo, ServeOptions } from './app/serve.js';
@@ -19,5 +18,6 @@ export type {
   SuspendFunction,
 } from './app/suspend.js';
 export { suspend } from './app/suspend.js';
+export * from './pool/index.js';
 
 export default nodesockd;
