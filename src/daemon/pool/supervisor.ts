@@ -10,7 +10,6 @@ import type {
 import { errorMessage, type Logger } from '../../log';
 import { type Clock, systemClock } from '../clock';
 import type { WorkerOutput } from '../output';
-import { readProcStats } from '../proc';
 import type { Publisher } from '../publisher';
 import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
@@ -23,6 +22,7 @@ import type { RestartPolicyOptions } from './restart-policy';
 import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
 import { StandbyPool } from './standby-pool';
+import { poolStatus } from './status';
 
 type StartOptions = RestartOptions;
 
@@ -341,35 +341,7 @@ export class Supervisor {
   }
 
   status(): { slots: SlotStatus[]; workers: WorkerStatus[] } {
-    const slots = this.slots.list().map((s) => ({
-      index: s.index,
-      publishedPath: this.slots.publisher.publishedPath(s.index),
-      workerId: s.worker?.id ?? null,
-      restarts: s.restarts,
-      nextRetryAt: s.retry?.at ?? null,
-      backoffMs: s.retry?.delayMs ?? (s.policy.failures > 0 ? s.policy.currentDelay : null),
-      lastExit: s.lastExit,
-    }));
-    const workers = this.listWorkers().map(({ worker: w, role, slot }): WorkerStatus => {
-      const stats = w.pid !== null ? readProcStats(w.pid) : null;
-      return {
-        id: w.id,
-        slot,
-        role,
-        pid: w.pid,
-        state: w.state,
-        since: w.since,
-        startedAt: w.startedAt,
-        generation: w.generation,
-        restarts: slot === null ? 0 : (this.slots.list()[slot]?.restarts ?? 0),
-        rssBytes: stats?.rssBytes ?? null,
-        cpuSeconds: stats?.cpuSeconds ?? null,
-        inflight: w.inflight,
-        lastExit: w.exitInfo ? describeExit(w.exitInfo) : null,
-      };
-    });
-    workers.sort((a, b) => (a.slot ?? 1e9) - (b.slot ?? 1e9) || a.startedAt - b.startedAt);
-    return { slots, workers };
+    return poolStatus(this.slots, this.listWorkers());
   }
 
   /** What a daemon taking over from this one needs. */
