@@ -59,14 +59,14 @@ const USAGE = `Usage: npm run bench:restart -- [options]
   --keepalive <s>       nginx upstream keepalive_timeout = nodesockd upstreamKeepaliveTimeout, 2-10 (default 4)
   --upstream-keepalive <n>  nginx upstream keepalive connections (default 16)
   --nginx-workers <n>   nginx worker_processes (default 1)
-  --only <list>         comma-separated subset of serve,plain,pm2,pm2-serve (default all)
+  --only <list>         comma-separated subset of serve,plain,plain-orig,pm2,pm2-serve (default all)
   --no-build            do not rebuild dist/ even if src/ is newer
   --no-write            do not write bench/results/
   --verbose             print the daemon/pm2 logs of every contender
   -h, --help`;
 
-type Key = 'serve' | 'plain' | 'pm2' | 'pm2-serve';
-const KEYS: Key[] = ['serve', 'plain', 'pm2', 'pm2-serve'];
+type Key = 'serve' | 'plain' | 'plain-orig' | 'pm2' | 'pm2-serve';
+const KEYS: Key[] = ['serve', 'plain', 'plain-orig', 'pm2', 'pm2-serve'];
 type App = 'serve-app.js' | 'plain-app.js';
 
 interface ContenderSpec {
@@ -79,6 +79,8 @@ interface ContenderSpec {
    * serve() does not treat as a shutdown outside nodesockd: pm2 + serve() is for throughput.
    */
   restarts: boolean;
+  /** nginx's upstream block as the original nodesockd documents it: no `max_fails=0`. */
+  originalUpstream?: boolean;
   start(env: Env, dir: string, script: string): Promise<Backend>;
 }
 
@@ -97,6 +99,15 @@ const SPECS: ContenderSpec[] = [
     manager: 'nodesockd',
     app: 'plain-app.js',
     restarts: true,
+    start: (env, dir, script) => startNodesockd(env, dir, script),
+  },
+  {
+    key: 'plain-orig',
+    label: "nodesockd + plain app, original docs' upstream (no max_fails)",
+    manager: 'nodesockd',
+    app: 'plain-app.js',
+    restarts: true,
+    originalUpstream: true,
     start: (env, dir, script) => startNodesockd(env, dir, script),
   },
   {
@@ -232,6 +243,7 @@ async function startContender(env: Env, o: Options, spec: ContenderSpec): Promis
     keepaliveSeconds: o.keepalive,
     keepaliveConnections: o.upstreamKeepalive,
     workerProcesses: o.nginxWorkers,
+    maxFails: spec.originalUpstream ? null : 0,
   });
   const unhookNginx = run.onCleanup('nginx', () => nginx.stop());
   const statusGet = await probe(nginx.port);

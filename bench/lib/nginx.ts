@@ -49,6 +49,8 @@ export interface NginxOptions {
    */
   keepaliveConnections: number;
   workerProcesses: number;
+  /** `max_fails` of the upstream servers (0); null leaves it out (nginx's default, 1). */
+  maxFails?: number | null;
 }
 
 export class Nginx {
@@ -67,6 +69,7 @@ export class Nginx {
       keepaliveConnections: Math.max(1, options.keepaliveConnections),
       keepaliveSeconds: options.keepaliveSeconds,
       workerProcesses: options.workerProcesses,
+      maxFails: options.maxFails,
       workerConnections: 4096,
       // Lets the wrk script count failures by method, nginx's own 502 pages included.
       locationExtra: 'add_header X-Method $request_method always;',
