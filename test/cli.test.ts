@@ -232,6 +232,16 @@ describe('usage errors', () => {
     assert.match(other.stderr, /command must come first: nodesockd status/);
   });
 
+  test('the original short options: -d on daemon, -s on start and restart, --ipc on client commands', async () => {
+    const daemon = await cli(['daemon', '--help']);
+    assert.match(daemon.stdout, /-d, --dev-server \[port\]/);
+    for (const command of ['start', 'restart']) {
+      const help = await cli([command, '--help']);
+      assert.match(help.stdout, /-s, --suspended/);
+      assert.match(help.stdout, /--ipc <path>/);
+    }
+  });
+
   test('--ipc and --ipc-file that disagree are one clear error', async () => {
     const r = await cli(['status', '--ipc', '/a.ipc', '--ipc-file', '/b.ipc'], MUST_FAIL);
     assert.equal(r.code, 1);

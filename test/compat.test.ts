@@ -147,6 +147,11 @@ describe('the original v2 example', () => {
     assert.equal(failed[0]!.ok, false);
     assert.deepEqual(failed[0]!.items, ['first']);
     assert.match(!failed[0]!.ok ? failed[0]!.error : '', /stream broke/);
+    // One deadline for a worker's whole answer: a stream that never ends is an error with its items.
+    const [hung] = await sendReq(daemon!, ['stream-hang', '-w', '1', '--timeout', '300']);
+    assert.ok(hung && !hung.ok);
+    assert.deepEqual(hung.items, ['before the hang']);
+    assert.match(hung.error, /the streamed reply did not end within 300 ms/);
   });
 
   test("a worker's messages and requests to '!self' reach every other worker, the standby too", async () => {
@@ -287,6 +292,15 @@ describe('nodesockd/client', () => {
     assert.ok((await client.resumeWorkers()).resumed >= 1);
     const restarted = await client.restartWorkers();
     assert.equal(restarted.workers.length, 3);
+    assert.equal((await client.setStandbyCount(1)).standby, 1);
+    // reloadConfig and restartWorkers(…, upgrade) re-read the file: workers: 2 again.
+    assert.ok((await client.reloadConfig()).actions.length > 0);
+    fs.writeFileSync(
+      app.configFile,
+      fs.readFileSync(app.configFile, 'utf8').replace('workers: 2', 'workers: 1'),
+    );
+    const upgraded = await client.restartWorkers(false, undefined, true);
+    assert.equal(upgraded.workers.length, 1);
     assert.ok((await client.getConfig()).files.length >= 1);
     const pid = await client.terminateDaemon();
     assert.equal(pid, daemon.child.pid);

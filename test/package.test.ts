@@ -201,7 +201,8 @@ test('the types resolve from both module systems', () => {
     path.join(app, 'consumer.mts'),
     `
 import http from 'node:http';
-import nodesockd, { type ServeInfo, serve, suspend } from 'nodesockd';
+import nodesockd, { type NodesockdWorker, type ServeInfo, serve, suspend } from 'nodesockd';
+const worker: NodesockdWorker = nodesockd;
 const info: Promise<ServeInfo> = serve(http.createServer(), { port: 0, exitOnClose: false });
 const id: string | undefined = nodesockd.id;
 const gate: Promise<void> = suspend();
@@ -210,7 +211,7 @@ const online: Promise<void> = nodesockd.reportOnline();
 nodesockd.setRequestHandler('stream', async function* () {
   yield 1;
 });
-export { gate, id, info, online };
+export { gate, id, info, online, worker };
 `,
   );
   fs.writeFileSync(
