@@ -7,7 +7,7 @@ const define = { __NODESOCKD_VERSION__: JSON.stringify(version) };
 export default defineConfig([
   {
     // The library: what `require('nodesockd')` and `import 'nodesockd'` load.
-    entry: { index: 'src/index.ts' },
+    entry: { index: 'src/index.ts', 'client/index': 'src/client/index.ts' },
     format: ['cjs', 'esm'],
     dts: true,
     target: 'node20',

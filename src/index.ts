@@ -7,7 +7,16 @@
  */
 import { nodesockd } from './app/runtime.js';
 
-export type { AppRequestHandler, Nodesockd, NodesockdEvents } from './app/runtime.js';
+export type {
+  AppRequestHandler,
+  AppRequestReply,
+  NamedRequestHandler,
+  Nodesockd,
+  Nodesockd as NodesockdWorker,
+  NodesockdEvents,
+  NodesockdEvents as NodesockdWorkerEvents,
+  SuspendMiddleware,
+} from './app/runtime.js';
 export { nodesockd } from './app/runtime.js';
 export type { ServeInfo, ServeOptions } from './app/serve.js';
 export { serve } from './app/serve.js';
@@ -19,5 +28,12 @@ export type {
 } from './app/suspend.js';
 export { suspend } from './app/suspend.js';
 export * from './pool/index.js';
+
+/** v1: whether this worker is suspended (`nodesockd.isSuspended()`). */
+export const isSuspended = (): boolean => nodesockd.isSuspended();
+/** v1: this worker's slot index (`nodesockd.getWorkerId()`). */
+export const getWorkerId = (): number | undefined => nodesockd.getWorkerId();
+/** v1: ask for a zero-downtime restart of every worker (`nodesockd.restart()`). */
+export const restart = (): Promise<void> => nodesockd.restart();
 
 export default nodesockd;

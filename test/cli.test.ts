@@ -219,11 +219,36 @@ describe('usage errors', () => {
     assert.doesNotMatch(r.stderr, STACK);
   });
 
-  test('a command after the options says the command comes first', async () => {
+  test('global options may come before the command, as in the original v2', async () => {
     const file = writeConfig({});
+    // The config is read for the control socket, where no daemon runs: the status command ran.
     const r = await cli(['-c', file, 'status'], MUST_FAIL);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /command must come first: nodesockd status/);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^nodesockd: no daemon is running at /);
+    const i = await cli(['--ipc', '/nonexistent/x.ipc', '--debug', 'status'], MUST_FAIL);
+    assert.match(i.stderr, /^nodesockd: no daemon is running at \/nonexistent\/x\.ipc/);
+    // Other options before a command still say the command comes first.
+    const other = await cli(['-w', '2', 'status'], MUST_FAIL);
+    assert.match(other.stderr, /command must come first: nodesockd status/);
+  });
+
+  test('the original short options: -d on daemon, -s on start and restart, --ipc on client commands', async () => {
+    const daemon = await cli(['daemon', '--help']);
+    assert.match(daemon.stdout, /-d, --dev-server \[port\]/);
+    for (const command of ['start', 'restart']) {
+      const help = await cli([command, '--help']);
+      assert.match(help.stdout, /-s, --suspended/);
+      assert.match(help.stdout, /--ipc <path>/);
+    }
+  });
+
+  test('--ipc and --ipc-file that disagree are one clear error', async () => {
+    const r = await cli(['status', '--ipc', '/a.ipc', '--ipc-file', '/b.ipc'], MUST_FAIL);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^nodesockd: --ipc \/a\.ipc and --ipc-file \/b\.ipc disagree: give one of them\n$/,
+    );
   });
 
   test('a bad option value', async () => {

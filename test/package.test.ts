@@ -168,26 +168,63 @@ process.send({ result });
   assert.equal(messages.filter((m) => m === 'online').length, 1, "'online' is sent once");
 });
 
+test('nodesockd/client loads with require and import; a failed connection is IpcConnectionError', () => {
+  const snippet = (load: string) => `
+    ${load}
+    const client = new NodesockdClient('./no-daemon.ipc');
+    client.run().then(
+      () => process.stdout.write('connected?!'),
+      (err) => process.stdout.write(JSON.stringify({ name: err.name, isError: err instanceof IpcConnectionError, same: IpcConnectError === IpcConnectionError })),
+    );`;
+  const cjs = run(
+    process.execPath,
+    [
+      '-e',
+      snippet(
+        "const { NodesockdClient, IpcConnectionError, IpcConnectError } = require('nodesockd/client');",
+      ),
+    ],
+    app,
+  );
+  fs.writeFileSync(
+    path.join(app, 'client.mjs'),
+    snippet("import { NodesockdClient, IpcConnectionError, IpcConnectError } from 'nodesockd/client';"),
+  );
+  const esm = run(process.execPath, ['client.mjs'], app);
+  for (const out of [cjs, esm]) {
+    assert.deepEqual(JSON.parse(out), { name: 'IpcConnectionError', isError: true, same: true });
+  }
+});
+
 test('the types resolve from both module systems', () => {
   fs.writeFileSync(
     path.join(app, 'consumer.mts'),
     `
 import http from 'node:http';
-import nodesockd, { type ServeInfo, serve, suspend } from 'nodesockd';
+import nodesockd, { type NodesockdWorker, type ServeInfo, serve, suspend } from 'nodesockd';
+const worker: NodesockdWorker = nodesockd;
 const info: Promise<ServeInfo> = serve(http.createServer(), { port: 0, exitOnClose: false });
 const id: string | undefined = nodesockd.id;
 const gate: Promise<void> = suspend();
 nodesockd.on('message', (message: unknown) => message);
-export { gate, id, info };
+const online: Promise<void> = nodesockd.reportOnline();
+nodesockd.setRequestHandler('stream', async function* () {
+  yield 1;
+});
+export { gate, id, info, online, worker };
 `,
   );
   fs.writeFileSync(
     path.join(app, 'consumer.cts'),
     `
 import lib = require('nodesockd');
+import clientLib = require('nodesockd/client');
+const client = new clientLib.NodesockdClient('/x.ipc');
+const status: Promise<clientLib.DaemonStatus> = client.getStatus();
+const suspended: boolean = lib.isSuspended();
 const index: number | undefined = lib.nodesockd.index;
 const middleware: (req: unknown, res: unknown, next: () => void) => void = lib.suspend.express;
-export { index, middleware };
+export { index, middleware, status, suspended };
 `,
   );
   fs.writeFileSync(

@@ -59,11 +59,12 @@ describe('worker selectors', () => {
       ['id:w!', /expected id:<worker id>/],
       ['pid:0', /expected pid:<process id>/],
       ['pid:x', /expected pid:<process id>/],
-      ['w5A0E22B2', /"w5A0E22B2" is not a part; for a worker id write id:w5A0E22B2/],
-      ['$42', /for a process id write pid:42/],
-      ['!0', /negation is not supported/],
-      ['-2', /write both ends of a range/],
-      ['2-', /write both ends of a range/],
+      ['$x', /expected pid:<process id> or \$<process id>/],
+      ['$0', /expected pid:<process id> or \$<process id>/],
+      ['!', /! needs a part after it/],
+      ['!!0', /negate a part once/],
+      ['-', /"-" is not a part/],
+      ['!bogus', /"!bogus" is not a part/],
       ['serving', /"serving" is not a part; use all \(serving workers\)/],
     ];
     for (const [selector, message] of bad) {
@@ -76,6 +77,27 @@ describe('worker selectors', () => {
         selector,
       );
     }
+  });
+
+  test('the original v2 forms: bare ids, $pid, open ranges, ! negation, self from a worker', () => {
+    assert.deepEqual(pids('w0000000B'), [102]);
+    assert.deepEqual(pids('$103'), [103]);
+    assert.deepEqual(pids('-1'), [101, 102]);
+    assert.deepEqual(pids('1-'), [102]);
+    assert.deepEqual(pids('0-'), [101, 102]);
+    // Negated slots invert among the serving workers; anything else among every live worker.
+    assert.deepEqual(pids('!0'), [102]);
+    assert.deepEqual(pids('!1-'), [101]);
+    assert.deepEqual(pids('!$103'), [101, 102, 105, 104]);
+    assert.deepEqual(pids('!standby'), [101, 102, 105, 104]);
+    assert.deepEqual(pids('!all'), [103, 105, 104]);
+    const sender = pool[1]!.worker;
+    const from = (sel: string) => selectWorkers(sel, pool, sender).map((e) => e.worker.pid);
+    assert.deepEqual(from('self'), [102]);
+    assert.deepEqual(from('!self'), [101, 103, 105, 104]);
+    assert.deepEqual(from('self,0'), [101, 102]);
+    assert.throws(() => pids('!self'), /self is the sending worker; only a worker can use it/);
+    assert.throws(() => pids('!every'), /!every matches no worker/);
   });
 
   test('all is the serving workers (the default); standby and every add the others', () => {

@@ -5,16 +5,23 @@
  * the same app runs unchanged with `node app.js` on a developer's machine.
  */
 import { EventEmitter } from 'node:events';
+import { titleName } from '../config/name.js';
 import { errorMessage } from '../error-message.js';
+import type { WorkerResult } from '../ipc/protocol.js';
+import { replyItems } from '../ipc/reply-items.js';
 import {
   type AppReply,
+  type AppSend,
   type BrokenMessage,
   ENV,
   type InflightMessage,
   isAppMessage,
   isAppRequestLike,
   MSG_APP_REPLY,
+  MSG_APP_SEND,
+  MSG_APP_SEND_RESULT,
   MSG_ONLINE,
+  MSG_RESTART,
   MSG_RESUME,
   MSG_SHUTDOWN,
   type WorkerToDaemon,
@@ -54,6 +61,19 @@ export interface NodesockdEvents {
 export type AppRequestHandler = (name: string, data: unknown) => unknown;
 
 /**
+ * The original v2 form, `setRequestHandler(name, handler)`: answers the requests of one name.
+ * It may return a value, a promise, or an async iterable (an `async function*`), whose items go
+ * back as separate replies (docs/worker-library.md#requests).
+ */
+export type NamedRequestHandler = (data: unknown) => unknown;
+
+/** One reply to {@link Nodesockd.sendAppRequest}: a worker, and its answer or its error. */
+export type AppRequestReply = WorkerResult;
+
+/** Express/Connect middleware, typed structurally (no framework types needed). */
+export type SuspendMiddleware = (req: unknown, res: unknown, next: (err?: unknown) => void) => void;
+
+/**
  * The app's handle on the daemon. One per process, shared by every copy of the library that the
  * process loads (see {@link nodesockd}).
  */
@@ -74,13 +94,40 @@ export interface Nodesockd extends EventEmitter<NodesockdEvents> {
    * `await nodesockd.resumed` before creating any server does not let the process exit early.
    */
   readonly resumed: Promise<void>;
-  /** Tell the daemon this worker is ready (listening). Sent once per process; no-op standalone. */
-  reportOnline(): void;
+  /** The id in a short form, as in the process title; the same as {@link id}. */
+  readonly shortId: string | undefined;
+  /** Express/Connect middleware that holds each request until resume (as `suspend.express`). */
+  readonly suspendMiddleware: SuspendMiddleware;
+  /**
+   * Tell the daemon this worker is ready (listening). Sent once per process; no-op standalone.
+   * Resolves once the message is written (or dropped because the daemon is gone).
+   */
+  reportOnline(): Promise<void>;
   /**
    * Tell the daemon this worker cannot serve correctly any more, so it gets replaced.
    * Standalone there is nobody to replace it: the `'shutdown'` event is emitted instead.
    */
-  reportBroken(reason: string): void;
+  reportBroken(reason?: string): Promise<void>;
+  /** v1: whether the worker is suspended (the same as {@link suspended}). */
+  isSuspended(): boolean;
+  /** v1: the worker's slot index (v1 called it the worker id); `undefined` standalone. */
+  getWorkerId(): number | undefined;
+  /**
+   * v1: ask the daemon for a zero-downtime restart of every worker (the same as the v1 string
+   * `process.send('restart')`). One restart runs however many workers ask at once.
+   */
+  restart(): Promise<void>;
+  /**
+   * Send an app message to other workers, as `nodesockd send-msg` does: `workers` is a selector
+   * (default `all`) where `self` is this worker, e.g. `'!self'`. Resolves with the workers it
+   * reached; rejects on a bad selector. Standalone it throws.
+   */
+  sendAppMessage(message: string, data?: unknown, workers?: string): Promise<AppRequestReply[]>;
+  /**
+   * Send an app request to other workers: one reply per worker (per item when a worker's
+   * handler streams), in order, each with the worker's pid and id. Standalone it throws.
+   */
+  sendAppRequest(request: string, data?: unknown, workers?: string): AsyncIterableIterator<AppRequestReply>;
   /** Tell the daemon how many requests are in flight (used while draining). No-op standalone. */
   reportInflight(count: number): void;
   /**
@@ -89,6 +136,11 @@ export interface Nodesockd extends EventEmitter<NodesockdEvents> {
    * nothing ever calls it.
    */
   setRequestHandler(handler: AppRequestHandler | null): void;
+  /**
+   * The original v2 form: the handler of the requests named `name` (a later call replaces it,
+   * `null` removes it). A named handler answers before the one-argument handler.
+   */
+  setRequestHandler(name: string, handler: NamedRequestHandler | null): void;
   /** @internal Stop as if the daemon had sent 'shutdown' (used for SIGTERM by serve()). */
   requestShutdown(): void;
 }
@@ -167,6 +219,19 @@ function toReplyData(value: unknown): { ok: true; data?: unknown } | { ok: false
   return { ok: true, data: JSON.parse(json) as unknown };
 }
 
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/** A send to the daemon as a promise: resolves once written or dropped, never rejects. */
+function sent(message: WorkerToDaemon): Promise<void> {
+  return new Promise((resolve) => sendToDaemon(message, resolve));
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
@@ -221,6 +286,10 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
   #holdingChannel = false;
   #onlineSent = false;
   #requestHandler: AppRequestHandler | null = null;
+  readonly #namedHandlers = new Map<string, NamedRequestHandler>();
+  /** sendAppMessage/sendAppRequest waiting for the daemon's answer, by id. */
+  readonly #sends = new Map<number, { resolve: (r: unknown[]) => void; reject: (e: Error) => void }>();
+  #nextSendId = 1;
   readonly #shared: () => SharedState;
 
   constructor(shared: () => SharedState) {
@@ -250,8 +319,82 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
       });
       // A 'disconnect' listener, like a 'message' one, refs the channel: take that back too.
       channelRelease();
+      process.once('disconnect', () => {
+        for (const send of this.#sends.values()) send.reject(new Error('nodesockd: the daemon is gone'));
+        this.#sends.clear();
+      });
+      channelRelease();
+      const name = titleName(process.env[ENV.appName] ?? 'app');
+      process.title = `${name} worker '${this.id ?? '?'}'`;
       reportLoopDelay((message) => sendToDaemon(message));
     }
+  }
+
+  get shortId(): string | undefined {
+    return this.id;
+  }
+
+  readonly suspendMiddleware: SuspendMiddleware = (_req, _res, next) => {
+    // The hot path: an unsuspended worker pays one property read per request, not a microtask.
+    if (!this.#suspended) {
+      next();
+      return;
+    }
+    this.resumed.then(() => next(), next);
+  };
+
+  isSuspended(): boolean {
+    return this.#suspended;
+  }
+
+  getWorkerId(): number | undefined {
+    return this.index;
+  }
+
+  restart(): Promise<void> {
+    if (!this.managed) return Promise.resolve();
+    return sent(MSG_RESTART);
+  }
+
+  sendAppMessage(message: string, data?: unknown, workers?: string): Promise<AppRequestReply[]> {
+    return this.#send('message', message, data, workers) as Promise<AppRequestReply[]>;
+  }
+
+  async *sendAppRequest(
+    request: string,
+    data?: unknown,
+    workers?: string,
+  ): AsyncIterableIterator<AppRequestReply> {
+    const results = (await this.#send('request', request, data, workers)) as AppRequestReply[];
+    yield* replyItems(results);
+  }
+
+  #send(kind: AppSend['kind'], name: string, data: unknown, workers: string | undefined): Promise<unknown[]> {
+    if (!this.managed) {
+      throw new Error(`nodesockd: cannot send an app ${kind} when the worker runs standalone`);
+    }
+    if (typeof name !== 'string' || name === '') {
+      throw new TypeError(`nodesockd: the app ${kind} name must be a non-empty string`);
+    }
+    const id = this.#nextSendId++;
+    const message: AppSend = { type: MSG_APP_SEND, id, kind, name };
+    if (data !== undefined) message.data = data;
+    if (workers !== undefined) message.workers = workers;
+    return new Promise((resolve, reject) => {
+      this.#sends.set(id, { resolve, reject });
+      // While waiting for the answer the channel must keep the process alive.
+      channelHold();
+      sendToDaemon(message);
+    }).finally(channelRelease) as Promise<unknown[]>;
+  }
+
+  #onSendResult(message: { id?: unknown; ok?: unknown; results?: unknown; error?: unknown }): void {
+    if (typeof message.id !== 'number') return;
+    const send = this.#sends.get(message.id);
+    if (send === undefined) return;
+    this.#sends.delete(message.id);
+    if (message.ok === true && Array.isArray(message.results)) send.resolve(message.results);
+    else send.reject(new Error(`nodesockd: ${String(message.error ?? 'malformed answer from the daemon')}`));
   }
 
   get suspended(): boolean {
@@ -266,20 +409,23 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
     return this.#resumed;
   }
 
-  reportOnline(): void {
-    if (!this.managed || this.#onlineSent) return;
+  reportOnline(): Promise<void> {
+    if (!this.managed || this.#onlineSent) return Promise.resolve();
     this.#onlineSent = true;
-    sendToDaemon(MSG_ONLINE);
+    return sent(MSG_ONLINE);
   }
 
-  reportBroken(reason: string): void {
+  reportBroken(reason?: string): Promise<void> {
     if (this.managed) {
-      const message: BrokenMessage = { type: 'nodesockd:broken', reason: String(reason) };
-      sendToDaemon(message);
-    } else {
-      // Deferred so that a caller inside a request handler finishes before the drain starts.
-      process.nextTick(() => this.#shutdown());
+      const message: BrokenMessage = {
+        type: 'nodesockd:broken',
+        reason: String(reason ?? 'reported broken'),
+      };
+      return sent(message);
     }
+    // Deferred so that a caller inside a request handler finishes before the drain starts.
+    process.nextTick(() => this.#shutdown());
+    return Promise.resolve();
   }
 
   reportInflight(count: number): void {
@@ -291,11 +437,25 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
     sendToDaemon(message);
   }
 
-  setRequestHandler(handler: AppRequestHandler | null): void {
-    if (handler !== null && typeof handler !== 'function') {
-      throw new TypeError('nodesockd: setRequestHandler() takes a function or null');
+  setRequestHandler(handler: AppRequestHandler | null): void;
+  setRequestHandler(name: string, handler: NamedRequestHandler | null): void;
+  setRequestHandler(
+    nameOrHandler: string | AppRequestHandler | null,
+    named?: NamedRequestHandler | null,
+  ): void {
+    if (typeof nameOrHandler === 'string') {
+      if (nameOrHandler === '') throw new TypeError('nodesockd: setRequestHandler(name, fn): name is empty');
+      if (named === null) this.#namedHandlers.delete(nameOrHandler);
+      else if (typeof named === 'function') this.#namedHandlers.set(nameOrHandler, named);
+      else throw new TypeError('nodesockd: setRequestHandler(name, fn) takes a function or null as fn');
+      return;
     }
-    this.#requestHandler = handler;
+    if (nameOrHandler !== null && typeof nameOrHandler !== 'function') {
+      throw new TypeError(
+        'nodesockd: setRequestHandler() takes a function or null (or a name and a function)',
+      );
+    }
+    this.#requestHandler = nameOrHandler;
   }
 
   readonly #onMessage = (message: unknown): void => {
@@ -303,26 +463,57 @@ class WorkerRuntime extends EventEmitter<NodesockdEvents> implements Nodesockd {
     else if (message === MSG_RESUME) this.#resume();
     else if (isAppMessage(message)) this.emit('message', message.name, message.data);
     else if (isAppRequestLike(message)) void this.#answer(message.id, message.name, message.data);
+    else if (
+      typeof message === 'object' &&
+      message !== null &&
+      (message as { type?: unknown }).type === MSG_APP_SEND_RESULT
+    )
+      this.#onSendResult(message);
     else this.emit('ipc', message);
   };
 
-  /** Runs the request handler and sends exactly one reply; nothing here may throw. */
+  /**
+   * Runs the request handler and sends its reply: one frame, or for an async iterable one frame
+   * per item and an end frame (or an error frame that ends it). Nothing here may throw.
+   */
   async #answer(id: unknown, name: unknown, data: unknown): Promise<void> {
     // Without a usable id the reply could not be matched: the daemon times the request out.
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return;
-    let reply: AppReply;
-    const handler = this.#requestHandler;
-    if (typeof name !== 'string') reply = { type: MSG_APP_REPLY, id, ok: false, error: 'malformed request' };
-    else if (handler === null) reply = { type: MSG_APP_REPLY, id, ok: false, error: 'no request handler' };
-    else {
-      try {
-        const value: unknown = await handler(name, data);
-        reply = { type: MSG_APP_REPLY, id, ...toReplyData(value) };
-      } catch (err) {
-        reply = { type: MSG_APP_REPLY, id, ok: false, error: thrownText(err) };
-      }
+    const fail = (error: string): AppReply => ({ type: MSG_APP_REPLY, id, ok: false, error });
+    if (typeof name !== 'string') {
+      sendToDaemon(fail('malformed request'));
+      return;
     }
-    sendToDaemon(reply);
+    const named = this.#namedHandlers.get(name);
+    const handler = this.#requestHandler;
+    if (named === undefined && handler === null) {
+      sendToDaemon(fail('no request handler'));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = named !== undefined ? await named(data) : await handler?.(name, data);
+    } catch (err) {
+      sendToDaemon(fail(thrownText(err)));
+      return;
+    }
+    if (!isAsyncIterable(value)) {
+      sendToDaemon({ type: MSG_APP_REPLY, id, ...toReplyData(value) });
+      return;
+    }
+    try {
+      for await (const item of value) {
+        const one = toReplyData(item);
+        if (!one.ok) {
+          sendToDaemon(fail(one.error));
+          return;
+        }
+        await sent({ type: MSG_APP_REPLY, id, ok: true, data: one.data ?? null, stream: 'item' });
+      }
+      sendToDaemon({ type: MSG_APP_REPLY, id, ok: true, stream: 'end' });
+    } catch (err) {
+      sendToDaemon(fail(thrownText(err)));
+    }
   }
 
   /**

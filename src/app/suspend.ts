@@ -37,13 +37,7 @@ function waitForResume(): Promise<void> {
 
 // Requests are by far the hot path and almost never suspended: skip the promise when possible so
 // that an unsuspended worker pays one property read per request, not a microtask.
-const express: ExpressMiddleware = (_req, _res, next) => {
-  if (!shared.worker.suspended) {
-    next();
-    return;
-  }
-  waitForResume().then(() => next(), next);
-};
+const express: ExpressMiddleware = (req, res, next) => shared.worker.suspendMiddleware(req, res, next);
 
 const koa: KoaMiddleware = async (_ctx, next) => {
   if (shared.worker.suspended) await waitForResume();

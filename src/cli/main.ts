@@ -28,6 +28,8 @@ import { watch, withProgress } from './watch';
 interface ClientOptions {
   config?: string;
   ipcFile?: string;
+  /** `--ipc <path>`, the original v2's name for `--ipc-file`. */
+  ipc?: string;
   json?: boolean;
   debug?: boolean;
 }
@@ -89,9 +91,12 @@ function escapeNewlines(text: string): string {
 function resultLines(results: WorkerResult[]): string {
   const heads = workerColumns(results);
   return results
-    .map((r, i) => {
-      if (!r.ok) return `${heads[i]}  error: ${escapeNewlines(r.error)}`;
-      return r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`;
+    .flatMap((r, i) => {
+      // A streamed reply: one line per item, then the error that ended it, if one did.
+      const items = (r.items ?? []).map((item) => `${heads[i]}  ok ${JSON.stringify(item)}`);
+      if (!r.ok) return [...items, `${heads[i]}  error: ${escapeNewlines(r.error)}`];
+      if (r.items !== undefined) return items.length > 0 ? items : [`${heads[i]}  ok (empty stream)`];
+      return [r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`];
     })
     .join('\n');
 }
@@ -109,11 +114,15 @@ function addClientOptions(cmd: Command): Command {
       'config file (default: nodesockd.{yaml,yml,json} in the current directory)',
     )
     .option('-i, --ipc-file <path>', "the daemon's control socket (instead of reading the config)")
+    .option('--ipc <path>', 'the same as --ipc-file (the original nodesockd v2 spelling)')
     .option('--debug', 'print stack traces of errors');
 }
 
 function ipcPath(opts: ClientOptions): string {
-  return resolveIpcPath({ configPath: opts.config, ipcFile: opts.ipcFile, cwd: logicalCwd() });
+  if (opts.ipc !== undefined && opts.ipcFile !== undefined && opts.ipc !== opts.ipcFile) {
+    throw new Error(`--ipc ${opts.ipc} and --ipc-file ${opts.ipcFile} disagree: give one of them`);
+  }
+  return resolveIpcPath({ configPath: opts.config, ipcFile: opts.ipcFile ?? opts.ipc, cwd: logicalCwd() });
 }
 
 function print(opts: ClientOptions, value: unknown, human: () => string): void {
@@ -152,7 +161,7 @@ export function buildProgram(): Command {
     )
     .option('-p, --output-prefix <format>', 'prefix of worker output lines: {date} {worker} {instance} {id}')
     .addOption(
-      new Option('--dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'),
+      new Option('-d, --dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'),
     )
     .option('--no-dev-server', 'disable the dev server even if the config enables it')
     .option('--debug', 'verbose daemon log and stack traces')
@@ -190,7 +199,7 @@ export function buildProgram(): Command {
 
   addClientOptions(program.command('start'))
     .description('start the workers (after stop)')
-    .option('--suspended', 'start them suspended: they accept requests but hold them until `resume`')
+    .option('-s, --suspended', 'start them suspended: they accept requests but hold them until `resume`')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
       const reply = await request(ipcPath(opts), 'start', {
@@ -211,12 +220,16 @@ export function buildProgram(): Command {
     .description(
       'replace every worker with zero downtime; fails (and changes nothing) if the new ones do not come online',
     )
-    .option('--suspended', 'new workers hold requests until `resume` (for database migrations)')
+    .option('-s, --suspended', 'new workers hold requests until `resume` (for database migrations)')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .option('-u, --upgrade', 'first hand the workers to a daemon of this (newer) nodesockd version')
     .action(
       async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
-        if (opts.upgrade) await upgradeDaemon(ipcPath(opts), (line) => console.log(line));
+        if (opts.upgrade && !(await upgradeDaemon(ipcPath(opts), (line) => console.log(line)))) {
+          // As the original does: with nothing to upgrade, re-read the config, then restart.
+          const reloaded = await request(ipcPath(opts), 'reload');
+          console.log(`reloaded: ${reloaded.actions.join('; ')}`);
+        }
         const target = ipcPath(opts);
         const reply = await withProgress(
           'restart',
@@ -298,6 +311,24 @@ export function buildProgram(): Command {
           ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${escapeNewlines(f.error)}`),
         ].join('\n');
       });
+      reportFailures(reply.failed.length, reply.sent.length + reply.failed.length);
+    });
+
+  addClientOptions(program.command('send'))
+    .description(
+      "v1: send a bare string to the workers' process.on('message') (send-msg sends name and data)",
+    )
+    .argument('<message>', 'the string')
+    .option('-w, --workers <selector>', SELECTOR_OPTION_HELP)
+    .option('--json', 'machine-readable output')
+    .action(async (message: string, opts: ClientOptions & { workers?: string }) => {
+      const reply = await request(
+        ipcPath(opts),
+        'send-msg',
+        { name: message, raw: true, workers: opts.workers },
+        { timeoutMs: 10_000 },
+      );
+      print(opts, reply, () => `sent to ${reply.sent.length} worker(s)`);
       reportFailures(reply.failed.length, reply.sent.length + reply.failed.length);
     });
 
@@ -440,11 +471,46 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Options every command takes that the original v2 also accepted before the command word. */
+const GLOBAL_WITH_VALUE = new Set(['-c', '--config', '-i', '--ipc-file', '--ipc']);
+const GLOBAL_FLAGS = new Set(['--debug']);
+
+/**
+ * `nodesockd -i x status` as `nodesockd status -i x`: leading global options (config, control
+ * socket, --debug) followed by a command word move behind it. Without a command word after
+ * them, argv is unchanged, so `nodesockd -c file` still runs the default command, `daemon`.
+ */
+export function commandFirst(argv: string[], commands: readonly string[]): string[] {
+  const [node = '', bin = '', ...args] = argv;
+  const leading: string[] = [];
+  let i = 0;
+  while (i < args.length) {
+    const arg = args[i]!;
+    const name = arg.startsWith('--') ? arg.split('=', 1)[0]! : arg;
+    if (GLOBAL_FLAGS.has(arg) || (GLOBAL_WITH_VALUE.has(name) && arg.includes('='))) {
+      leading.push(arg);
+      i += 1;
+    } else if (GLOBAL_WITH_VALUE.has(arg) && i + 1 < args.length) {
+      leading.push(arg, args[i + 1]!);
+      i += 2;
+    } else break;
+  }
+  const command = args[i];
+  if (leading.length === 0 || command === undefined || !commands.includes(command)) return argv;
+  return [node, bin, command, ...leading, ...args.slice(i + 1)];
+}
+
 /** Runs the CLI; every failure becomes a one-line message and exit code 1. */
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
   try {
-    await buildProgram().parseAsync(argv);
+    const program = buildProgram();
+    await program.parseAsync(
+      commandFirst(
+        argv,
+        program.commands.map((c) => c.name()),
+      ),
+    );
   } catch (err) {
     if (err instanceof ConfigError) {
       const [first, ...more] = err.problems;

@@ -21,18 +21,19 @@ async function poll<T>(what: string, deadlineMs: number, probe: () => Promise<T 
  * The client side of `restart --upgrade` (docs/lifecycle.md#daemon-handover-restart---upgrade): when this CLI (the nodesockd installed
  * now) is newer than the running daemon, the daemon hands its workers over and a daemon of
  * this version adopts them. Resolves when a daemon of this version answers; returns a line
- * to print. The caller then restarts the workers as usual.
+ * to print. The caller then restarts the workers as usual. Returns whether a new daemon took over
+ * (`false`: nothing to upgrade, or the daemon declined).
  */
-export async function upgradeDaemon(ipcPath: string, log: (line: string) => void): Promise<void> {
+export async function upgradeDaemon(ipcPath: string, log: (line: string) => void): Promise<boolean> {
   const before = await request(ipcPath, 'status', undefined, { timeoutMs: 10_000 });
   if (!semverValid(before.version) || !semverGt(VERSION, before.version)) {
     log(`daemon ${before.pid} runs nodesockd ${before.version}; this is ${VERSION}: no upgrade needed`);
-    return;
+    return false;
   }
   const reply = await request(ipcPath, 'handover', { version: VERSION });
   if (!reply.handover) {
     log(`daemon ${reply.pid} declined the upgrade`);
-    return;
+    return false;
   }
   log(`daemon ${reply.pid} (nodesockd ${before.version}) is handing its workers over to ${VERSION}`);
   await poll('the old daemon did not exit', NEW_DAEMON_DEADLINE_MS, async () =>
@@ -48,4 +49,5 @@ export async function upgradeDaemon(ipcPath: string, log: (line: string) => void
   );
   const adopted = after.workers.filter((w) => w.role === 'serving').length;
   log(`daemon ${after.pid} runs nodesockd ${after.version} and serves with ${adopted} adopted worker(s)`);
+  return true;
 }

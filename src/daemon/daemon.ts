@@ -139,6 +139,8 @@ export class Daemon {
       canConnect,
       onChange: () => {
         if (ready && !this.closing) this.stateFile.schedule(() => this.supervisor.snapshot());
+        // Hear what new workers send on their own (sendAppMessage, v1 'restart').
+        if (ready) this.messenger?.watchAll();
       },
       onRestart: (ms, ok) => this.metrics?.observeRestart(ms, ok),
     });
@@ -154,7 +156,12 @@ export class Daemon {
     }
     this.stateFile.write(this.supervisor.snapshot());
     ready = true;
-    this.messenger = new Messenger(() => this.supervisor.listWorkers(), log);
+    this.messenger = new Messenger(
+      () => this.supervisor.listWorkers(),
+      log,
+      () => this.supervisor.restart({ suspended: false }),
+    );
+    this.messenger.watchAll();
 
     const handlers = this.commandHandlers();
     this.ipc = new IpcServer(

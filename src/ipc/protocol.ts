@@ -24,6 +24,11 @@ const sendMessage = z.strictObject({
   /** A worker selector (see daemon/messaging/selector.ts); default `all`, the serving workers. */
   workers: z.string().max(4096).optional(),
 });
+/**
+ * send-msg's data. `raw`: v1's `send <msg>`: the workers get `name` as a bare string on
+ * `process.on('message')` (no data), not an app message object.
+ */
+const sendMessageCommand = sendMessage.extend({ raw: z.literal(true).optional() });
 const sendRequest = sendMessage.extend({
   timeoutMs: z.number().int().min(1).max(APP_REQUEST_TIMEOUT_MAX_MS).optional(),
 });
@@ -35,7 +40,7 @@ const commandSchemas = [
   z.strictObject({ id: z.number().int(), type: z.literal('restart'), data: restartOptions.optional() }),
   z.strictObject({ id: z.number().int(), type: z.literal('stop') }),
   z.strictObject({ id: z.number().int(), type: z.literal('resume') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('send-msg'), data: sendMessage }),
+  z.strictObject({ id: z.number().int(), type: z.literal('send-msg'), data: sendMessageCommand }),
   z.strictObject({ id: z.number().int(), type: z.literal('send-req'), data: sendRequest }),
   z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
   z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
@@ -81,7 +86,7 @@ export interface WorkerHelloReply {
 export type CommandRequest = Exclude<Request, WorkerHello>;
 export type CommandName = CommandRequest['type'];
 export type RestartOptions = z.infer<typeof restartOptions>;
-export type SendMessageRequest = z.infer<typeof sendMessage>;
+export type SendMessageRequest = z.infer<typeof sendMessageCommand>;
 export type SendRequestRequest = z.infer<typeof sendRequest>;
 
 /** The `data` of a command as the schema accepts it; `undefined` for a command without data. */
@@ -115,7 +120,13 @@ export interface WorkerRef {
   role: WorkerRole;
 }
 
-export type WorkerOutcome = { ok: true; data?: unknown } | { ok: false; error: string };
+/**
+ * One worker's answer: a single value (`data`), or, when its handler streamed, every item in
+ * order (`items`, with no `data`). An error after some items keeps them in `items`.
+ */
+export type WorkerOutcome =
+  | { ok: true; data?: unknown; items?: unknown[] }
+  | { ok: false; error: string; items?: unknown[] };
 export type WorkerResult = WorkerRef & WorkerOutcome;
 
 /** The reply to `send-msg`: the workers whose IPC channel took the message, and the others. */

@@ -35,10 +35,38 @@ export interface AppRequest {
   name: string;
   data?: unknown;
 }
-/** Worker → daemon: the answer to the {@link AppRequest} with the same id. */
+/**
+ * Worker → daemon: the answer to the {@link AppRequest} with the same id. A single reply has no
+ * `stream`. A streamed reply (a handler returning an async iterable) is any number of frames with
+ * `stream: 'item'`, one per item, then one frame with `stream: 'end'` (no data); an error frame
+ * (`ok: false`) ends a stream early.
+ */
 export type AppReply =
-  | { type: 'nodesockd:app-reply'; id: number; ok: true; data?: unknown }
+  | { type: 'nodesockd:app-reply'; id: number; ok: true; data?: unknown; stream?: 'item' | 'end' }
   | { type: 'nodesockd:app-reply'; id: number; ok: false; error: string };
+
+/** Worker → daemon: v1's `process.send('restart')`: a zero-downtime restart of every worker. */
+export const MSG_RESTART = 'restart';
+
+/**
+ * Worker → daemon: an app message or request from this worker to others (`sendAppMessage`,
+ * `sendAppRequest`); `workers` is a selector where `self` is the sender. A request is answered
+ * by one {@link AppSendResult} with the same id.
+ */
+export interface AppSend {
+  type: 'nodesockd:app-send';
+  id: number;
+  kind: 'message' | 'request';
+  name: string;
+  data?: unknown;
+  workers?: string;
+}
+/** Daemon → worker: how an {@link AppSend} went: the per-worker results, or why it failed. */
+export type AppSendResult =
+  | { type: 'nodesockd:app-send-result'; id: number; ok: true; results: unknown[] }
+  | { type: 'nodesockd:app-send-result'; id: number; ok: false; error: string };
+export const MSG_APP_SEND = 'nodesockd:app-send';
+export const MSG_APP_SEND_RESULT = 'nodesockd:app-send-result';
 
 export const MSG_APP_MSG = 'nodesockd:app-msg';
 export const MSG_APP_REQ = 'nodesockd:app-req';
@@ -53,8 +81,22 @@ export interface StatsMessage {
   eventLoopDelayMean: number;
 }
 
-export type WorkerToDaemon = typeof MSG_ONLINE | BrokenMessage | InflightMessage | StatsMessage | AppReply;
-export type DaemonToWorker = typeof MSG_SHUTDOWN | typeof MSG_RESUME | AppMessage | AppRequest;
+export type WorkerToDaemon =
+  | typeof MSG_ONLINE
+  | typeof MSG_RESTART
+  | BrokenMessage
+  | InflightMessage
+  | StatsMessage
+  | AppReply
+  | AppSend;
+export type DaemonToWorker =
+  | typeof MSG_SHUTDOWN
+  | typeof MSG_RESUME
+  | AppMessage
+  | AppRequest
+  | AppSendResult
+  /** v1's `nodesockd send <msg>`: any other string, as the app's own message. */
+  | (string & {});
 
 /** Environment variables the daemon sets for each worker (besides `listenVar`). */
 export const ENV = {

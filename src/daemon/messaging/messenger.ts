@@ -24,14 +24,21 @@ import {
 import {
   type AppMessage,
   type AppRequest,
+  type AppSendResult,
   type DaemonToWorker,
   MSG_APP_MSG,
   MSG_APP_REPLY,
   MSG_APP_REQ,
+  MSG_APP_SEND,
+  MSG_APP_SEND_RESULT,
+  MSG_ONLINE,
+  MSG_RESTART,
+  MSG_RESUME,
+  MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
 import type { Logger } from '../../log';
 import { describeExit, type ExitInfo } from '../worker/worker-state';
-import { type LiveWorker, type SelectableWorker, selectWorkers, slotOf } from './selector';
+import { type LiveWorker, type SelectableWorker, SelectorError, selectWorkers, slotOf } from './selector';
 
 /** What messaging needs of a worker (daemon/worker/managed-worker.ts's ManagedWorker is one). */
 export interface MessageTarget extends SelectableWorker {
@@ -60,6 +67,7 @@ const appReplySchema = z.discriminatedUnion('ok', [
     id: z.number().int().positive(),
     ok: z.literal(true),
     data: z.unknown().optional(),
+    stream: z.enum(['item', 'end']).optional(),
   }),
   z.object({
     type: z.literal(MSG_APP_REPLY),
@@ -69,6 +77,22 @@ const appReplySchema = z.discriminatedUnion('ok', [
   }),
 ]);
 
+/** What a worker may ask of the others (`sendAppMessage`/`sendAppRequest` of the library). */
+const appSendSchema = z.object({
+  type: z.literal(MSG_APP_SEND),
+  id: z.number().int().positive(),
+  kind: z.enum(['message', 'request']),
+  name: z.string(),
+  data: z.unknown().optional(),
+  workers: z.string().optional(),
+});
+
+/** Strings of the lifecycle protocol, which a raw `send` must not fake. */
+const RESERVED_RAW = new Set([MSG_SHUTDOWN, MSG_RESUME, MSG_ONLINE, MSG_RESTART]);
+
+/** Most items one streamed reply may carry from one worker; more ends it with an error. */
+const MAX_STREAM_ITEMS = 10_000;
+
 /** Why a request to a worker that is gone failed, in the words of the daemon's log. */
 function exitedError(exit: ExitInfo | null): string {
   return `worker ${describeExit(exit ?? { code: null, signal: null })}`;
@@ -77,18 +101,40 @@ function exitedError(exit: ExitInfo | null): string {
 export class Messenger {
   /** Requests in flight to the workers, each with the worker it went to. */
   private readonly replies = new Correlator<WorkerOutcome, MessageTarget>();
+  /** The items of streamed replies still open, by request id. */
+  private readonly streams = new Map<number, unknown[]>();
   private readonly watched = new WeakSet<MessageTarget>();
+  /** A restart asked for by a worker (v1 `process.send('restart')`) is queued or running. */
+  private restartPending = false;
 
   constructor(
     private readonly listWorkers: () => LiveWorker<MessageTarget>[],
     private readonly log: Logger,
+    /** A zero-downtime restart of every worker, through the pool's command queue. */
+    private readonly restartAll: () => Promise<unknown> = async () => {},
   ) {}
 
+  /**
+   * Listens to every live worker not yet listened to, so what a worker sends on its own
+   * (`sendAppMessage`, `'restart'`) is heard. Called on every pool change.
+   */
+  watchAll(): void {
+    for (const { worker } of this.listWorkers()) this.watch(worker);
+  }
+
   /** `send-msg`: fire and forget; says which workers' channels took it. */
-  sendMessage(request: SendMessageRequest): SendMessageReply {
-    const targets = selectWorkers(request.workers, this.listWorkers());
-    const message: AppMessage = { type: MSG_APP_MSG, name: request.name };
-    if (request.data !== undefined) message.data = request.data;
+  sendMessage(request: SendMessageRequest, sender?: MessageTarget): SendMessageReply {
+    if (request.raw && RESERVED_RAW.has(request.name)) {
+      throw new SelectorError(
+        `send ${JSON.stringify(request.name)}: that string is the daemon's own word to its workers; use \`restart\`, \`stop\` or \`resume\``,
+      );
+    }
+    if (request.raw && request.data !== undefined) throw new SelectorError('send <message> takes no data');
+    const targets = selectWorkers(request.workers, this.listWorkers(), sender);
+    const message: AppMessage | string = request.raw
+      ? request.name
+      : { type: MSG_APP_MSG, name: request.name };
+    if (request.data !== undefined && typeof message === 'object') message.data = request.data;
     const reply: SendMessageReply = { sent: [], failed: [] };
     for (const target of targets) {
       if (target.worker.send(message)) reply.sent.push(refOf(target));
@@ -99,8 +145,8 @@ export class Messenger {
   }
 
   /** `send-req`: one request per selected worker; each entry settles on its own. */
-  async request(request: SendRequestRequest): Promise<SendRequestReply> {
-    const targets = selectWorkers(request.workers, this.listWorkers());
+  async request(request: SendRequestRequest, sender?: MessageTarget): Promise<SendRequestReply> {
+    const targets = selectWorkers(request.workers, this.listWorkers(), sender);
     const timeoutMs = Math.min(
       Math.max(1, request.timeoutMs ?? APP_REQUEST_TIMEOUT_DEFAULT_MS),
       APP_REQUEST_TIMEOUT_MAX_MS,
@@ -116,10 +162,19 @@ export class Messenger {
   private ask(worker: MessageTarget, name: string, data: unknown, timeoutMs: number): Promise<WorkerOutcome> {
     if (worker.state === 'exited') return Promise.resolve({ ok: false, error: exitedError(worker.exitInfo) });
     this.watch(worker);
+    // One deadline for the whole answer, streamed or not: the last item must come within it.
+    let streamId = 0;
     const { id, outcome } = this.replies.open(worker, {
       ms: timeoutMs,
-      outcome: () => ({ ok: false, error: `no reply within ${timeoutMs} ms` }),
+      outcome: () => {
+        const items = this.streams.get(streamId);
+        this.streams.delete(streamId);
+        return items === undefined
+          ? { ok: false, error: `no reply within ${timeoutMs} ms` }
+          : { ok: false, error: `the streamed reply did not end within ${timeoutMs} ms`, items };
+      },
     });
+    streamId = id;
     const message: AppRequest = { type: MSG_APP_REQ, id, name };
     if (data !== undefined) message.data = data;
     if (!worker.send(message)) this.replies.settle(id, { ok: false, error: this.unreachable(worker) });
@@ -141,7 +196,15 @@ export class Messenger {
   }
 
   private onWorkerMessage(worker: MessageTarget, message: unknown): void {
+    if (message === MSG_RESTART) {
+      this.workerRestart(worker);
+      return;
+    }
     if (typeof message !== 'object' || message === null) return;
+    if ((message as { type?: unknown }).type === MSG_APP_SEND) {
+      void this.workerSend(worker, message);
+      return;
+    }
     if ((message as { type?: unknown }).type !== MSG_APP_REPLY) return;
     const parsed = appReplySchema.safeParse(message);
     if (!parsed.success) {
@@ -154,14 +217,72 @@ export class Messenger {
       this.log.debug(`worker ${worker.id}: reply to unknown or expired request #${reply.id} ignored`);
       return;
     }
-    this.replies.settle(
-      reply.id,
-      reply.ok
-        ? reply.data === undefined
-          ? { ok: true }
-          : { ok: true, data: reply.data }
-        : { ok: false, error: reply.error },
-    );
+    const items = this.streams.get(reply.id);
+    if (reply.ok && reply.stream === 'item') {
+      const list = items ?? [];
+      this.streams.set(reply.id, list);
+      list.push(reply.data ?? null);
+      if (list.length > MAX_STREAM_ITEMS) {
+        this.streams.delete(reply.id);
+        this.replies.settle(reply.id, {
+          ok: false,
+          error: `streamed reply cut after ${MAX_STREAM_ITEMS} items`,
+          items: list.slice(0, MAX_STREAM_ITEMS),
+        });
+      }
+      return;
+    }
+    this.streams.delete(reply.id);
+    let outcome: WorkerOutcome;
+    if (!reply.ok)
+      outcome = items ? { ok: false, error: reply.error, items } : { ok: false, error: reply.error };
+    else if (reply.stream === 'end') outcome = { ok: true, items: items ?? [] };
+    else outcome = reply.data === undefined ? { ok: true } : { ok: true, data: reply.data };
+    this.replies.settle(reply.id, outcome);
+  }
+
+  /** v1's `process.send('restart')`: one restart of every worker, however many workers ask. */
+  private workerRestart(worker: MessageTarget): void {
+    if (this.restartPending) {
+      this.log.debug(`worker ${worker.id} asked for a restart; one is already under way`);
+      return;
+    }
+    this.restartPending = true;
+    this.log.info(`worker ${worker.id} asked for a restart of all workers`);
+    this.restartAll()
+      .catch((err: unknown) =>
+        this.log.warn(`restart asked for by worker ${worker.id} failed: ${String(err)}`),
+      )
+      .finally(() => {
+        this.restartPending = false;
+      });
+  }
+
+  /** A worker's `sendAppMessage`/`sendAppRequest`: sent as the CLI would, `self` = the sender. */
+  private async workerSend(worker: MessageTarget, message: object): Promise<void> {
+    const parsed = appSendSchema.safeParse(message);
+    if (!parsed.success) {
+      this.log.debug(`worker ${worker.id}: malformed app send ignored`);
+      return;
+    }
+    const send = parsed.data;
+    let result: AppSendResult;
+    try {
+      const request = { name: send.name, data: send.data, workers: send.workers };
+      const results =
+        send.kind === 'message'
+          ? this.sendMessage(request, worker).sent
+          : (await this.request(request, worker)).results;
+      result = { type: MSG_APP_SEND_RESULT, id: send.id, ok: true, results };
+    } catch (err) {
+      result = {
+        type: MSG_APP_SEND_RESULT,
+        id: send.id,
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+      };
+    }
+    worker.send(result);
   }
 }
 
@@ -170,8 +291,10 @@ export class Messenger {
  * biggest becomes an error entry, so the others still reach the client.
  */
 function fitBudget(results: WorkerResult[]): void {
-  const sizes = results.map((r) =>
-    r.ok && r.data !== undefined ? Buffer.byteLength(JSON.stringify(r.data) ?? '') : 0,
+  const sizes = results.map(
+    (r) =>
+      (r.ok && r.data !== undefined ? Buffer.byteLength(JSON.stringify(r.data) ?? '') : 0) +
+      (r.items !== undefined ? Buffer.byteLength(JSON.stringify(r.items)) : 0),
   );
   let total = sizes.reduce((a, b) => a + b, 0);
   while (total > REPLY_BUDGET_BYTES) {
