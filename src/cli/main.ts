@@ -1,28 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { stringify as toYaml } from 'yaml';
-import { ConfigError, loadConfig, logicalCwd } from '../config/load';
+import { logicalCwd } from '../config/discover';
+import { ConfigError } from '../config/errors';
 import type { Config } from '../config/schema';
-import { runDaemon } from '../daemon/daemon';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
-import {
-  APP_REQUEST_TIMEOUT_DEFAULT_MS,
-  APP_REQUEST_TIMEOUT_MAX_MS,
-  type ConfigReply,
-  type WorkerRef,
-  type WorkerResult,
-} from '../ipc/protocol';
+import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../ipc/limits';
+import type { ConfigReply, WorkerRef, WorkerResult } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
-import { checkSetup } from './check';
 import { formatStatus } from './format';
-import { nginxConfig, systemdUnit } from './generate';
-import { resolveIpcPath } from './ipc-path';
+import { lazy } from './lazy';
 import { showLogs } from './logs';
-import { loadOptions, overridesFromOptions } from './overrides';
-import { upgradeDaemon } from './upgrade';
 import { watch, withProgress } from './watch';
 
 interface ClientOptions {
@@ -122,7 +112,10 @@ function ipcPath(opts: ClientOptions): string {
   if (opts.ipc !== undefined && opts.ipcFile !== undefined && opts.ipc !== opts.ipcFile) {
     throw new Error(`--ipc ${opts.ipc} and --ipc-file ${opts.ipcFile} disagree: give one of them`);
   }
-  return resolveIpcPath({ configPath: opts.config, ipcFile: opts.ipcFile ?? opts.ipc, cwd: logicalCwd() });
+  const ipcFile = opts.ipcFile ?? opts.ipc;
+  // The quick path: no config to read (and none of its modules to load).
+  if (ipcFile !== undefined && ipcFile !== '') return path.resolve(logicalCwd(), ipcFile);
+  return lazy.ipcPath().resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
 }
 
 function print(opts: ClientOptions, value: unknown, human: () => string): void {
@@ -184,16 +177,19 @@ export function buildProgram(): Command {
             : `error: unknown command '${stray}' (commands: ${commands.join(', ')})`,
         );
       }
-      const overrides = overridesFromOptions(opts);
+      const overrides = lazy.overrides().overridesFromOptions(opts);
       const load = () =>
-        loadConfig({ ...loadOptions(opts.config as string | undefined, overrides), scriptMustExist: true });
+        lazy.config().loadConfig({
+          ...lazy.overrides().loadOptions(opts.config as string | undefined, overrides),
+          scriptMustExist: true,
+        });
       const loaded = load();
       if (opts.checkConfig === true) {
         console.log(`config OK: ${loaded.files.join(', ') || 'defaults and command line'}`);
         return;
       }
       // --debug is part of the config (`debug`), so `debug: true` in a file does the same.
-      await runDaemon(loaded, { debug: loaded.config.debug, reload: load });
+      await lazy.daemon().runDaemon(loaded, { debug: loaded.config.debug, reload: load });
       process.exit(0);
     });
 
@@ -225,7 +221,10 @@ export function buildProgram(): Command {
     .option('-u, --upgrade', 'first hand the workers to a daemon of this (newer) nodesockd version')
     .action(
       async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
-        if (opts.upgrade && !(await upgradeDaemon(ipcPath(opts), (line) => console.log(line)))) {
+        if (
+          opts.upgrade &&
+          !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), (line) => console.log(line)))
+        ) {
           // As the original does: with nothing to upgrade, re-read the config, then restart.
           const reloaded = await request(ipcPath(opts), 'reload');
           console.log(`reloaded: ${reloaded.actions.join('; ')}`);
@@ -384,7 +383,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions & { local?: boolean }) => {
       let reply: ConfigReply;
       if (opts.local) {
-        const loaded = loadConfig(loadOptions(opts.config));
+        const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
         reply = { config: loaded.config, files: loaded.files };
       } else {
         reply = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 10_000 });
@@ -394,7 +393,7 @@ export function buildProgram(): Command {
       reply = { ...reply, config: shown };
       print(opts, reply, () =>
         [
-          toYaml(reply.config).trimEnd(),
+          lazy.yaml().stringify(reply.config).trimEnd(),
           '',
           reply.files.length > 0
             ? `# from: ${reply.files.join(', ')}`
@@ -411,8 +410,10 @@ export function buildProgram(): Command {
     .option('--server-name <name>', 'server_name of the server example', '_')
     .option('--debug', 'print stack traces of errors')
     .action((opts: { config?: string; listen: string; serverName: string }) => {
-      const { config } = loadConfig(loadOptions(opts.config));
-      process.stdout.write(nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }));
+      const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+      process.stdout.write(
+        lazy.generate().nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }),
+      );
     });
 
   program
@@ -421,7 +422,7 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'config file (default: discovered in the current directory)')
     .option('--debug', 'print stack traces of errors')
     .action((opts: { config?: string }) => {
-      const loaded = loadConfig(loadOptions(opts.config));
+      const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
       const configFile = loaded.files[0];
       // The app's own install, reached through the logical path (e.g. a `current` symlink), so
       // the unit runs whatever release `current` points at, not the one it was generated from.
@@ -429,15 +430,15 @@ export function buildProgram(): Command {
         .map((dir) => path.join(dir, 'node_modules', '.bin', 'nodesockd'))
         .find((p) => fs.existsSync(p));
       const binPath = local ?? path.resolve(process.argv[1] ?? 'nodesockd');
-      process.stdout.write(systemdUnit(loaded.config, { binPath, configFile }));
+      process.stdout.write(lazy.generate().systemdUnit(loaded.config, { binPath, configFile }));
     });
 
   addClientOptions(program.command('check'))
     .description('validate the config and the permissions of tmpDir; print what is wrong')
     .option('--json', 'machine-readable output')
     .action(async (opts: ClientOptions) => {
-      const loaded = loadConfig(loadOptions(opts.config));
-      const findings = checkSetup(loaded.config);
+      const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+      const findings = lazy.check().checkSetup(loaded.config);
       const errors = findings.filter((f) => f.level === 'error').length;
       const warnings = findings.length - errors;
       print(opts, { files: loaded.files, findings }, () =>
@@ -460,7 +461,9 @@ export function buildProgram(): Command {
       const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
         () => null,
       );
-      const config = (running?.config as Config | undefined) ?? loadConfig(loadOptions(opts.config)).config;
+      const config =
+        (running?.config as Config | undefined) ??
+        lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
       await showLogs(
         config,
         { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 },

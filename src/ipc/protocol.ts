@@ -14,9 +14,10 @@ const restartOptions = z.strictObject({
   maxAttempts: z.number().int().min(1).optional(),
 });
 
-/** App messaging (docs/cli.md#send-msg-and-send-req): per-worker reply timeout of `send-req`. */
-export const APP_REQUEST_TIMEOUT_DEFAULT_MS = 10_000;
-export const APP_REQUEST_TIMEOUT_MAX_MS = 300_000;
+import { APP_REQUEST_TIMEOUT_MAX_MS } from './limits';
+
+export { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from './limits';
+
 const sendMessage = z.strictObject({
   name: z.string().min(1).max(256),
   /** Any JSON value, handed to the app as is. */

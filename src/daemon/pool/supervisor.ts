@@ -14,7 +14,7 @@ import type { Publisher } from '../publisher';
 import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
-import { type DrainReason, describeExit, type ExitInfo, type WorkerRole } from '../worker/worker-state';
+import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
 import { snapshotOf, whyNotAdoptable } from './adoption';
 import { AbortedError, Launcher } from './launcher';
 import { planReconfigure } from './reconfigure';

@@ -1,0 +1,25 @@
+/**
+ * The modules a command loads only when it runs, so that a quick client command (`status`,
+ * `resume`) does not pay for zod, yaml, prom-client and the daemon at start-up. Each getter
+ * loads its module on first use (the bundler keeps such a `require` lazy).
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+type ConfigLoad = typeof import('../config/load');
+type Overrides = typeof import('./overrides');
+type IpcPath = typeof import('./ipc-path');
+type DaemonModule = typeof import('../daemon/daemon');
+type Yaml = typeof import('yaml');
+type Check = typeof import('./check');
+type Generate = typeof import('./generate');
+type Upgrade = typeof import('./upgrade');
+
+export const lazy = {
+  config: (): ConfigLoad => require('../config/load'),
+  overrides: (): Overrides => require('./overrides'),
+  ipcPath: (): IpcPath => require('./ipc-path'),
+  daemon: (): DaemonModule => require('../daemon/daemon'),
+  yaml: (): Yaml => require('yaml'),
+  check: (): Check => require('./check'),
+  generate: (): Generate => require('./generate'),
+  upgrade: (): Upgrade => require('./upgrade'),
+};
