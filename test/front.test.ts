@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { cli, Daemon } from './helpers/daemon';
@@ -82,6 +85,71 @@ describe('listen: the daemon hands TCP connections to the workers', () => {
     for (let i = 0; i < 10; i++) seen.add((await requestOnce(port)).seen.id);
     const slots = (await daemon.status()).workers.filter((w) => w.role === 'serving').map((w) => w.id);
     for (const id of seen) assert.ok(slots.includes(id), `${id} is a serving worker`);
+  });
+});
+
+describe('listen: an app that ends TLS itself (an https server on LISTEN_ON)', () => {
+  let app: AppDir;
+  let daemon: Daemon;
+
+  before(async () => {
+    app = makeApp(
+      { workers: 2, listen: '127.0.0.1:0', shutdownTimeout: 5000, env: ['TLS_KEY', 'TLS_CERT'] },
+      'front-https.js',
+    );
+    const key = path.join(app.dir, 'key.pem');
+    const cert = path.join(app.dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+      ],
+      { stdio: 'ignore' },
+    );
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, {
+      online: 2,
+      env: { ...process.env, TLS_KEY: key, TLS_CERT: cert },
+    });
+  });
+  after(() => teardown(daemon, app));
+
+  test('TLS connections are served end to end by both workers, with the client port', async () => {
+    const port = frontPort((await daemon.status()).front?.addresses[0]);
+    const ids = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const { seen, localPort } = await new Promise<{ seen: Seen; localPort: number }>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port, agent: false, rejectUnauthorized: false },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => {
+              body += c;
+            });
+            res.on('end', () =>
+              resolve({ seen: JSON.parse(body) as Seen, localPort: req.socket?.localPort ?? 0 }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(seen.remotePort, localPort);
+      ids.add(seen.id);
+    }
+    assert.equal(ids.size, 2);
   });
 });
 
