@@ -69,7 +69,7 @@ describe('listen: the daemon hands TCP connections to the workers', () => {
     assert.ok(handed >= 200, `status counts ${handed} connections handed out`);
   });
 
-  test('GET+POST load straight at the port across restarts: 0 failed', async () => {
+  test('GET+POST load straight at the port across restarts: 0 failed', async (t) => {
     const load = startLoad(port);
     for (let i = 0; i < 3; i++) {
       const before = load.ok();
@@ -81,6 +81,7 @@ describe('listen: the daemon hands TCP connections to the workers', () => {
     await waitFor('requests after the last restart', () => load.ok() > before + 20);
     const { ok, failed } = await load.stop();
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
+    t.diagnostic(`${ok} requests across 3 restarts, 0 failed`);
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) seen.add((await requestOnce(port)).seen.id);
     const slots = (await daemon.status()).workers.filter((w) => w.role === 'serving').map((w) => w.id);

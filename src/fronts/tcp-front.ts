@@ -121,7 +121,7 @@ export class TcpFront {
 
   private senderFor(target: FrontTarget): HandoffSender | null {
     const child = target.child;
-    if (!child || !child.connected) return null;
+    if (!child?.connected) return null;
     let sender = this.senders.get(child);
     if (!sender) {
       sender = new HandoffSender(child);
