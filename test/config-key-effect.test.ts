@@ -57,6 +57,7 @@ test('the classification the daemon has used so far', () => {
     'symlinks',
     'debug',
     'metrics',
+    'listen',
   ]);
 });
 

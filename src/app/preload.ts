@@ -10,7 +10,10 @@
  *   next daemon after a crash or an upgrade (reconnect.ts), with or without the library.
  * - `drain`: the app's own `server.close()` becomes nginx-safe once the daemon asked the worker
  *   to stop (preload-drain.ts).
+ * - Connections handed over by the daemon's `listen` front are served by the app's server
+ *   (fronts/tcp-receiver.ts).
  */
+import { installFrontReceiver } from '../fronts/tcp-receiver.js';
 import { installPreloadDrain } from './preload-drain.js';
 import { preloadFeature, shared } from './runtime.js';
 
@@ -37,3 +40,6 @@ if (!inspectorWanted) process.on('SIGUSR1', () => {});
 // Creating the shared runtime is what installs the reconnection (see runtime.ts).
 void shared.worker;
 if (preloadFeature('drain')) installPreloadDrain();
+// Connections the daemon's `listen` front hands over go to the app's server on the worker's socket.
+if (shared.worker.managed && shared.worker.socketPath !== undefined)
+  installFrontReceiver(shared.worker.socketPath, () => shared.shutdownRequested);

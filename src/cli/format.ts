@@ -43,6 +43,12 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
       `workers ${s.running ? (s.suspended ? 'running (suspended)' : 'running') : 'stopped'}` +
       (s.devServer ? `; dev server ${s.devServer}` : ''),
   ];
+  if (s.front) {
+    const handed = Object.entries(s.front.handedOut).map(([id, n]) => `${id} ${n}`);
+    lines.push(
+      `listen ${s.front.addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}`,
+    );
+  }
   const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];
   for (const w of s.workers) {
     rows.push([

@@ -157,6 +157,11 @@ export function buildProgram(): Command {
       new Option('-d, --dev-server [port]', 'serve HTTP on 127.0.0.1 (default port 8000) over the workers'),
     )
     .option('--no-dev-server', 'disable the dev server even if the config enables it')
+    .option(
+      '--listen <address>',
+      'accept TCP here and hand connections to the workers: 8080, host:port, [v6]:port (repeatable)',
+      collect,
+    )
     .option('--debug', 'verbose daemon log and stack traces')
     .addOption(
       new Option(

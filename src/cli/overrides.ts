@@ -19,6 +19,8 @@ export interface CliOverrides {
   devServer?: boolean | string | number;
   /** `--debug`: the same as `debug: true` in the config. */
   debug?: boolean;
+  /** `--listen` (repeatable): the `listen` addresses, as written. */
+  listen?: string[];
 }
 
 /** The option behind each key, and `config` for the config path. */
@@ -34,6 +36,7 @@ export const OPTION_NAMES: Readonly<Record<keyof CliOverrides | 'config', string
   outputPrefix: '--output-prefix',
   devServer: '--dev-server',
   debug: '--debug',
+  listen: '--listen',
 };
 
 /** What `nodesockd daemon` suggests when it finds no config file. */
@@ -52,6 +55,7 @@ export function overridesFromOptions(opts: Record<string, unknown>): CliOverride
     outputPrefix: opts.outputPrefix as string | undefined,
     devServer: opts.devServer as boolean | string | undefined,
     debug: opts.debug === true ? true : undefined,
+    listen: opts.listen as string[] | undefined,
   };
 }
 
@@ -75,6 +79,9 @@ export function cliLayer(o: CliOverrides): CommandLine {
     else if (d === 'false') values.devServer = false;
     else values.devServer = d;
   }
+  // A bare port is a number, as in a file; anything else is validated as written.
+  if (o.listen !== undefined && o.listen.length > 0)
+    values.listen = o.listen.map((a) => (/^\s*\d+\s*$/.test(a) ? Number(a) : a));
   // A bare flag: present turns debug on, absent leaves the config's value.
   if (o.debug === true) values.debug = true;
   return { values, labels: OPTION_NAMES };

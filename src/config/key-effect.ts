@@ -52,6 +52,8 @@ export const KEY_EFFECT = {
   metrics: 'fixed',
   // Workers get it in their environment (NODESOCKD_PRELOAD).
   preload: 'restart',
+  // The daemon's listening sockets, bound at start.
+  listen: 'fixed',
 } as const satisfies Record<keyof Config, KeyEffect>;
 
 /** The keys of each effect, in KEY_EFFECT order. */

@@ -47,6 +47,54 @@ const port = z
   .min(1, 'devServer port must be at least 1')
   .max(65535, 'devServer port must be at most 65535');
 
+const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host }';
+
+/**
+ * `listen` as written: 8080, "127.0.0.1:8080", "[::1]:8080", { port, host }, or a list of
+ * them; always a list once parsed. Each bad entry is its own problem line.
+ */
+const listenSchema = z.unknown().transform((value, ctx) => {
+  const entries = Array.isArray(value) ? value : [value];
+  const out: { host: string; port: number }[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const where = Array.isArray(value) ? `listen[${i}]` : 'listen';
+    const problem = (message: string) => ctx.addIssue({ code: 'custom', message: `${where} ${message}` });
+    let host = '0.0.0.0';
+    let port: unknown = entry;
+    if (typeof entry === 'string') {
+      const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(entry.trim());
+      if (!m) {
+        problem(`"${entry}" ${LISTEN_HINT}`);
+        continue;
+      }
+      host = m[1] ?? m[2] ?? host;
+      port = Number(m[3]);
+    } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
+      const { port: p, host: h, ...rest } = entry as Record<string, unknown>;
+      const extra = Object.keys(rest);
+      if (extra.length > 0) {
+        problem(`has unknown key(s) ${extra.join(', ')} (port, host)`);
+        continue;
+      }
+      if (h !== undefined && (typeof h !== 'string' || h === '')) {
+        problem('host must be a non-empty string');
+        continue;
+      }
+      if (typeof h === 'string') host = h;
+      port = p;
+    } else if (typeof entry !== 'number') {
+      problem(LISTEN_HINT);
+      continue;
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      problem(`port ${String(port)} must be a whole number from 0 to 65535`);
+      continue;
+    }
+    out.push({ host, port });
+  }
+  return out;
+});
+
 /** How each key may be written in a file or on the command line (camelCase, as the long options). */
 const fields = {
   extends: nonEmpty('extends'),
@@ -107,6 +155,7 @@ const fields = {
     ],
     { error: 'preload must be true, false or { drain, reconnect }' },
   ),
+  listen: listenSchema,
 };
 
 /** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
@@ -208,6 +257,11 @@ export const configSchema = z.object({
         : { drain: v.drain ?? true, reconnect: v.reconnect ?? true },
     )
     .default({ drain: true, reconnect: true }),
+  /**
+   * The daemon's own TCP front (src/fronts/tcp-front.ts): addresses it listens on and whose
+   * connections it hands to the serving workers. [] (the default): none.
+   */
+  listen: fields.listen.default([]),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -6,6 +6,7 @@ import semverValid from 'semver/functions/valid';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
+import { TcpFront } from '../fronts/tcp-front';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
@@ -22,6 +23,7 @@ import { canConnect, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
+import { isServing } from './worker/worker-state';
 
 export class DaemonStartError extends Error {}
 
@@ -62,6 +64,7 @@ export class Daemon {
   private supervisor!: Supervisor;
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
+  private front: TcpFront | null = null;
   private metrics: Metrics | null = null;
   private ipc!: IpcServer;
   private stateFile!: StateFile;
@@ -205,6 +208,25 @@ export class Daemon {
       }
     }
 
+    if (config.listen.length > 0) {
+      const front = new TcpFront(
+        config.listen,
+        () =>
+          this.supervisor
+            .listWorkers()
+            .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
+            .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
+            .map(({ worker }) => ({ id: worker.id, child: worker.childProcess })),
+        log,
+      );
+      this.front = front;
+      // Closed before the workers drain: no new connection goes to a worker being stopped.
+      this.onTeardown('listen front', () => front.close());
+      await front.listen().catch((err: unknown) => {
+        throw new DaemonStartError(errorMessage(err));
+      });
+    }
+
     if (config.devServer !== false) {
       const dev = new DevServer(config.devServer, () => this.supervisor.servingSockets(), log);
       this.devServer = dev;
@@ -266,6 +288,7 @@ export class Daemon {
       suspended: this.supervisor.isSuspended,
       ipcFile: this.config.ipcFile,
       devServer: this.devServer ? `http://127.0.0.1:${this.devServer.address()}` : null,
+      front: this.front ? { addresses: this.front.addressesBound(), handedOut: this.front.counts() } : null,
       ...this.supervisor.status(),
     };
   }

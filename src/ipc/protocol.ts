@@ -201,6 +201,8 @@ export interface DaemonStatus {
   suspended: boolean;
   ipcFile: string;
   devServer: string | null;
+  /** The `listen` front: its bound addresses and the connections handed to each worker (by id). */
+  front?: { addresses: string[]; handedOut: Record<string, number> } | null;
   slots: SlotStatus[];
   workers: WorkerStatus[];
 }

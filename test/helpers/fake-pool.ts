@@ -170,6 +170,7 @@ export function fakePool(
     debug: false,
     preload: { drain: true, reconnect: true },
     metrics: false,
+    listen: [],
     ...config,
   };
   const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);

@@ -1,3 +1,4 @@
+import { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import {
   isBrokenMessage,
@@ -172,6 +173,11 @@ export class ManagedWorker extends EventEmitter {
 
   get connected(): boolean {
     return this.proc.connected;
+  }
+
+  /** Its process when this daemon spawned it (an IPC channel that carries handles); null otherwise. */
+  get childProcess(): ChildProcess | null {
+    return this.proc instanceof ChildProcess ? this.proc : null;
   }
 
   /** The last lines the worker wrote to stderr, for error reports. */

@@ -1,0 +1,40 @@
+/**
+ * The worker side of the daemon's TCP front (tcp-front.ts), loaded by the preload: a
+ * connection handed over by the daemon is emitted as a 'connection' on the app's HTTP server
+ * that listens on the worker's socket (the documented way to inject a connection into a Node
+ * server), so an unchanged app serves it; `req.socket.remoteAddress` is the client's own.
+ * A worker that is shutting down, or has no such server listening, refuses the handle and
+ * the daemon gives it to another worker.
+ */
+import net from 'node:net';
+import { acceptHandoffs } from '../pool/handoff';
+
+interface CountedChannel {
+  unref(): void;
+  unrefCounted?: () => void;
+}
+
+/** `shuttingDown`: the daemon asked this worker to stop (it takes no new connections then). */
+export function installFrontReceiver(socketPath: string, shuttingDown: () => boolean): void {
+  if (typeof process.send !== 'function') return;
+  const servers = new Set<net.Server>();
+  const listen = net.Server.prototype.listen;
+  net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
+    this.once('listening', () => {
+      if (this.address() !== socketPath) return;
+      servers.add(this);
+      this.once('close', () => servers.delete(this));
+    });
+    return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+  } as net.Server['listen'];
+
+  acceptHandoffs((socket) => {
+    if (shuttingDown()) throw new Error('the worker is shutting down');
+    const server = [...servers].find((s) => s.listening);
+    if (!server) throw new Error(`no server listens on ${socketPath}`);
+    server.emit('connection', socket);
+  });
+  // Our 'message' listener must not keep the worker alive (the app's own listeners still do).
+  const channel = (process as { channel?: CountedChannel }).channel;
+  if (typeof channel?.unrefCounted === 'function') channel.unrefCounted();
+}
