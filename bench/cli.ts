@@ -93,7 +93,7 @@ function rows(commands: Command[]): string[][] {
 }
 
 function report(o: Options, commands: Command[], m: Machine): string {
-  const status = commands.find((c) => c.label.startsWith('nodesockd status'))!;
+  const status = commands.find((c) => c.label === 'nodesockd status')!;
   const med = median(status.samples);
   return `# CLI: the fixed cost of a command
 
@@ -131,6 +131,12 @@ async function main(run: Run, o: Options): Promise<void> {
   const commands: Command[] = [
     { label: 'node -e 0', run: () => timed(run, ['-e', '0']), samples: [] },
     { label: 'nodesockd status', run: () => timed(run, [bin, 'status', '-c', config]), samples: [] },
+    {
+      // The same, told where the control socket is: no config to read.
+      label: 'nodesockd status -i',
+      run: () => timed(run, [bin, 'status', '-i', path.join(nsdDir, 'run', 'nodesockd.ipc')]),
+      samples: [],
+    },
     { label: 'pm2 ping', run: () => timed(run, [pm2Bin(ROOT), 'ping'], pm2Env), samples: [] },
   ];
   console.log(`cli: ${o.runs} runs of ${commands.map((c) => c.label).join(', ')}`);
