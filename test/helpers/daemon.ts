@@ -114,15 +114,25 @@ export class Daemon {
   }
 
   /** SIGTERM and wait for a graceful exit. */
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    return this.exited;
+  stop(): Promise<Exit> {
+    return signalAndWait(this.child, 'SIGTERM', this.exited);
   }
 
   async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
+    await signalAndWait(this.child, 'SIGKILL', this.exited);
   }
+}
+
+export type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** Sends `signal` to a child that is still running, and waits for its exit. */
+export function signalAndWait(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  exited: Promise<Exit>,
+): Promise<Exit> {
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  return exited;
 }
 
 export function isAlive(pid: number): boolean {

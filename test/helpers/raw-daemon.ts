@@ -1,7 +1,7 @@
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { DaemonStatus } from '../../src/ipc/protocol';
-import { BIN, cli } from './daemon';
+import { BIN, cli, type Exit, signalAndWait } from './daemon';
 import { waitFor } from './wait';
 
 /**
@@ -56,14 +56,12 @@ export class RawDaemon {
     return (s?.workers ?? []).map((w) => w.pid ?? -1).filter((p) => p > 0);
   }
 
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    return this.exited;
+  stop(): Promise<Exit> {
+    return signalAndWait(this.child, 'SIGTERM', this.exited);
   }
 
   async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
+    await signalAndWait(this.child, 'SIGKILL', this.exited);
   }
 }
 
