@@ -85,7 +85,10 @@ test('stdout without newlines is split at the line limit; daemon memory stays bo
 });
 
 test('a stdout nobody reads does not fill the daemon memory; the dropped bytes are reported', async () => {
-  const flood = 48 * MiB;
+  // What V8 keeps of the garbage of reading lines grows the peak RSS by 20-30 MiB whatever the
+  // flood (measured on Node 24 at 48, 128 and 256 MiB); a daemon that kept what it cannot write
+  // would grow by the whole flood. The flood is large enough to tell the two apart.
+  const flood = 192 * MiB;
   const a = app({ workers: 1, env: ['PATH', `FLOOD_BYTES=${flood}`, 'FLOOD_NEWLINES=1'] });
   const d = raw(a, 'stalled stdout');
   let stderr = '';
@@ -97,7 +100,7 @@ test('a stdout nobody reads does not fill the daemon memory; the dropped bytes a
   // The daemon has read it all: the worker's stdout pipe is empty once a request line went out.
   await get(a.published(0), '/after-flood');
   const grown = peakRss(d.pid) - baseline;
-  assert.ok(grown < flood / 2, `the daemon's peak RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
+  assert.ok(grown < flood / 3, `the daemon's peak RSS grew by ${(grown / MiB).toFixed(1)} MiB`);
 
   let stdout = '';
   d.child.stdout?.on('data', (c) => {
