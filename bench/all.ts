@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark that exists, one after the other, then the index
  * bench/results/README.md. The benchmarks are the `bench:*` scripts of package.json at run
- * time (bench:restart, bench:datapath, bench:cli; bench:pool, bench:front when present), so a
+ * time (bench:restart, bench:datapath, bench:cli, bench:rss; bench:pool, bench:front when present), so a
  * benchmark added later is run without a change here. Extra arguments are not passed on.
  *
  * Each benchmark takes the machine for minutes: run it as
@@ -14,7 +14,7 @@ import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import { RESULTS, ROOT } from './lib/setup';
 
 /** The order they run in; any other bench:* script runs after these, alphabetically. */
-const ORDER = ['bench:restart', 'bench:datapath', 'bench:cli', 'bench:pool', 'bench:front'];
+const ORDER = ['bench:restart', 'bench:datapath', 'bench:cli', 'bench:rss', 'bench:pool', 'bench:front'];
 
 function benchScripts(): string[] {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {

@@ -492,3 +492,100 @@ describe('the control socket survives bad input (SPEC §4.6)', () => {
     assert.doesNotMatch(d.output, /internal error/);
   });
 });
+
+describe('what a command loads (a quick CLI, a lean daemon)', () => {
+  /** The packages in node_modules a process loaded, from NODE_DEBUG=module lines. */
+  const packages = (debugOutput: string) =>
+    new Set(
+      [...debugOutput.matchAll(/load "[^"]*\/node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!),
+    );
+  /** An environment whose os.tmpdir() (the CLI's cache) is a fresh directory. */
+  const withTmp = (extra: NodeJS.ProcessEnv = {}) => {
+    const tmp = tempDir();
+    return { tmp, env: { ...process.env, TMPDIR: tmp, NODE_DEBUG: 'module', ...extra } };
+  };
+  /** writeConfig's settings as a JSON file. */
+  const writeJson = (extra: Record<string, unknown>) => {
+    const file = writeConfig(extra);
+    const json = file.replace(/\.yaml$/, '.json');
+    fs.writeFileSync(json, JSON.stringify(parseYaml(fs.readFileSync(file, 'utf8'))));
+    fs.rmSync(file);
+    return json;
+  };
+  /** The command's own stderr: without the module loader's debug lines. */
+  const ownLines = (r: CliResult) => stderrLines(r).filter((l) => !/^MODULE \d+:/.test(l));
+
+  test('status with a JSON config: neither zod nor yaml; a YAML config: yaml only the first time', async () => {
+    const { env } = withTmp();
+    const json = writeJson({});
+    const ipc = path.join(path.dirname(json), 'run', 'nodesockd.ipc');
+    const noDaemon = new RegExp(`^nodesockd: no daemon is running at ${escapeRe(ipc)}\\b`);
+    const r = await cli(['status', '-c', json], { env, ...MUST_FAIL });
+    assert.equal(r.code, 1);
+    assert.deepEqual([...packages(r.stderr)], ['commander']);
+    assert.match(ownLines(r).join('\n'), noDaemon);
+
+    const yaml = writeConfig({});
+    const yamlIpc = path.join(path.dirname(yaml), 'run', 'nodesockd.ipc');
+    const first = await cli(['status'], {
+      cwd: path.dirname(yaml),
+      env: { ...env, PWD: path.dirname(yaml) },
+    });
+    assert.deepEqual([...packages(first.stderr)].sort(), ['commander', 'yaml']);
+    const again = await cli(['status'], {
+      cwd: path.dirname(yaml),
+      env: { ...env, PWD: path.dirname(yaml) },
+    });
+    assert.deepEqual([...packages(again.stderr)], ['commander']);
+    for (const x of [first, again]) {
+      assert.deepEqual(ownLines(x), [`nodesockd: no daemon is running at ${yamlIpc} (ENOENT)`]);
+    }
+    // A config error still needs the full load, and is still one line.
+    const bad = writeConfig({ tmpDir: 5 });
+    const broken = await cli(['status', '-c', bad], { env, ...MUST_FAIL });
+    assert.ok(packages(broken.stderr).has('zod'));
+    assert.deepEqual(ownLines(broken), [`nodesockd: ${bad}: tmpDir: tmpDir must be a string (got 5)`]);
+  });
+
+  test('an unusable cache directory changes nothing', async () => {
+    const { tmp, env } = withTmp();
+    fs.writeFileSync(path.join(tmp, `nodesockd-${process.getuid!()}`), 'not a directory');
+    const yaml = writeConfig({});
+    const ipc = path.join(path.dirname(yaml), 'run', 'nodesockd.ipc');
+    for (let i = 0; i < 2; i++) {
+      const r = await cli(['status', '-c', yaml], { env, ...MUST_FAIL });
+      assert.deepEqual(ownLines(r), [`nodesockd: no daemon is running at ${ipc} (ENOENT)`]);
+      assert.ok(packages(r.stderr).has('yaml'), 'no memo: the YAML is parsed every time');
+    }
+  });
+
+  test('a daemon without metrics loads neither prom-client nor semver, and no yaml for a JSON config', async () => {
+    const { env } = withTmp();
+    const json = writeJson({ workers: 2 });
+    const ipc = path.join(path.dirname(json), 'run', 'nodesockd.ipc');
+    app = {
+      dir: path.dirname(json),
+      tmpDir: path.dirname(ipc),
+      ipcFile: ipc,
+      configFile: json,
+      published: () => '',
+    };
+    daemon = await Daemon.start(['daemon', '-c', json], ipc, { env, online: 2 });
+    assert.equal((await daemon.cli(['status'])).code, 0);
+    assert.deepEqual([...packages(daemon.output)].sort(), ['commander', 'zod']);
+    await teardown(daemon, app);
+    daemon = undefined;
+
+    const withMetrics = writeJson({ metrics: 'metrics.sock' });
+    const ipc2 = path.join(path.dirname(withMetrics), 'run', 'nodesockd.ipc');
+    app = {
+      dir: path.dirname(withMetrics),
+      tmpDir: path.dirname(ipc2),
+      ipcFile: ipc2,
+      configFile: withMetrics,
+      published: () => '',
+    };
+    daemon = await Daemon.start(['daemon', '-c', withMetrics], ipc2, { env });
+    assert.ok(packages(daemon.output).has('prom-client'), 'metrics: prom-client is loaded');
+  });
+});

@@ -90,8 +90,17 @@ function readLog(file: string): string {
   }
 }
 
-/** nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`. */
-export async function startNodesockd(env: Env, dir: string, script: string, workers = 2): Promise<Backend> {
+/**
+ * nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`;
+ * `extra.config` adds keys to that config, `extra.env` is the daemon's environment.
+ */
+export async function startNodesockd(
+  env: Env,
+  dir: string,
+  script: string,
+  workers = 2,
+  extra: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {},
+): Promise<Backend> {
   const { run } = env;
   const bin = path.join(env.pkgDir, 'dist/cli/bin.js');
   const tmpDir = path.join(dir, 'run');
@@ -110,6 +119,7 @@ export async function startNodesockd(env: Env, dir: string, script: string, work
     // when nginx drops them, after keepalive_timeout. Leave room for both.
     shutdownTimeout: keepaliveMs + 10_000,
     killTimeout: 2000,
+    ...extra.config,
   };
   const configFile = path.join(dir, 'nodesockd.json');
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
@@ -118,6 +128,7 @@ export async function startNodesockd(env: Env, dir: string, script: string, work
   const daemon = run.spawn(process.execPath, [bin, 'daemon', '-c', configFile], {
     cwd: dir,
     stdio: ['ignore', logFd, logFd],
+    env: extra.env ?? process.env,
   });
   fs.closeSync(logFd);
   const graceMs = config.shutdownTimeout + config.killTimeout + 2000;

@@ -1,28 +1,44 @@
 /** How a client command finds the daemon's control socket: `--ipc-file`, or the config. */
 import path from 'node:path';
-import { COMMAND_LINE, formatProblem } from '../config/diagnostics';
-import { ConfigError, gather, logicalCwd } from '../config/load';
-import { DEFAULTS } from '../config/schema';
-import { OPTION_NAMES } from './overrides';
+import { logicalCwd } from '../config/discover';
+import { COMMAND_LINE, ConfigError } from '../config/errors';
+import { quickIpcPath } from '../config/quick-ipc';
+import { cacheDir, yamlKeyCache } from './cache';
+import { lazy } from './lazy';
 
 /**
  * `--ipc-file` wins (resolved against the cwd); otherwise the config (--config or discovered)
  * gives ipcFile, resolved against tmpDir. Only problems that affect that path are fatal here:
  * a config file edited into an invalid state elsewhere must not stop `status` or `terminate`
  * from reaching a daemon that is still running with its old, valid configuration.
+ *
+ * The quick reader (quick-ipc.ts: no zod, YAML keys memoized) answers when the files are in
+ * order; otherwise the full load below finds the same path or the problem to report.
  */
 export function resolveIpcPath(opts: { configPath?: string; ipcFile?: string; cwd?: string } = {}): string {
+  const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : logicalCwd();
   if (opts.ipcFile !== undefined) {
     if (opts.ipcFile === '') {
       throw new ConfigError(`${COMMAND_LINE}: --ipc-file: the IPC file path must not be empty`);
     }
-    const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : logicalCwd();
     return path.resolve(cwd, opts.ipcFile);
   }
+  return (
+    quickIpcPath({ configPath: opts.configPath, cwd }, yamlKeyCache(cacheDir())) ??
+    fullIpcPath(opts.configPath, cwd)
+  );
+}
+
+/** resolveIpcPath from the validated config files (zod, yaml): the reference for the quick reader. */
+export function fullIpcPath(configPath: string | undefined, cwd: string): string {
+  const { gather } = lazy.config();
+  const { formatProblem } = lazy.diagnostics();
+  const { OPTION_NAMES } = lazy.overrides();
+  const { DEFAULTS } = lazy.schema();
   const g = gather({
-    configPath: opts.configPath,
+    configPath,
     commandLine: { values: {}, labels: { config: OPTION_NAMES.config } },
-    cwd: opts.cwd,
+    cwd,
     requireConfigFile: true,
     noFileHint: 'pass --config <file> or --ipc-file <path>',
   });

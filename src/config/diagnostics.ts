@@ -6,8 +6,8 @@ import type { z } from 'zod';
 import { fileConfigSchema, OPTIONS_BLOCK_KEYS } from './schema';
 import type { Values } from './values';
 
-/** The source of problems found on the command line. */
-export const COMMAND_LINE = 'command line';
+// Defined with ConfigError, which needs no zod (the quick paths of the CLI use both).
+export { COMMAND_LINE } from './errors';
 
 export interface Problem {
   /** A file path, 'command line', or '' for problems that belong to neither. */

@@ -18,6 +18,9 @@ export const CONFIG_FILE_NAMES = [
   '.nodesockd.json',
 ] as const;
 
+/** The control socket's name in tmpDir when the config gives no ipcFile (schema.ts's default). */
+export const DEFAULT_IPC_FILE = 'nodesockd.ipc';
+
 /** CONFIG_FILE_NAMES, short, for error messages. */
 export const LOOKED_FOR =
   'nodesockd.local.{yaml,yml,json}, .nodesockd.local.{yaml,yml,json}, nodesockd.{yaml,yml,json}, .nodesockd.{yaml,yml,json}';

@@ -1,3 +1,6 @@
+/** The source of problems found on the command line. */
+export const COMMAND_LINE = 'command line';
+
 /**
  * A configuration that cannot be used. `problems` holds one line per problem, each of the
  * form `<file or 'command line'>: <key>: <message>` (file-level problems such as "file not

@@ -1,13 +1,19 @@
 /**
  * Reading one config file: JSON or YAML by extension, with parse errors given as line and
  * column, and the YAML octal-umask fix. Returns the raw top-level object, not yet validated.
+ * The yaml package loads when a YAML file is parsed: a JSON config never needs it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Document, isMap, isScalar, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import { isPlainObject, type Values } from './values';
 
 export type ReadResult = { ok: true; data: Values } | { ok: false; message: string };
+export type TextResult = { ok: true; text: string } | { ok: false; message: string };
+
+type Yaml = typeof import('yaml');
+// A lazy require (the bundler keeps it lazy): yaml costs ~30 ms and ~8 MB to load.
+const loadYaml = (): Yaml => require('yaml');
 
 const errorCode = (err: unknown): string | undefined =>
   err && typeof err === 'object' && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -15,6 +21,12 @@ const errorCode = (err: unknown): string | undefined =>
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export function readConfigFile(file: string): ReadResult {
+  const read = readConfigText(file);
+  return read.ok ? parseConfigText(file, read.text) : read;
+}
+
+/** The text of a config file (BOM removed), or why it cannot be read as one. */
+export function readConfigText(file: string): TextResult {
   const ext = path.extname(file).toLowerCase();
   if (ext !== '.json' && ext !== '.yaml' && ext !== '.yml') {
     return {
@@ -34,17 +46,21 @@ export function readConfigFile(file: string): ReadResult {
     return { ok: false, message: `cannot read the file: ${errorText(err)}` };
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (text.trim() === '') return { ok: false, message: 'the file is empty; expected an object of settings' };
+  return { ok: true, text };
+}
 
+/** Parses the text of `file` (JSON or YAML by its extension, as readConfigText read it). */
+export function parseConfigText(file: string, text: string): ReadResult {
+  if (text.trim() === '') return { ok: false, message: 'the file is empty; expected an object of settings' };
   let value: unknown;
-  if (ext === '.json') {
+  if (path.extname(file).toLowerCase() === '.json') {
     try {
       value = JSON.parse(text);
     } catch (err) {
       return { ok: false, message: `invalid JSON: ${describeJsonError(errorText(err), text)}` };
     }
   } else {
-    const doc = parseDocument(text);
+    const doc = loadYaml().parseDocument(text);
     const first = doc.errors[0];
     if (first) {
       // Only the first error: later ones are usually knock-on effects of it.
@@ -82,6 +98,7 @@ function describeJsonError(message: string, text: string): string {
  * a umask written with a leading zero is octal, as in the shell.
  */
 function fixYamlOctalUmask(doc: Document, text: string, value: Values): void {
+  const { isMap, isScalar } = loadYaml();
   if (!isMap(doc.contents)) return;
   const node = doc.contents.get('umask', true);
   if (!isScalar(node) || typeof node.value !== 'number' || !node.range) return;

@@ -6,6 +6,7 @@
  * compile error.
  */
 import { z } from 'zod';
+import { DEFAULT_IPC_FILE } from './discover';
 
 /**
  * The base environment: these names are ALWAYS passed to workers (copied from the daemon's
@@ -204,7 +205,7 @@ export const configSchema = z.object({
   /** File name pattern containing `{worker}`, relative to tmpDir. */
   socketFile: fields.socketFile.default('app.{worker}.sock'),
   /** Absolute path of the control socket (written relative to tmpDir; this is its default name). */
-  ipcFile: z.string().default('nodesockd.ipc'),
+  ipcFile: z.string().default(DEFAULT_IPC_FILE),
   listenVar: fields.listenVar.default('LISTEN_ON'),
   workers: fields.workers.default(1),
   /** Suspended spare workers, promoted into a slot whose worker died. */

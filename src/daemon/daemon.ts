@@ -1,8 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-// The two functions alone: the whole semver package costs the daemon ~6 MB of memory.
-import semverGt from 'semver/functions/gt';
-import semverValid from 'semver/functions/valid';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
@@ -13,9 +10,10 @@ import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { InstanceLock } from './instance-lock';
+import { lazy } from './lazy';
 import { DaemonLock } from './lock';
 import { Messenger } from './messaging/messenger';
-import { Metrics, metricsAddress } from './metrics';
+import type { Metrics } from './metrics';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
 import { Publisher } from './publisher';
@@ -189,6 +187,7 @@ export class Daemon {
     });
 
     if (config.metrics !== false) {
+      const { Metrics, metricsAddress } = lazy.metrics();
       const address = metricsAddress(config.metrics, config.tmpDir);
       const metrics = new Metrics(
         {
@@ -341,7 +340,7 @@ export class Daemon {
    * elsewhere the successor is started here with the same command line.
    */
   private handOver(version: string): HandoverResult {
-    const newer = semverValid(version) !== null && semverGt(version, VERSION);
+    const newer = lazy.semverValid()(version) !== null && lazy.semverGt()(version, VERSION);
     if (!newer) return { handover: false, version: VERSION, pid: process.pid };
     if (this.closing) throw new Error('the daemon is shutting down');
     const check = spawnSync(
