@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -170,6 +171,69 @@ describe('listen: after a daemon SIGKILL', () => {
     }
     assert.equal(sum((await second.status()).front?.handedOut), 10);
     t.diagnostic('20 connections relayed to adopted workers, then 10 handed over after restart');
+  });
+});
+
+/**
+ * Sends `size` bytes on a raw connection, ends its side, and reads until the other side ends:
+ * the worker's id (the echo app's first line) and a hash of what came back.
+ */
+function echo(
+  port: number,
+  size: number,
+): Promise<{ id: string; sent: string; received: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const data = crypto.randomBytes(size);
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      const all = Buffer.concat(chunks);
+      const nl = all.indexOf(10);
+      const body = all.subarray(nl + 1);
+      resolve({
+        id: all.subarray(0, nl).toString(),
+        sent: crypto.createHash('sha256').update(data).digest('hex'),
+        received: crypto.createHash('sha256').update(body).digest('hex'),
+        bytes: body.length,
+      });
+    });
+    socket.on('connect', () => {
+      socket.end(data);
+    });
+  });
+}
+
+describe('listen: relayed bytes after a daemon SIGKILL', () => {
+  let app: AppDir | undefined;
+  let daemon: Daemon | undefined;
+  const pids = new Set<number>();
+
+  after(async () => {
+    if (app) await teardown(daemon, app);
+    killAll([...pids].filter(isAlive));
+  });
+
+  test('16 MiB each way through the relay, intact, with the client ending first (half-close)', async () => {
+    const port = await freePort();
+    const a = makeApp({ workers: 2, listen: `127.0.0.1:${port}`, shutdownTimeout: 5000 }, 'front-echo.js');
+    app = a;
+    const first = await Daemon.start(['--config', a.configFile], a.ipcFile, { online: 2 });
+    daemon = first;
+    for (const w of (await first.status()).workers) pids.add(w.pid!);
+    const handed = await echo(port, 1 << 20);
+    assert.equal(handed.received, handed.sent, 'handed over: the bytes came back');
+    await first.kill();
+    const second = await Daemon.start(['--config', a.configFile], a.ipcFile, { online: 2 });
+    daemon = second;
+    const ids = servingIds(await second.status());
+    const results = await Promise.all([echo(port, 16 << 20), echo(port, 16 << 20), echo(port, 1)]);
+    for (const r of results) {
+      assert.ok(ids.includes(r.id), `${r.id} is an adopted worker`);
+      assert.equal(r.received, r.sent, `${r.bytes} bytes came back intact`);
+    }
+    assert.equal(sum((await second.status()).front?.relayed), 3);
   });
 });
 
