@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stickySlot } from '../src/fronts/tcp-front';
+import { stickySlot, takeInheritedSockets } from '../src/fronts/tcp-front';
 import type { DaemonStatus } from '../src/ipc/protocol';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { BIN, cli, Daemon, isAlive, killAll, makeTempDir, ROOT } from './helpers/daemon';
@@ -284,73 +284,94 @@ describe('listen: sticky routing', () => {
   });
 });
 
-describe('listen: systemd socket activation (LISTEN_FDS)', () => {
-  let app: AppDir | undefined;
-  let launcher: ChildProcess | undefined;
-  let output = '';
-  let fifo: string;
-  const pids = new Set<number>();
+/**
+ * test/fixtures/socket-launcher.js around a daemon: it binds `port` and passes it as systemd
+ * does; `again()` starts the daemon once more after it died, `stop()` ends it all.
+ */
+class Launcher {
+  readonly child: ChildProcess;
+  readonly fifo: string;
+  readonly pids = new Set<number>();
+  output = '';
 
-  after(async () => {
-    if (!app) return;
-    const s = await statusOf(app.ipcFile);
-    if (s) {
-      for (const w of s.workers) pids.add(w.pid!);
-      process.kill(s.pid, 'SIGTERM');
-      await waitFor('the daemon to exit', () => !isAlive(s.pid));
-    }
-    const running = launcher;
-    if (running && running.exitCode === null) {
-      const exited = new Promise((resolve) => running.once('exit', resolve));
-      await fs.promises.writeFile(fifo, 'stop\n');
-      await exited;
-    }
-    killAll([...pids].filter(isAlive));
-    fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
-  });
-
-  test('the daemon serves the passed socket; connections made while it is killed wait and are served by the next one', async (t) => {
-    const port = await freePort();
-    const a = makeApp({ workers: 2, listen: `127.0.0.1:${port}`, shutdownTimeout: 5000 }, 'front.js');
-    app = a;
-    fifo = path.join(a.dir, 'launcher.fifo');
-    execFileSync('mkfifo', [fifo]);
-    launcher = spawn(
+  constructor(
+    readonly app: AppDir,
+    port: number,
+  ) {
+    this.fifo = path.join(app.dir, 'launcher.fifo');
+    execFileSync('mkfifo', [this.fifo]);
+    this.child = spawn(
       process.execPath,
       [
         path.join(ROOT, 'test/fixtures/socket-launcher.js'),
         '127.0.0.1',
         String(port),
-        fifo,
+        this.fifo,
         process.execPath,
         BIN,
         'daemon',
         '--config',
-        a.configFile,
+        app.configFile,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const collect = (c: Buffer) => {
-      output += c.toString();
+      this.output += c.toString();
       if (process.env.NSD_TEST_VERBOSE) process.stderr.write(c);
     };
-    launcher.stdout?.on('data', collect);
-    launcher.stderr?.on('data', collect);
-    const online = async () => {
-      const s = await statusOf(a.ipcFile);
-      return s && s.workers.filter((w) => w.slot !== null && w.state === 'online').length === 2
-        ? s
-        : undefined;
-    };
-    const first = await waitFor('the socket-activated daemon', online);
-    for (const w of first.workers) pids.add(w.pid!);
+    this.child.stdout?.on('data', collect);
+    this.child.stderr?.on('data', collect);
+  }
+
+  /** The daemon's status once both slots are online. */
+  async online(): Promise<DaemonStatus | undefined> {
+    if (this.child.exitCode !== null) throw new Error(`the launcher exited: ${this.output}`);
+    const s = await statusOf(this.app.ipcFile);
+    if (!s || s.workers.filter((w) => w.slot !== null && w.state === 'online').length !== 2) return undefined;
+    for (const w of s.workers) if (w.pid) this.pids.add(w.pid);
+    return s;
+  }
+
+  again(): Promise<void> {
+    return fs.promises.writeFile(this.fifo, 'again\n');
+  }
+
+  async stop(): Promise<void> {
+    const s = await statusOf(this.app.ipcFile);
+    if (s) {
+      for (const w of s.workers) if (w.pid) this.pids.add(w.pid);
+      process.kill(s.pid, 'SIGTERM');
+      await waitFor('the daemon to exit', () => !isAlive(s.pid));
+    }
+    if (this.child.exitCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      await fs.promises.writeFile(this.fifo, 'stop\n');
+      await exited;
+    }
+    killAll([...this.pids].filter(isAlive));
+    fs.rmSync(this.app.dir, { recursive: true, force: true, maxRetries: 5 });
+  }
+}
+
+describe('listen: systemd socket activation (LISTEN_FDS)', () => {
+  let launcher: Launcher | undefined;
+
+  after(() => launcher?.stop());
+
+  test('the daemon serves the passed socket; connections made while it is killed wait and are served by the next one', async (t) => {
+    const port = await freePort();
+    const app = makeApp({ workers: 2, listen: `127.0.0.1:${port}`, shutdownTimeout: 5000 }, 'front.js');
+    const launcherRef = new Launcher(app, port);
+    launcher = launcherRef;
+    const first = await waitFor('the socket-activated daemon', () => launcherRef.online());
+    for (const w of first.workers) launcherRef.pids.add(w.pid!);
     assert.match(
-      output,
+      launcherRef.output,
       new RegExp(
         `listening on 127\\.0\\.0\\.1:${port} \\(the socket systemd passed as fd 3 \\(launcher\\)\\)`,
       ),
     );
-    assert.doesNotMatch(output, /matches no listen entry/);
+    assert.doesNotMatch(launcherRef.output, /matches no listen entry/);
     const { seen, localPort } = await request(port);
     assert.equal(seen.remotePort, localPort);
     // The workers do not inherit systemd's variables.
@@ -376,15 +397,35 @@ describe('listen: systemd socket activation (LISTEN_FDS)', () => {
     // Accepted by the kernel into the queue (not refused) while no daemon runs.
     await waitFor('5 connections established with no daemon', () => connected === 5);
     assert.deepEqual(settled, [], 'none answered or failed before the next daemon');
-    await fs.promises.writeFile(fifo, 'again\n');
+    await launcherRef.again();
     const answers = await Promise.all(waiting);
     assert.equal(answers.length, 5);
     const ids = servingIds(first);
     for (const a of answers) assert.ok(ids.includes(a.seen.id), 'served by an adopted worker');
-    const second = await waitFor('the next daemon', online);
+    const second = await waitFor('the next daemon', () => launcherRef.online());
     assert.notEqual(second.pid, first.pid);
     assert.ok(sum(second.front?.relayed) >= 5, 'relayed to the adopted workers');
     t.diagnostic(`5 connections made with no daemon running, all served: ${settled.join(', ')}`);
+  });
+
+  test('a passed socket that matches no listen entry: one warning, and the entry is bound by the daemon', async () => {
+    await launcher?.stop();
+    const [passed, configured] = [await freePort(), await freePort()];
+    const app = makeApp({ workers: 2, listen: `127.0.0.1:${configured}`, shutdownTimeout: 5000 }, 'front.js');
+    const l = new Launcher(app, passed);
+    launcher = l;
+    const s = await waitFor('the daemon', () => l.online());
+    assert.deepEqual(s.front?.addresses, [`127.0.0.1:${configured}`]);
+    const warnings = l.output.match(/matches no listen entry/g) ?? [];
+    assert.equal(warnings.length, 1, l.output);
+    assert.match(
+      l.output,
+      new RegExp(
+        `the socket systemd passed as fd 3 \\(launcher\\) for 127\\.0\\.0\\.1:${passed} matches no listen entry \\(127\\.0\\.0\\.1:${configured}\\); closing it`,
+      ),
+    );
+    const { seen, localPort } = await request(configured);
+    assert.equal(seen.remotePort, localPort);
   });
 });
 
@@ -508,5 +549,42 @@ describe('nodesockd systemd with listen', () => {
     } finally {
       await teardown(undefined, app);
     }
+  });
+});
+
+describe('takeInheritedSockets', () => {
+  test("systemd's sockets only when LISTEN_PID is this process; the variables are removed either way", () => {
+    const env: NodeJS.ProcessEnv = {
+      LISTEN_FDS: '2',
+      LISTEN_PID: '42',
+      LISTEN_FDNAMES: 'web:admin',
+      KEEP: '1',
+    };
+    assert.deepEqual(takeInheritedSockets(env, 42), {
+      sockets: [
+        { fd: 3, from: 'systemd', name: 'web' },
+        { fd: 4, from: 'systemd', name: 'admin' },
+      ],
+      problems: [],
+    });
+    assert.deepEqual(env, { KEEP: '1' });
+    const other: NodeJS.ProcessEnv = { LISTEN_FDS: '1', LISTEN_PID: '41' };
+    assert.deepEqual(takeInheritedSockets(other, 42), { sockets: [], problems: [] });
+    assert.deepEqual(other, {});
+  });
+
+  test("a predecessor's fds, and one line for each bad value", () => {
+    const env: NodeJS.ProcessEnv = { NODESOCKD_LISTEN_FDS: '3,4,x,1', LISTEN_FDS: 'many', LISTEN_PID: '7' };
+    const { sockets, problems } = takeInheritedSockets(env, 7);
+    assert.deepEqual(sockets, [
+      { fd: 3, from: 'handover' },
+      { fd: 4, from: 'handover' },
+    ]);
+    assert.deepEqual(problems, [
+      'LISTEN_FDS="many" is not a count of sockets; ignoring it',
+      'NODESOCKD_LISTEN_FDS: "x" is not a file descriptor; ignoring it',
+      'NODESOCKD_LISTEN_FDS: "1" is not a file descriptor; ignoring it',
+    ]);
+    assert.deepEqual(env, {});
   });
 });
