@@ -367,8 +367,10 @@ export class Daemon {
   /**
    * restart --upgrade: when the CLI is newer, make sure the installed nodesockd can load this
    * daemon's config, then let go of the workers and make way for a daemon of that version,
-   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough;
-   * elsewhere the successor is started here with the same command line.
+   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough
+   * (the socket unit keeps the `listen` ports open); elsewhere the successor is started here
+   * with the same command line and the listening sockets, before this daemon closes, so the
+   * ports never close.
    */
   private handOver(version: string): HandoverResult {
     const newer = semverValid(version) !== null && semverGt(version, VERSION);
