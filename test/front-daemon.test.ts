@@ -6,7 +6,7 @@
  * routing across restarts.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -501,7 +501,7 @@ describe('listen: restart --upgrade hands the listening sockets to the new daemo
 });
 
 describe('nodesockd systemd with listen', () => {
-  test('prints the .socket unit beside the .service, which requires it', async () => {
+  test('prints the .socket unit beside the .service, which requires it', async (t) => {
     const app = makeApp(
       { name: 'shop', listen: ['127.0.0.1:8080', '[::1]:8081', 9000, '127.0.0.1:0'] },
       'front.js',
@@ -532,6 +532,25 @@ describe('nodesockd systemd with listen', () => {
       assert.equal(service.code, 0, service.stderr);
       assert.match(service.stdout, /^Requires=shop\.socket$/m);
       assert.doesNotMatch(service.stdout, /ListenStream=/);
+
+      // systemd's own parser, where installed: it prints a line for any key or value it rejects.
+      if (spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0) {
+        const dir = path.join(app.dir, 'units');
+        fs.mkdirSync(dir);
+        fs.writeFileSync(path.join(dir, 'shop.service'), service.stdout);
+        fs.writeFileSync(path.join(dir, 'shop.socket'), socket.stdout);
+        const verify = spawnSync(
+          'systemd-analyze',
+          ['verify', path.join(dir, 'shop.socket'), path.join(dir, 'shop.service')],
+          {
+            encoding: 'utf8',
+          },
+        );
+        assert.equal(verify.status, 0, verify.stderr);
+        assert.equal(verify.stderr.trim(), '', 'systemd-analyze verify finds nothing to say');
+      } else {
+        t.diagnostic('systemd-analyze is not installed: the units were not checked by systemd');
+      }
     } finally {
       await teardown(undefined, app);
     }
