@@ -297,6 +297,7 @@ class Launcher {
   constructor(
     readonly app: AppDir,
     port: number,
+    options: { bin?: string; env?: NodeJS.ProcessEnv } = {},
   ) {
     this.fifo = path.join(app.dir, 'launcher.fifo');
     execFileSync('mkfifo', [this.fifo]);
@@ -308,12 +309,12 @@ class Launcher {
         String(port),
         this.fifo,
         process.execPath,
-        BIN,
+        options.bin ?? BIN,
         'daemon',
         '--config',
         app.configFile,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env },
     );
     const collect = (c: Buffer) => {
       this.output += c.toString();
@@ -497,6 +498,55 @@ describe('listen: restart --upgrade hands the listening sockets to the new daemo
     const { seen, localPort } = await request(added);
     assert.equal(seen.remotePort, localPort, 'the new entry is served, handed over');
     await assert.rejects(request(dropped), /ECONNREFUSED/);
+  });
+});
+
+describe('listen: restart --upgrade under a supervisor with socket activation', () => {
+  let work: string | undefined;
+  let launcher: Launcher | undefined;
+
+  after(async () => {
+    await launcher?.stop();
+    if (work) fs.rmSync(work, { recursive: true, force: true, maxRetries: 5 });
+  });
+
+  test('the daemon just exits; connections made until the supervisor starts the new version wait and are served', async (t) => {
+    const dir = makeTempDir('nsd-front-supervised-');
+    work = dir;
+    const nextDist = buildNextVersion(path.join(dir, 'next'));
+    const installed = path.join(dir, 'installed');
+    fs.mkdirSync(installed);
+    const bin = install(installed);
+    const port = await freePort();
+    const app = makeApp({ workers: 2, listen: `127.0.0.1:${port}`, shutdownTimeout: 5000 }, 'front.js');
+    const env = { ...process.env, NODESOCKD_SUPERVISED: '1' };
+    const l = new Launcher(app, port, { bin, env });
+    launcher = l;
+    const first = await waitFor('the supervised daemon', () => l.online());
+    await request(port);
+
+    fs.rmSync(path.join(installed, 'dist'), { recursive: true });
+    fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
+    const upgrade = cli(['restart', '--upgrade', '--ipc-file', app.ipcFile], { env, bin });
+    await waitFor('the old daemon to exit', () => !isAlive(first.pid));
+    let connected = 0;
+    const waiting = Array.from({ length: 5 }, (_, i) =>
+      request(port, { method: i % 2 ? 'POST' : 'GET', onConnect: () => connected++ }),
+    );
+    await waitFor('5 connections established with no daemon', () => connected === 5);
+    // The supervisor (the launcher, as systemd with Restart=always) starts the new version.
+    await l.again();
+    const answers = await Promise.all(waiting);
+    assert.equal(answers.length, 5);
+    const r = await upgrade;
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /serves with 2 adopted worker/);
+    const after = await waitFor('the new daemon', () => l.online());
+    assert.equal(after.version, NEXT_VERSION);
+    assert.match(l.output, /exiting; the supervisor starts the new daemon/);
+    const { seen, localPort } = await request(port);
+    assert.equal(seen.remotePort, localPort, 'handed over by the new daemon after its restart');
+    t.diagnostic('5 connections made while no daemon ran, all served by the new version');
   });
 });
 
