@@ -43,6 +43,7 @@ test('the classification the daemon has used so far', () => {
     'shutdownTimeout',
     'killTimeout',
     'maxStartAttempts',
+    'sticky',
   ]);
   assert.deepEqual(keysWithEffect('scale'), ['workers', 'standby']);
   assert.deepEqual(keysWithEffect('rename'), ['name']);

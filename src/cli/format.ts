@@ -45,8 +45,10 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   ];
   if (s.front) {
     const handed = Object.entries(s.front.handedOut).map(([id, n]) => `${id} ${n}`);
+    const relayed = Object.entries(s.front.relayed ?? {}).map(([id, n]) => `${id} ${n}`);
     lines.push(
-      `listen ${s.front.addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}`,
+      `listen ${s.front.addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}` +
+        (relayed.length > 0 ? `; relayed to adopted workers: ${relayed.join(', ')}` : ''),
     );
   }
   const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];

@@ -423,10 +423,23 @@ export function buildProgram(): Command {
 
   program
     .command('systemd')
-    .description('print a systemd unit for this app that works with adoption and upgrades')
+    .description(
+      'print a systemd unit for this app that works with adoption and upgrades; with `listen` in the ' +
+        'config, also the .socket unit that holds the listening sockets across daemon restarts',
+    )
     .option('-c, --config <file>', 'config file (default: discovered in the current directory)')
+    .option('--service', 'print only the .service unit')
+    .option('--socket', 'print only the .socket unit (the config must have `listen`)')
     .option('--debug', 'print stack traces of errors')
-    .action((opts: { config?: string }) => {
+    .addHelpText(
+      'after',
+      '\nWith `listen`, the output is the .service unit, then the .socket unit, each headed by the\n' +
+        'file to save it as; --service and --socket print one of them, for redirecting to a file.\n' +
+        'Under socket activation systemd binds the addresses and passes them to the daemon\n' +
+        '(LISTEN_FDS): a connection made while the daemon restarts, crashes or is upgraded waits in\n' +
+        'the accept queue and is served by the next daemon.',
+    )
+    .action((opts: { config?: string; service?: boolean; socket?: boolean }) => {
       const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
       const configFile = loaded.files[0];
       // The app's own install, reached through the logical path (e.g. a `current` symlink), so
@@ -435,7 +448,23 @@ export function buildProgram(): Command {
         .map((dir) => path.join(dir, 'node_modules', '.bin', 'nodesockd'))
         .find((p) => fs.existsSync(p));
       const binPath = local ?? path.resolve(process.argv[1] ?? 'nodesockd');
-      process.stdout.write(lazy.generate().systemdUnit(loaded.config, { binPath, configFile }));
+      const generate = lazy.generate();
+      const service = generate.systemdUnit(loaded.config, { binPath, configFile });
+      const socket = generate.systemdSocketUnit(loaded.config);
+      if (opts.socket && opts.service)
+        program.error('error: --service and --socket: give one of them, or neither for both');
+      if (opts.socket) {
+        if (socket) process.stdout.write(socket);
+        else
+          program.error('error: --socket: the config has no `listen` addresses, so there is no socket unit');
+      } else if (opts.service || !socket) {
+        process.stdout.write(service);
+      } else {
+        const unit = generate.systemdUnitName(loaded.config);
+        process.stdout.write(
+          `# ---- /etc/systemd/system/${unit}.service ----\n${service}\n# ---- /etc/systemd/system/${unit}.socket ----\n${socket}`,
+        );
+      }
     });
 
   addClientOptions(program.command('check'))

@@ -54,6 +54,8 @@ export const KEY_EFFECT = {
   preload: 'restart',
   // The daemon's listening sockets, bound at start.
   listen: 'fixed',
+  // The front reads it for each new connection.
+  sticky: 'tune',
 } as const satisfies Record<keyof Config, KeyEffect>;
 
 /** The keys of each effect, in KEY_EFFECT order. */

@@ -157,6 +157,7 @@ const fields = {
     { error: 'preload must be true, false or { drain, reconnect }' },
   ),
   listen: listenSchema,
+  sticky: z.boolean({ error: 'sticky must be true or false' }),
 };
 
 /** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
@@ -263,6 +264,11 @@ export const configSchema = z.object({
    * connections it hands to the serving workers. [] (the default): none.
    */
   listen: fields.listen.default([]),
+  /**
+   * The `listen` front routes each connection by a hash of the client address to a slot
+   * (the next serving slot when that one cannot take it) instead of round robin.
+   */
+  sticky: fields.sticky.default(false),
 });
 
 export type Config = z.output<typeof configSchema>;

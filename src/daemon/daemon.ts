@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
-import { TcpFront } from '../fronts/tcp-front';
+import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
@@ -16,6 +16,7 @@ import { Messenger } from './messaging/messenger';
 import type { Metrics } from './metrics';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
+import { isAlive } from './proc';
 import { Publisher } from './publisher';
 import { canConnect, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
@@ -24,6 +25,15 @@ import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 import { isServing } from './worker/worker-state';
 
 export class DaemonStartError extends Error {}
+
+/**
+ * Set by a daemon for the successor it starts on `restart --upgrade`: the successor holds the
+ * listening sockets from its first moment, and waits for this pid to exit before it takes the
+ * locks and the workers.
+ */
+const PREDECESSOR_ENV = 'NODESOCKD_PREDECESSOR_PID';
+/** How long a successor waits for its predecessor to let go. */
+const PREDECESSOR_WAIT_MS = 60_000;
 
 /** How often the daemon checks that its control socket is still in tmpDir. */
 const IPC_WATCH_MS = 2000;
@@ -107,6 +117,10 @@ export class Daemon {
     process.umask(config.umask);
     checkTmpDir(config.tmpDir, config.ipcFile);
     process.title = `${titleName(config.name)} nodesockd daemon`;
+    // Read (and removed from the environment the workers get) before anything else.
+    const inherited = takeInheritedSockets();
+    for (const problem of inherited.problems) log.warn(`listen: ${problem}`);
+    await waitForPredecessor(log);
 
     const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
       throw new DaemonStartError(errorMessage(err));
@@ -208,22 +222,32 @@ export class Daemon {
     }
 
     if (config.listen.length > 0) {
-      const front = new TcpFront(
-        config.listen,
-        () =>
+      const front = new TcpFront({
+        addresses: config.listen,
+        targets: () =>
           this.supervisor
             .listWorkers()
             .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
             .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
-            .map(({ worker }) => ({ id: worker.id, child: worker.childProcess })),
+            .map(({ worker, slot }) => ({
+              id: worker.id,
+              slot: slot ?? 0,
+              child: worker.childProcess,
+              socketPath: worker.socketPath,
+            })),
+        slots: () => this.supervisor.currentConfig.workers,
+        sticky: () => this.supervisor.currentConfig.sticky,
+        inherited: inherited.sockets,
         log,
-      );
+      });
       this.front = front;
       // Closed before the workers drain: no new connection goes to a worker being stopped.
       this.onTeardown('listen front', () => front.close());
       await front.listen().catch((err: unknown) => {
         throw new DaemonStartError(errorMessage(err));
       });
+    } else {
+      closeUnused(inherited.sockets, log);
     }
 
     if (config.devServer !== false) {
@@ -287,7 +311,13 @@ export class Daemon {
       suspended: this.supervisor.isSuspended,
       ipcFile: this.config.ipcFile,
       devServer: this.devServer ? `http://127.0.0.1:${this.devServer.address()}` : null,
-      front: this.front ? { addresses: this.front.addressesBound(), handedOut: this.front.counts() } : null,
+      front: this.front
+        ? {
+            addresses: this.front.addressesBound(),
+            handedOut: this.front.counts(),
+            relayed: this.front.relayed(),
+          }
+        : null,
       ...this.supervisor.status(),
     };
   }
@@ -336,8 +366,10 @@ export class Daemon {
   /**
    * restart --upgrade: when the CLI is newer, make sure the installed nodesockd can load this
    * daemon's config, then let go of the workers and make way for a daemon of that version,
-   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough;
-   * elsewhere the successor is started here with the same command line.
+   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough
+   * (the socket unit keeps the `listen` ports open); elsewhere the successor is started here
+   * with the same command line and the listening sockets, before this daemon closes, so the
+   * ports never close.
    */
   private handOver(version: string): HandoverResult {
     const newer = lazy.semverValid()(version) !== null && lazy.semverGt()(version, VERSION);
@@ -363,18 +395,30 @@ export class Daemon {
     void (async () => {
       // After this reply has been written.
       await new Promise((resolve) => setImmediate(resolve));
-      await this.close({ workers: 'detach' });
       if (!underSupervisor()) {
+        // Started first, holding the listening sockets (fds 3, 4, …): while this daemon closes
+        // and until the successor accepts, connections wait in the kernel's accept queue. The
+        // successor waits for this process to exit before it takes the locks and the workers.
+        const fds = this.front?.listeningFds() ?? [];
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
           // Not a dead pipe: a successor inherits only the streams that still work.
-          stdio: successorStdio(),
+          stdio: [...successorStdio(), ...fds],
+          env: {
+            ...process.env,
+            [PREDECESSOR_ENV]: String(process.pid),
+            ...(fds.length > 0 ? { [HANDOVER_FDS_ENV]: fds.map((_, i) => i + 3).join(',') } : {}),
+          },
         });
+        next.on('error', (err) => this.log.error(`starting the new daemon failed: ${errorMessage(err)}`));
         next.unref();
-        this.log.info(`started the new daemon (pid ${next.pid}); exiting`);
+        this.log.info(
+          `started the new daemon (pid ${next.pid})${fds.length > 0 ? ` with ${fds.length} listening socket(s)` : ''}; exiting`,
+        );
       } else {
         this.log.info('exiting; the supervisor starts the new daemon (NODESOCKD_SUPERVISED=1)');
       }
+      await this.close({ workers: 'detach' });
       process.exit(0);
     })();
     return { handover: true, version: VERSION, pid: process.pid };
@@ -439,6 +483,49 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       });
     }
   });
+}
+
+/**
+ * A daemon started by its predecessor's handover waits for it to exit (it has let go of the
+ * locks, the control socket and the workers then). A zombie counts as gone.
+ */
+async function waitForPredecessor(log: Logger): Promise<void> {
+  const pid = Number(process.env[PREDECESSOR_ENV]);
+  delete process.env[PREDECESSOR_ENV];
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
+  const gone = () => {
+    if (!isAlive(pid)) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    } catch {
+      return true;
+    }
+  };
+  const deadline = Date.now() + PREDECESSOR_WAIT_MS;
+  while (!gone()) {
+    if (Date.now() > deadline) {
+      log.warn(
+        `the previous daemon (pid ${pid}) has not exited after ${PREDECESSOR_WAIT_MS} ms; starting anyway`,
+      );
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Listening sockets passed to a daemon whose config has no `listen`: closed, said once each. */
+function closeUnused(sockets: InheritedSocket[], log: Logger): void {
+  for (const socket of sockets) {
+    log.warn(
+      `listen: fd ${socket.fd} was passed (${socket.from}) but the config has no listen entry; closing it`,
+    );
+    try {
+      fs.closeSync(socket.fd);
+    } catch {
+      // Not open after all.
+    }
+  }
 }
 
 function inodeOf(file: string): number | null {

@@ -1,13 +1,21 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/pool/handoff.ts), round robin over the slots. No byte passes through the daemon, and
- * the app sees the client's own address. The worker's preload emits the connection on the
- * app's server (src/fronts/tcp-receiver.ts).
+ * (src/pool/handoff.ts), round robin over the slots, or by a hash of the client address with
+ * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
+ * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
  *
- * A worker that cannot take a handle (no channel: adopted from an earlier daemon; exited;
- * draining) is skipped. With no serving worker the connection stays paused (the client's
- * bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS}, then closed.
+ * A worker adopted from an earlier daemon (after a crash or an upgrade) has no channel that
+ * carries handles: its connections are relayed, bytes piped both ways to the UNIX socket the
+ * worker still listens on, until `nodesockd restart` replaces it with a child of this daemon.
+ * A worker that exited or is draining is skipped. With no serving worker the connection stays
+ * paused (the client's bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS},
+ * then closed.
+ *
+ * The listening sockets may be inherited instead of bound: from the daemon this one took over
+ * from (`restart --upgrade`, {@link HANDOVER_FDS_ENV}) or from systemd's socket activation
+ * (`LISTEN_FDS`). Either way a connection that arrives while no daemon runs waits in the
+ * kernel's accept queue rather than being refused ({@link takeInheritedSockets}).
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -18,6 +26,11 @@ import { HandoffSender } from '../pool/handoff';
 export const NO_WORKER_GRACE_MS = 5000;
 const RETRY_MS = 50;
 
+/** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
+export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
+/** systemd's socket activation protocol (sd_listen_fds(3)): the first passed fd is 3. */
+const SD_LISTEN_FDS_START = 3;
+
 export interface FrontAddress {
   host: string;
   port: number;
@@ -26,44 +39,129 @@ export interface FrontAddress {
 /** A worker the front may hand connections to. */
 export interface FrontTarget {
   id: string;
+  /** Its slot (sticky routing hashes clients to slots). */
+  slot: number;
   /** Its process, when it has an IPC channel that carries handles (a child of this daemon). */
   child: ChildProcess | null;
+  /** The UNIX socket the worker listens on, for a worker with no such channel (adopted). */
+  socketPath: string;
+}
+
+/** A listening socket this process was given rather than bound itself. */
+export interface InheritedSocket {
+  fd: number;
+  from: 'systemd' | 'handover';
+  /** systemd's FileDescriptorName=, when given. */
+  name?: string;
+}
+
+/**
+ * The listening sockets passed to this process, read once at daemon start: systemd's
+ * (`LISTEN_FDS` when `LISTEN_PID` is this process) and a predecessor's ({@link HANDOVER_FDS_ENV}).
+ * The variables are removed from `env` either way, so the workers do not inherit them.
+ */
+export function takeInheritedSockets(
+  env: NodeJS.ProcessEnv = process.env,
+  pid = process.pid,
+): { sockets: InheritedSocket[]; problems: string[] } {
+  const sockets: InheritedSocket[] = [];
+  const problems: string[] = [];
+  const { LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES } = env;
+  const handover = env[HANDOVER_FDS_ENV];
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDNAMES;
+  delete env[HANDOVER_FDS_ENV];
+  if (LISTEN_FDS !== undefined && LISTEN_PID === String(pid)) {
+    const count = Number(LISTEN_FDS);
+    if (!Number.isInteger(count) || count < 0) {
+      problems.push(`LISTEN_FDS=${JSON.stringify(LISTEN_FDS)} is not a count of sockets; ignoring it`);
+    } else {
+      const names = LISTEN_FDNAMES?.split(':') ?? [];
+      for (let i = 0; i < count; i++) {
+        const name = names[i];
+        sockets.push({ fd: SD_LISTEN_FDS_START + i, from: 'systemd', ...(name ? { name } : {}) });
+      }
+    }
+  }
+  if (handover !== undefined) {
+    for (const part of handover.split(',').filter((p) => p !== '')) {
+      const fd = Number(part);
+      if (!Number.isInteger(fd) || fd < 3) {
+        problems.push(`${HANDOVER_FDS_ENV}: ${JSON.stringify(part)} is not a file descriptor; ignoring it`);
+      } else if (!sockets.some((s) => s.fd === fd)) {
+        sockets.push({ fd, from: 'handover' });
+      }
+    }
+  }
+  return { sockets, problems };
+}
+
+export interface FrontOptions {
+  addresses: FrontAddress[];
+  /** The serving slot workers, in slot order. */
+  targets: () => FrontTarget[];
+  /** How many slots the pool has (sticky routing maps a client to one of them). */
+  slots: () => number;
+  /** Route by a hash of the client address instead of round robin (read for each connection). */
+  sticky: () => boolean;
+  /** Listening sockets to use instead of binding (matched to `addresses` by their address). */
+  inherited?: InheritedSocket[];
+  log: Logger;
 }
 
 export class TcpFront {
   private readonly servers: net.Server[] = [];
   private readonly senders = new WeakMap<ChildProcess, HandoffSender>();
   private readonly handedOut = new Map<string, number>();
+  private readonly relayedTo = new Map<string, number>();
   private readonly waiting = new Set<net.Socket>();
+  private readonly relays = new Set<net.Socket>();
   private next = 0;
   private closed = false;
+  private relayNoted = false;
+  private readonly log: Logger;
 
-  constructor(
-    private readonly addresses: FrontAddress[],
-    /** The serving slot workers, in slot order. */
-    private readonly targets: () => FrontTarget[],
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly options: FrontOptions) {
+    this.log = options.log;
+  }
 
-  /** Binds every address; rejects with one line naming the address that failed. */
+  /**
+   * Takes the inherited sockets that match a listen entry, closes the others, and binds every
+   * entry left; rejects with one line naming the address that failed.
+   */
   async listen(): Promise<void> {
-    for (const address of this.addresses) {
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) =>
-          reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
-        );
-        server.listen({ host: address.host, port: address.port }, () => resolve());
-      });
+    const { addresses } = this.options;
+    const adopted = await this.adoptInherited();
+    for (const [i, address] of addresses.entries()) {
+      let server = adopted.get(i);
+      if (!server) {
+        const fresh = this.makeServer();
+        await new Promise<void>((resolve, reject) => {
+          fresh.once('error', (err) =>
+            reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
+          );
+          fresh.listen({ host: address.host, port: address.port }, () => resolve());
+        });
+        server = fresh;
+        this.log.info(`listening on ${describe(server)}`);
+      }
+      server.removeAllListeners('error');
       server.on('error', (err) => this.log.error(`listen: ${errorMessage(err)}`));
       this.servers.push(server);
-      this.log.info(`listening on ${this.describe(server)}`);
     }
   }
 
   /** The bound addresses ("host:port", the real port when 0 was asked for). */
   addressesBound(): string[] {
-    return this.servers.map((s) => this.describe(s));
+    return this.servers.map(describe);
+  }
+
+  /** The listening sockets' file descriptors, in listen-entry order (for a successor daemon). */
+  listeningFds(): number[] {
+    return this.servers
+      .map((s) => (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd)
+      .filter((fd): fd is number => typeof fd === 'number' && fd >= 0);
   }
 
   /** Connections handed to each worker so far, by worker id. */
@@ -71,7 +169,20 @@ export class TcpFront {
     return Object.fromEntries(this.handedOut);
   }
 
-  /** Stops accepting; connections already handed over stay with their workers. */
+  /** Connections relayed to each adopted worker so far, by worker id. */
+  relayed(): Record<string, number> {
+    return Object.fromEntries(this.relayedTo);
+  }
+
+  /** Relayed connections open now. */
+  get openRelays(): number {
+    return this.relays.size;
+  }
+
+  /**
+   * Stops accepting; connections already handed over stay with their workers, relayed ones
+   * keep flowing while this process lives.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const socket of this.waiting) socket.destroy();
@@ -79,10 +190,67 @@ export class TcpFront {
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
-  private describe(server: net.Server): string {
-    const a = server.address();
-    if (a === null || typeof a === 'string') return String(a);
-    return formatAddress({ host: a.address, port: a.port });
+  private makeServer(): net.Server {
+    // allowHalfOpen: a relayed client that ends its side still gets the worker's answer.
+    return net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  /** Listens on every inherited socket, then pairs them with the listen entries by address. */
+  private async adoptInherited(): Promise<Map<number, net.Server>> {
+    const open: { socket: InheritedSocket; server: net.Server; address: FrontAddress }[] = [];
+    for (const socket of this.options.inherited ?? []) {
+      const server = this.makeServer();
+      const label = inheritedLabel(socket);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ fd: socket.fd }, () => resolve());
+        });
+      } catch (err) {
+        this.log.warn(`listen: ${label} is not a listening TCP socket (${errorMessage(err)}); ignoring it`);
+        server.close();
+        continue;
+      }
+      const a = server.address();
+      if (a === null || typeof a === 'string') {
+        this.log.warn(`listen: ${label} is not a TCP socket; closing it`);
+        server.close();
+        continue;
+      }
+      open.push({ socket, server, address: { host: a.address, port: a.port } });
+    }
+    const taken = new Map<number, net.Server>();
+    const entries = this.options.addresses;
+    // Exact addresses first; then an entry with port 0 takes a socket on its host (the port a
+    // predecessor was given for it).
+    for (const exact of [true, false]) {
+      for (const item of open) {
+        if ([...taken.values()].includes(item.server)) continue;
+        const i = entries.findIndex(
+          (e, n) =>
+            !taken.has(n) &&
+            sameHost(e.host, item.address.host) &&
+            (exact ? e.port === item.address.port : e.port === 0),
+        );
+        if (i >= 0) taken.set(i, item.server);
+      }
+    }
+    for (const item of open) {
+      const label = inheritedLabel(item.socket);
+      if ([...taken.values()].includes(item.server)) {
+        this.log.info(`listening on ${formatAddress(item.address)} (${label})`);
+        continue;
+      }
+      if (item.socket.from === 'systemd') {
+        this.log.warn(
+          `listen: ${label} for ${formatAddress(item.address)} matches no listen entry (${entries.map(formatAddress).join(', ') || 'none'}); closing it`,
+        );
+      } else {
+        this.log.info(`listen: ${formatAddress(item.address)} is no longer in the config; closing it`);
+      }
+      item.server.close();
+    }
+    return taken;
   }
 
   private accept(socket: net.Socket): void {
@@ -92,17 +260,34 @@ export class TcpFront {
     void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS);
   }
 
+  /** The targets in the order to try them for this client. */
+  private order(socket: net.Socket, targets: FrontTarget[]): FrontTarget[] {
+    if (targets.length === 0) return targets;
+    const slots = Math.max(1, this.options.slots());
+    if (this.options.sticky() && socket.remoteAddress) {
+      const wanted = stickySlot(socket.remoteAddress, slots);
+      // The client's slot, then the next serving ones after it, wrapping round.
+      const after = (t: FrontTarget) => (((t.slot - wanted) % slots) + slots) % slots;
+      return [...targets].sort((a, b) => after(a) - after(b));
+    }
+    const start = this.next++ % targets.length;
+    return [...targets.slice(start), ...targets.slice(0, start)];
+  }
+
   private async dispatch(socket: net.Socket, deadline: number): Promise<void> {
     while (!this.closed && !socket.destroyed) {
-      const targets = this.targets();
-      for (let tried = 0; tried < targets.length; tried++) {
-        const target = targets[this.next++ % targets.length]!;
-        const sender = this.senderFor(target);
-        if (!sender) continue;
+      for (const target of this.order(socket, this.options.targets())) {
         try {
-          await sender.send(socket);
+          if (target.child) {
+            const sender = this.senderFor(target.child);
+            if (!sender) continue;
+            await sender.send(socket);
+            count(this.handedOut, target.id);
+          } else {
+            await this.relay(socket, target);
+            count(this.relayedTo, target.id);
+          }
           this.waiting.delete(socket);
-          this.handedOut.set(target.id, (this.handedOut.get(target.id) ?? 0) + 1);
           return;
         } catch (err) {
           this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
@@ -119,9 +304,8 @@ export class TcpFront {
     socket.destroy();
   }
 
-  private senderFor(target: FrontTarget): HandoffSender | null {
-    const child = target.child;
-    if (!child?.connected) return null;
+  private senderFor(child: ChildProcess): HandoffSender | null {
+    if (!child.connected) return null;
     let sender = this.senders.get(child);
     if (!sender) {
       sender = new HandoffSender(child);
@@ -129,6 +313,96 @@ export class TcpFront {
     }
     return sender;
   }
+
+  /**
+   * Connects to the worker's own socket and pipes the bytes both ways (with backpressure;
+   * each side's end is passed on, so a half-closed client still gets its answer). Rejects,
+   * leaving `client` untouched and paused, when the worker's socket does not answer.
+   */
+  private relay(client: net.Socket, target: FrontTarget): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const upstream = net.connect({ path: target.socketPath, allowHalfOpen: true });
+      const failed = (err: Error) => {
+        upstream.destroy();
+        reject(err);
+      };
+      upstream.once('error', failed);
+      upstream.once('connect', () => {
+        upstream.removeListener('error', failed);
+        if (client.destroyed) {
+          upstream.destroy();
+          reject(new Error('the client went away'));
+          return;
+        }
+        this.splice(client, upstream);
+        if (!this.relayNoted) {
+          this.relayNoted = true;
+          this.log.warn(
+            `listen: relaying connections to adopted worker(s) over their sockets; they see the daemon, not the client's address, until \`nodesockd restart\` replaces them`,
+          );
+        }
+        resolve();
+      });
+    });
+  }
+
+  private splice(client: net.Socket, upstream: net.Socket): void {
+    this.relays.add(client);
+    const broken = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', broken);
+    upstream.on('error', broken);
+    // A side that closed after an error (a reset) takes the other with it; a clean close has
+    // already passed its end on through the pipe.
+    client.once('close', (hadError) => {
+      this.relays.delete(client);
+      if (hadError || !client.readableEnded) upstream.destroy();
+    });
+    upstream.once('close', (hadError) => {
+      if (hadError || !upstream.readableEnded) client.destroy();
+    });
+    // As an HTTP server does with its own sockets: small answers leave at once.
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+}
+
+function count(map: Map<string, number>, id: string): void {
+  map.set(id, (map.get(id) ?? 0) + 1);
+}
+
+function inheritedLabel(socket: InheritedSocket): string {
+  return socket.from === 'systemd'
+    ? `the socket systemd passed as fd ${socket.fd}${socket.name ? ` (${socket.name})` : ''}`
+    : `the socket the previous daemon passed as fd ${socket.fd}`;
+}
+
+/** The address with IPv4-mapped IPv6 written as IPv4, so one client hashes the same both ways. */
+function plainAddress(address: string): string {
+  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+function sameHost(entry: string, bound: string): boolean {
+  return plainAddress(entry) === plainAddress(bound);
+}
+
+/** The slot a client address is routed to with `sticky` (FNV-1a of the address). */
+export function stickySlot(address: string, slots: number): number {
+  let hash = 0x811c9dc5;
+  for (const ch of plainAddress(address)) {
+    hash ^= ch.charCodeAt(0);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % Math.max(1, slots);
+}
+
+function describe(server: net.Server): string {
+  const a = server.address();
+  if (a === null || typeof a === 'string') return String(a);
+  return formatAddress({ host: a.address, port: a.port });
 }
 
 export function formatAddress({ host, port }: FrontAddress): string {

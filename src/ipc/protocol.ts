@@ -201,8 +201,11 @@ export interface DaemonStatus {
   suspended: boolean;
   ipcFile: string;
   devServer: string | null;
-  /** The `listen` front: its bound addresses and the connections handed to each worker (by id). */
-  front?: { addresses: string[]; handedOut: Record<string, number> } | null;
+  /**
+   * The `listen` front: its bound addresses, the connections handed to each worker and those
+   * relayed to each adopted worker (by id; `relayed` is absent from daemons before 0.x).
+   */
+  front?: { addresses: string[]; handedOut: Record<string, number>; relayed?: Record<string, number> } | null;
   slots: SlotStatus[];
   workers: WorkerStatus[];
 }

@@ -171,6 +171,7 @@ export function fakePool(
     preload: { drain: true, reconnect: true },
     metrics: false,
     listen: [],
+    sticky: false,
     ...config,
   };
   const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);
