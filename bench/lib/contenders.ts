@@ -90,8 +90,17 @@ function readLog(file: string): string {
   }
 }
 
-/** nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`. */
-export async function startNodesockd(env: Env, dir: string, script: string, workers = 2): Promise<Backend> {
+/**
+ * nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`;
+ * with `listen` ("127.0.0.1:8080"), its own TCP front on that address too (SPEC §6).
+ */
+export async function startNodesockd(
+  env: Env,
+  dir: string,
+  script: string,
+  workers = 2,
+  listen?: string,
+): Promise<Backend> {
   const { run } = env;
   const bin = path.join(env.pkgDir, 'dist/cli/bin.js');
   const tmpDir = path.join(dir, 'run');
@@ -110,6 +119,7 @@ export async function startNodesockd(env: Env, dir: string, script: string, work
     // when nginx drops them, after keepalive_timeout. Leave room for both.
     shutdownTimeout: keepaliveMs + 10_000,
     killTimeout: 2000,
+    ...(listen === undefined ? {} : { listen }),
   };
   const configFile = path.join(dir, 'nodesockd.json');
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
