@@ -92,7 +92,8 @@ function readLog(file: string): string {
 
 /**
  * nodesockd with `workers` workers (default 2), run as `dist/cli/bin.js daemon -c <generated config>`;
- * `extra.config` adds keys to that config, `extra.env` is the daemon's environment.
+ * `extra.config` adds keys to that config (e.g. `listen: "127.0.0.1:8080"`, its own TCP front:
+ * SPEC §6), `extra.env` is the daemon's environment.
  */
 export async function startNodesockd(
   env: Env,

@@ -3,6 +3,7 @@
 -- wrk counts a status > 399 as a status error and every socket error (connect, read, write,
 -- timeout) separately; done() prints them all as one JSON line, plus the failures by method
 -- (nginx adds X-Method to every response, its own 502/504 pages included).
+-- `wrk ... -- close` sends `Connection: close` on every request: a new connection per request.
 
 local threads = {}
 
@@ -14,8 +15,10 @@ function init(args)
   failed_get = 0
   failed_post = 0
   n = 0
-  get_request = wrk.format("GET", "/")
-  post_request = wrk.format("POST", "/", { ["Content-Type"] = "application/json" },
+  local close = args[1] == "close"
+  get_request = wrk.format("GET", "/", close and { ["Connection"] = "close" } or nil)
+  post_request = wrk.format("POST", "/",
+    { ["Content-Type"] = "application/json", ["Connection"] = close and "close" or nil },
     '{"order":1234,"items":["a","b","c"],"note":"restart-under-load"}')
 end
 

@@ -33,6 +33,8 @@ export interface WrkOptions {
   connections: number;
   seconds: number;
   timeoutSeconds: number;
+  /** `Connection: close` on every request: a new connection per request. */
+  close?: boolean;
 }
 
 export function socketErrors(r: WrkResult): number {
@@ -56,6 +58,7 @@ export async function runWrk(run: Run, o: WrkOptions): Promise<WrkResult> {
       '-s',
       WRK_SCRIPT,
       `http://127.0.0.1:${o.port}/`,
+      ...(o.close ? ['--', 'close'] : []),
     ],
     // Its own session (one scheduling group under autogroup), like nginx: the load generator
     // stands for remote clients and must not share a group with the app processes it loads.

@@ -9,6 +9,27 @@
 import net from 'node:net';
 import { acceptHandoffs } from '../pool/handoff';
 
+/**
+ * What net.Server does for a connection it accepted itself (lib/net.js `onconnection`): it counts
+ * it, and the socket's end uncounts it and lets a closing server emit 'close' once the last one
+ * is gone. A socket emitted by hand is not counted, so `server.close()` would call back at once
+ * while handed connections still carry requests, and an app that exits then (`serve()`, or
+ * `server.close(() => process.exit(0))`) would cut them, idle kept-alive ones included.
+ */
+interface CountingServer {
+  _connections: number;
+}
+interface ServedSocket {
+  _server: net.Server | null;
+}
+
+function countOn(server: net.Server, socket: net.Socket): void {
+  const counting = server as unknown as CountingServer;
+  if (typeof counting._connections !== 'number') return;
+  counting._connections++;
+  (socket as unknown as ServedSocket)._server = server;
+}
+
 interface CountedChannel {
   unref(): void;
   unrefCounted?: () => void;
@@ -32,6 +53,7 @@ export function installFrontReceiver(socketPath: string, shuttingDown: () => boo
     if (shuttingDown()) throw new Error('the worker is shutting down');
     const server = [...servers].find((s) => s.listening);
     if (!server) throw new Error(`no server listens on ${socketPath}`);
+    countOn(server, socket);
     server.emit('connection', socket);
   });
   // Our 'message' listener must not keep the worker alive (the app's own listeners still do).
