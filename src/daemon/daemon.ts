@@ -6,7 +6,8 @@ import semverValid from 'semver/functions/valid';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
-import { TcpFront } from '../fronts/tcp-front';
+import { formatAddress, TcpFront } from '../fronts/tcp-front';
+import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
@@ -65,6 +66,7 @@ export class Daemon {
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
   private front: TcpFront | null = null;
+  private frontTls: TlsDistributor | null = null;
   private metrics: Metrics | null = null;
   private ipc!: IpcServer;
   private stateFile!: StateFile;
@@ -209,6 +211,16 @@ export class Daemon {
     }
 
     if (config.listen.length > 0) {
+      if (hasTls(config.listen)) {
+        let material: ReturnType<typeof readTlsMaterial>;
+        try {
+          material = readTlsMaterial(config.listen);
+        } catch (err) {
+          throw new DaemonStartError(errorMessage(err));
+        }
+        for (const warning of material.warnings) log.warn(warning);
+        this.frontTls = new TlsDistributor(material, config.debug);
+      }
       const front = new TcpFront(
         config.listen,
         () =>
@@ -218,6 +230,7 @@ export class Daemon {
             .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
             .map(({ worker }) => ({ id: worker.id, child: worker.childProcess })),
         log,
+        this.frontTls,
       );
       this.front = front;
       // Closed before the workers drain: no new connection goes to a worker being stopped.
@@ -288,7 +301,13 @@ export class Daemon {
       suspended: this.supervisor.isSuspended,
       ipcFile: this.config.ipcFile,
       devServer: this.devServer ? `http://127.0.0.1:${this.devServer.address()}` : null,
-      front: this.front ? { addresses: this.front.addressesBound(), handedOut: this.front.counts() } : null,
+      front: this.front
+        ? {
+            addresses: this.front.addressesBound(),
+            handedOut: this.front.counts(),
+            tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
+          }
+        : null,
       ...this.supervisor.status(),
     };
   }
@@ -321,10 +340,26 @@ export class Daemon {
     const run = this.reloading.then(async () => {
       if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
       const next = this.options.reload();
-      const actions = await this.supervisor.reconfigure(
+      // The certificates first: a bad file fails the whole reload, and the workers keep the old ones.
+      let material: ReturnType<typeof readTlsMaterial> | null = null;
+      try {
+        if (this.frontTls) material = readTlsMaterial(next.config.listen);
+      } catch (err) {
+        throw new Error(`${errorMessage(err)}; nothing reloaded, the workers keep the current certificates`);
+      }
+      let actions = await this.supervisor.reconfigure(
         next.config,
         new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),
       );
+      if (this.frontTls && material) {
+        this.frontTls.update(material);
+        for (const warning of material.warnings) this.log.warn(warning);
+        const entries = next.config.listen.filter((e) => e.tls).map((e) => formatAddress(e));
+        actions = [
+          ...actions.filter((a) => a !== 'no change'),
+          `TLS certificates re-read (${entries.join(', ')})`,
+        ];
+      }
       this.loaded.files = next.files;
       process.title = `${titleName(this.supervisor.currentConfig.name)} nodesockd daemon`;
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);

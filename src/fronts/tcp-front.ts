@@ -11,8 +11,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../log';
 import { HandoffSender } from '../pool/handoff';
+import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed. */
 export const NO_WORKER_GRACE_MS = 5000;
@@ -43,12 +45,14 @@ export class TcpFront {
     /** The serving slot workers, in slot order. */
     private readonly targets: () => FrontTarget[],
     private readonly log: Logger,
+    /** The TLS entries' material, given to a worker before its first TLS connection. */
+    private readonly tls: TlsDistributor | null = null,
   ) {}
 
   /** Binds every address; rejects with one line naming the address that failed. */
   async listen(): Promise<void> {
-    for (const address of this.addresses) {
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
+    for (const [entry, address] of this.addresses.entries()) {
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket, entry));
       await new Promise<void>((resolve, reject) => {
         server.once('error', (err) =>
           reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
@@ -85,14 +89,15 @@ export class TcpFront {
     return formatAddress({ host: a.address, port: a.port });
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, entry: number): void {
     // A client that resets while it waits must not become an uncaught error.
     socket.on('error', () => undefined);
     this.waiting.add(socket);
-    void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS);
+    void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS, entry);
   }
 
-  private async dispatch(socket: net.Socket, deadline: number): Promise<void> {
+  private async dispatch(socket: net.Socket, deadline: number, entry: number): Promise<void> {
+    const meta: FrontHandoffMeta = { entry, tls: this.tls?.isTls(entry) ?? false };
     while (!this.closed && !socket.destroyed) {
       const targets = this.targets();
       for (let tried = 0; tried < targets.length; tried++) {
@@ -100,7 +105,8 @@ export class TcpFront {
         const sender = this.senderFor(target);
         if (!sender) continue;
         try {
-          await sender.send(socket);
+          if (meta.tls && target.child) this.tls?.prepare(target.child);
+          await sender.send(socket, meta);
           this.waiting.delete(socket);
           this.handedOut.set(target.id, (this.handedOut.get(target.id) ?? 0) + 1);
           return;

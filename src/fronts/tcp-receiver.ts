@@ -4,10 +4,13 @@
  * that listens on the worker's socket (the documented way to inject a connection into a Node
  * server), so an unchanged app serves it; `req.socket.remoteAddress` is the client's own.
  * A worker that is shutting down, or has no such server listening, refuses the handle and
- * the daemon gives it to another worker.
+ * the daemon gives it to another worker. A connection from a `listen` entry with `tls` is
+ * decrypted here first (tls-receiver.ts); without that entry's material yet, it is refused.
  */
 import net from 'node:net';
+import { isFrontHandoffMeta } from '../ipc/worker-protocol';
 import { acceptHandoffs } from '../pool/handoff';
+import { TlsTerminator } from './tls-receiver';
 
 interface CountedChannel {
   unref(): void;
@@ -28,11 +31,15 @@ export function installFrontReceiver(socketPath: string, shuttingDown: () => boo
     return (listen as (...a: unknown[]) => net.Server).apply(this, args);
   } as net.Server['listen'];
 
-  acceptHandoffs((socket) => {
+  const findServer = () => [...servers].find((s) => s.listening);
+  const terminator = new TlsTerminator();
+  terminator.install();
+  acceptHandoffs((socket, meta) => {
     if (shuttingDown()) throw new Error('the worker is shutting down');
-    const server = [...servers].find((s) => s.listening);
+    const server = findServer();
     if (!server) throw new Error(`no server listens on ${socketPath}`);
-    server.emit('connection', socket);
+    if (isFrontHandoffMeta(meta) && meta.tls) terminator.accept(socket, meta.entry, server, findServer);
+    else server.emit('connection', socket);
   });
   // Our 'message' listener must not keep the worker alive (the app's own listeners still do).
   const channel = (process as { channel?: CountedChannel }).channel;

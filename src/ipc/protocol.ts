@@ -201,10 +201,26 @@ export interface DaemonStatus {
   suspended: boolean;
   ipcFile: string;
   devServer: string | null;
-  /** The `listen` front: its bound addresses and the connections handed to each worker (by id). */
-  front?: { addresses: string[]; handedOut: Record<string, number> } | null;
+  /**
+   * The `listen` front: its bound addresses, the connections handed to each worker (by id), and
+   * by address the certificate the workers end TLS with (null: plain TCP; absent: an older daemon).
+   */
+  front?: {
+    addresses: string[];
+    handedOut: Record<string, number>;
+    tls?: (FrontCertificate | null)[];
+  } | null;
   slots: SlotStatus[];
   workers: WorkerStatus[];
+}
+
+/** The certificate of a TLS `listen` entry, as `status` shows it. */
+export interface FrontCertificate {
+  subject: string;
+  /** When it expires, ISO 8601. */
+  validTo: string;
+  /** SHA-256 fingerprint, colon-separated hex. */
+  fingerprint256: string;
 }
 
 export interface ConfigReply {
