@@ -300,6 +300,38 @@ describe('listen tls: h2 via ALPN for an HTTP/2 app', () => {
   });
 });
 
+describe("listen tls: an app's own https server behind a TLS entry", () => {
+  let app: AppDir;
+  let daemon: Daemon;
+
+  before(async () => {
+    app = makeApp(
+      {
+        workers: 1,
+        shutdownTimeout: 5000,
+        env: ['TLS_KEY', 'TLS_CERT'],
+        listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'front.key', cert: 'front.crt' } }],
+      },
+      'front-https.js',
+    );
+    makeCert(app.dir, 'front', 'front.test');
+    const own = makeCert(app.dir, 'own', 'own.test');
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, {
+      env: { ...process.env, TLS_KEY: own.key, TLS_CERT: own.cert },
+    });
+  });
+  after(() => teardown(daemon, app));
+
+  test("gets the decrypted connection as 'secureConnection': the front's certificate is the one shown", async () => {
+    const port = frontPort((await daemon.status()).front?.addresses[0]);
+    const r = await httpsGet(port);
+    assert.equal(r.status, 200);
+    assert.equal(r.cn, 'front.test');
+    assert.equal(r.alpn, 'http/1.1');
+    assert.equal(r.seen.remotePort, r.localPort);
+  });
+});
+
 describe('listen tls: check', () => {
   test('one line for a missing file, for a key that is not the certificate, and for a host that is not local', async () => {
     const app = makeApp(
@@ -330,6 +362,43 @@ describe('listen tls: check', () => {
         'error: listen 192.0.2.1:8443: 192.0.2.1 is not an address of this host',
       ]);
       assert.deepEqual(about('listen 127.0.0.3:0'), [], 'a good entry has no finding');
+    } finally {
+      await teardown(undefined, app);
+    }
+  });
+
+  test('a bad tls value is one problem line naming the entry', async () => {
+    const app = makeApp(
+      {
+        listen: [
+          { port: 8443, tls: { key: 'k.pem' } },
+          { port: 8444, tls: 'x' },
+        ],
+      },
+      'front.js',
+    );
+    try {
+      const r = await cli(['check', '--config', app.configFile]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /listen\[0\] tls\.cert must be the path of a PEM file/);
+      assert.match(r.stderr, /listen\[1\] tls must be \{ key, cert \}/);
+    } finally {
+      await teardown(undefined, app);
+    }
+  });
+
+  test('a daemon whose certificate file is missing does not start, and says why in one line', async () => {
+    const app = makeApp(
+      { listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'a.key', cert: 'gone.crt' } }] },
+      'front.js',
+    );
+    try {
+      makeCert(app.dir, 'a', 'a.test');
+      const r = await cli(['daemon', '--config', app.configFile], { timeoutMs: 30_000 });
+      assert.notEqual(r.code, 0);
+      const lines = (r.stdout + r.stderr).split('\n').filter((l) => l.includes('gone.crt'));
+      assert.equal(lines.length, 1, r.stdout + r.stderr);
+      assert.match(lines[0]!, /listen 127\.0\.0\.1:0: cannot read tls\.cert \S+gone\.crt: it does not exist/);
     } finally {
       await teardown(undefined, app);
     }
