@@ -247,7 +247,29 @@ describe('listen tls: the workers end TLS for an unchanged plain-HTTP app', () =
   });
 });
 
-describe('listen tls: h2 via ALPN for an HTTP/2 app', () => {
+/** One h2 request on a new session; also returns the protocol ALPN agreed. */
+async function h2Get(port: number): Promise<{ seen: Seen; alpn: string | undefined; localPort: number }> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  try {
+    const seen = await new Promise<Seen>((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':path': '/' });
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => {
+        body += c;
+      });
+      req.on('end', () => resolve(JSON.parse(body) as Seen));
+      req.on('error', reject);
+      req.end();
+    });
+    return { seen, alpn: session.alpnProtocol, localPort: session.socket.localPort ?? 0 };
+  } finally {
+    session.close();
+  }
+}
+
+describe('listen tls: h2 via ALPN for a plain http2.createServer app', () => {
   let app: AppDir;
   let daemon: Daemon;
   let port: number;
@@ -257,7 +279,6 @@ describe('listen tls: h2 via ALPN for an HTTP/2 app', () => {
       {
         workers: 2,
         shutdownTimeout: 5000,
-        env: ['H2_ALLOW_HTTP1=1'],
         listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'h2.key', cert: 'h2.crt' } }],
       },
       'front-h2.js',
@@ -268,35 +289,57 @@ describe('listen tls: h2 via ALPN for an HTTP/2 app', () => {
   });
   after(() => teardown(daemon, app));
 
-  test('http2.connect gets h2 from both workers; with allowHTTP1 an https client gets http/1.1', async () => {
+  test('http2.connect gets h2 from both workers; an HTTP/1.1-only client is not served and hurts no worker', async () => {
     const ids = new Set<string>();
     for (let i = 0; i < 6; i++) {
-      const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
-      try {
-        const seen = await new Promise<Seen>((resolve, reject) => {
-          session.on('error', reject);
-          const req = session.request({ ':path': '/' });
-          let body = '';
-          req.setEncoding('utf8');
-          req.on('data', (c: string) => {
-            body += c;
-          });
-          req.on('end', () => resolve(JSON.parse(body) as Seen));
-          req.on('error', reject);
-          req.end();
-        });
-        assert.equal(session.alpnProtocol, 'h2');
-        assert.equal(seen.httpVersion, '2.0');
-        assert.equal(seen.remotePort, session.socket.localPort);
-        ids.add(seen.id);
-      } finally {
-        session.close();
-      }
+      const { seen, alpn, localPort } = await h2Get(port);
+      assert.equal(alpn, 'h2');
+      assert.equal(seen.httpVersion, '2.0');
+      assert.equal(seen.remotePort, localPort);
+      ids.add(seen.id);
     }
     assert.equal(ids.size, 2);
-    const r = await httpsGet(port);
-    assert.equal(r.alpn, 'http/1.1');
-    assert.equal(r.seen.httpVersion, '1.1');
+    const pids = await daemon.slotPids();
+    // The server offers h2 alone: no HTTP/1.1 over TLS (the handshake or the connection fails).
+    await assert.rejects(httpsGet(port));
+    assert.equal((await h2Get(port)).alpn, 'h2');
+    assert.deepEqual(await daemon.slotPids(), pids, 'the same workers serve');
+  });
+});
+
+describe('listen tls: h2 and http/1.1 via ALPN for a createSecureServer app with allowHTTP1', () => {
+  let app: AppDir;
+  let daemon: Daemon;
+  let port: number;
+
+  before(async () => {
+    app = makeApp(
+      {
+        workers: 1,
+        shutdownTimeout: 5000,
+        env: ['H2_SECURE=1', 'H2_ALLOW_HTTP1=1', 'TLS_KEY', 'TLS_CERT'],
+        listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'front.key', cert: 'front.crt' } }],
+      },
+      'front-h2.js',
+    );
+    makeCert(app.dir, 'front', 'front.test');
+    const own = makeCert(app.dir, 'own', 'own.test');
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, {
+      env: { ...process.env, TLS_KEY: own.key, TLS_CERT: own.cert },
+    });
+    port = frontPort((await daemon.status()).front?.addresses[0]);
+  });
+  after(() => teardown(daemon, app));
+
+  test("h2 for http2.connect, http/1.1 for an https client, both with the front's certificate", async () => {
+    const h2 = await h2Get(port);
+    assert.equal(h2.alpn, 'h2');
+    assert.equal(h2.seen.httpVersion, '2.0');
+    const h1 = await httpsGet(port);
+    assert.equal(h1.status, 200);
+    assert.equal(h1.alpn, 'http/1.1');
+    assert.equal(h1.seen.httpVersion, '1.1');
+    assert.equal(h1.cn, 'front.test');
   });
 });
 

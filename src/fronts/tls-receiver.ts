@@ -11,8 +11,8 @@
  * plain server (http, http2, net), `'secureConnection'` on a TLS one (https, a secure http2
  * server), whose own certificate is then not used.
  *
- * ALPN: `h2` for an HTTP/2 server (`h2` and `http/1.1` with `allowHTTP1`), a TLS server's own
- * protocols, else `http/1.1`.
+ * ALPN: `h2` for an HTTP/2 server (`h2` and `http/1.1` with `allowHTTP1` where Node's HTTP/1
+ * fallback works for it), a TLS server's own protocols, else `http/1.1`.
  *
  * `node:tls` costs a worker ~10 ms to load: it is loaded when the first material arrives.
  */
@@ -114,6 +114,16 @@ function deliver(secure: tlsTypes.TLSSocket, findServer: FindServer, tls: Tls): 
     secure.destroy();
     return;
   }
+  // A client without ALPN h2 would reach a fallback that throws in the worker: close it instead.
+  if (
+    !(server instanceof tls.Server) &&
+    secure.alpnProtocol !== 'h2' &&
+    isHttp2Server(server) &&
+    http1Fallback(server) === 'broken'
+  ) {
+    secure.destroy();
+    return;
+  }
   // The socket is the app server's now, as if that server had accepted it: http2's HTTP/1.1
   // fallback (allowHTTP1) sets up its request classes on `socket.server`.
   (secure as { server?: unknown }).server = server;
@@ -125,7 +135,7 @@ export function alpnFor(tls: Tls, server: net.Server): string[] {
   if (server instanceof tls.Server) {
     return decodeAlpn((server as { ALPNProtocols?: unknown }).ALPNProtocols);
   }
-  if (isHttp2Server(server)) return allowsHttp1(server) ? ['h2', 'http/1.1'] : ['h2'];
+  if (isHttp2Server(server)) return http1Fallback(server) === 'usable' ? ['h2', 'http/1.1'] : ['h2'];
   return ['http/1.1'];
 }
 
@@ -138,16 +148,25 @@ function isHttp2Server(server: net.Server): boolean {
   return false;
 }
 
-/** `allowHTTP1` as the app gave it to `http2.createServer` (kept by Node under Symbol(options)). */
-function allowsHttp1(server: net.Server): boolean {
+/**
+ * Whether a plain HTTP/2 server (`http2.createServer`) serves HTTP/1.1 on a TLS socket: it was
+ * made with `allowHTTP1` (kept by Node under Symbol(options)) and Node set up the HTTP/1
+ * classes for it (Node 20 and 22 do; Node 24 does only for `createSecureServer`, and its
+ * fallback would throw in the worker).
+ */
+function http1Fallback(server: net.Server): 'none' | 'usable' | 'broken' {
   const symbol = Object.getOwnPropertySymbols(server).find((s) => s.description === 'options');
-  if (!symbol) return false;
-  const options = (server as unknown as Record<symbol, unknown>)[symbol];
-  return (
-    typeof options === 'object' &&
-    options !== null &&
-    (options as { allowHTTP1?: unknown }).allowHTTP1 === true
-  );
+  const options = symbol ? (server as unknown as Record<symbol, unknown>)[symbol] : undefined;
+  if (typeof options !== 'object' || options === null) return 'none';
+  const o = options as {
+    allowHTTP1?: unknown;
+    Http1IncomingMessage?: unknown;
+    Http1ServerResponse?: unknown;
+  };
+  if (o.allowHTTP1 !== true) return 'none';
+  return typeof o.Http1IncomingMessage === 'function' && typeof o.Http1ServerResponse === 'function'
+    ? 'usable'
+    : 'broken';
 }
 
 /** A TLS server's ALPN list: Node keeps it in wire format (length-prefixed names). */
