@@ -465,6 +465,24 @@ describe('listen tls: check', () => {
     }
   });
 
+  test("the port of this app's running daemon is no warning", async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const app = makeApp({ listen: `127.0.0.1:${port}`, shutdownTimeout: 5000 }, 'front.js');
+    let daemon: Daemon | undefined;
+    try {
+      daemon = await Daemon.start(['--config', app.configFile], app.ipcFile);
+      const r = await cli(['check', '--config', app.configFile]);
+      assert.doesNotMatch(r.stdout, /listen 127\.0\.0\.1/, r.stdout);
+      // The daemon does hold it (the test before this one shows a port held by another process is a warning).
+      assert.equal((await daemon.status()).front?.addresses[0], `127.0.0.1:${port}`);
+    } finally {
+      await teardown(daemon, app);
+    }
+  });
+
   test('an expired certificate is a warning with its date', () => {
     const app = makeApp({}, 'front.js');
     try {
