@@ -28,7 +28,6 @@ type FindServer = () => net.Server | undefined;
 export class TlsTerminator {
   private tls: Tls | null = null;
   private entries: (TlsPem | null)[] = [];
-  private version = 0;
   private debug = false;
   /** Handshake servers by entry index and ALPN list. */
   private readonly servers = new Map<string, { entry: number; server: tlsTypes.Server }>();
@@ -40,8 +39,8 @@ export class TlsTerminator {
     });
   }
 
+  /** New material: messages on one channel arrive in order, so the last one is the daemon's current. */
   update(message: TlsMaterialMessage): void {
-    if (message.version < this.version) return;
     const tls = this.load();
     const next = [...message.entries];
     for (const [index, pem] of next.entries()) {
@@ -57,7 +56,6 @@ export class TlsTerminator {
       }
     }
     this.entries = next;
-    this.version = message.version;
     this.debug = message.debug;
     for (const { entry, server } of this.servers.values()) {
       const pem = this.entries[entry];
