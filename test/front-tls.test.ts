@@ -376,14 +376,15 @@ describe("listen tls: an app's own https server behind a TLS entry", () => {
 });
 
 describe('listen tls: check', () => {
-  test('one line for a missing file, for a key that is not the certificate, and for a host that is not local', async () => {
+  test('one line for a missing file, a key that is not the certificate, a ca without certificates, a host that is not local', async () => {
     const app = makeApp(
       {
         listen: [
           { host: '127.0.0.1', port: 0, tls: { key: 'a.key', cert: 'missing.crt' } },
           { host: '127.0.0.2', port: 0, tls: { key: 'b.key', cert: 'a.crt' } },
           { host: '192.0.2.1', port: 8443 },
-          { host: '127.0.0.3', port: 0, tls: { key: 'a.key', cert: 'a.crt' } },
+          { host: '127.0.0.3', port: 0, tls: { key: 'a.key', cert: 'a.crt', ca: 'b.crt' } },
+          { host: '127.0.0.4', port: 0, tls: { key: 'a.key', cert: 'a.crt', ca: 'b.key' } },
         ],
       },
       'front.js',
@@ -405,6 +406,9 @@ describe('listen tls: check', () => {
         'error: listen 192.0.2.1:8443: 192.0.2.1 is not an address of this host',
       ]);
       assert.deepEqual(about('listen 127.0.0.3:0'), [], 'a good entry has no finding');
+      assert.deepEqual(about('listen 127.0.0.4:0'), [
+        `error: listen 127.0.0.4:0: tls.ca ${path.join(app.dir, 'b.key')} holds no PEM certificate`,
+      ]);
     } finally {
       await teardown(undefined, app);
     }

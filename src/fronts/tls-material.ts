@@ -84,10 +84,10 @@ export function readTlsEntry(entry: ListenEntry & { tls: ListenTls }, now = Date
     return { material: null, errors, warnings };
   }
   if (ca !== undefined) {
-    try {
-      tls.createSecureContext({ ca });
-    } catch (err) {
-      errors.push(`${where}: tls.ca ${entry.tls.ca} is not a PEM certificate list (${opensslReason(err)})`);
+    // Node's TLS context skips what is not a certificate in `ca` without a word: look ourselves.
+    const problem = caProblem(ca);
+    if (problem) {
+      errors.push(`${where}: tls.ca ${entry.tls.ca} ${problem}`);
       return { material: null, errors, warnings };
     }
   }
@@ -123,6 +123,19 @@ export function readTlsEntry(entry: ListenEntry & { tls: ListenTls }, now = Date
     errors,
     warnings,
   };
+}
+
+function caProblem(ca: string): string | null {
+  const blocks = ca.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'holds no PEM certificate';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new crypto.X509Certificate(block);
+    } catch (err) {
+      return `has a certificate (number ${i + 1}) that cannot be read (${opensslReason(err)})`;
+    }
+  }
+  return null;
 }
 
 function isoDate(d: Date): string {
