@@ -46,8 +46,13 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   if (s.front) {
     const handed = Object.entries(s.front.handedOut).map(([id, n]) => `${id} ${n}`);
     const relayed = Object.entries(s.front.relayed ?? {}).map(([id, n]) => `${id} ${n}`);
+    const tls = s.front.tls;
+    const addresses = s.front.addresses.map((address, i) => {
+      const cert = tls?.[i];
+      return cert ? `${address} (TLS: ${cert.subject}, until ${cert.validTo.slice(0, 10)})` : address;
+    });
     lines.push(
-      `listen ${s.front.addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}` +
+      `listen ${addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}` +
         (relayed.length > 0 ? `; relayed to adopted workers: ${relayed.join(', ')}` : ''),
     );
   }

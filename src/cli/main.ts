@@ -472,7 +472,8 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (opts: ClientOptions) => {
       const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
-      const findings = lazy.check().checkSetup(loaded.config);
+      const check = lazy.check();
+      const findings = [...check.checkSetup(loaded.config), ...(await check.checkListen(loaded.config))];
       const errors = findings.filter((f) => f.level === 'error').length;
       const warnings = findings.length - errors;
       print(opts, { files: loaded.files, findings }, () =>

@@ -19,6 +19,7 @@ import {
   DEFAULTS,
   DEV_SERVER_DEFAULT_PORT,
   DISCARD_OUTPUT,
+  type ListenTls,
   PATH_KEYS,
   type ResolvedKey,
 } from './schema';
@@ -219,6 +220,14 @@ export interface LoadOptions {
   scriptMustExist?: boolean;
 }
 
+function resolveTls(baseDir: string, tls: ListenTls): ListenTls {
+  return {
+    key: path.resolve(baseDir, tls.key),
+    cert: path.resolve(baseDir, tls.cert),
+    ...(tls.ca !== undefined ? { ca: path.resolve(baseDir, tls.ca) } : {}),
+  };
+}
+
 /** Why `script` cannot be run as a file, or undefined when it can. */
 function scriptFileProblem(script: string): string | undefined {
   let st: fs.Stats | undefined;
@@ -328,6 +337,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(`${where}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   const config = parsed.data;
+  // The TLS files of `listen` entries are paths like the others: relative to the entry file's directory.
+  config.listen = config.listen.map((entry) =>
+    entry.tls ? { ...entry, tls: resolveTls(baseDir, entry.tls) } : entry,
+  );
 
   const origins: Record<string, string> = {};
   for (const key of Object.keys(config)) origins[key] = g.origins[key] ?? 'default';

@@ -48,20 +48,61 @@ const port = z
   .min(1, 'devServer port must be at least 1')
   .max(65535, 'devServer port must be at most 65535');
 
-const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host }';
+const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host, tls }';
+
+/** The TLS files of a `listen` entry (paths; relative ones resolve like the other paths, load.ts). */
+export interface ListenTls {
+  key: string;
+  cert: string;
+  ca?: string;
+}
+
+/** One `listen` address as the daemon runs it; with `tls`, the workers end TLS (fronts/tls-material.ts). */
+export interface ListenEntry {
+  host: string;
+  port: number;
+  tls?: ListenTls;
+}
+
+/** `tls: { key, cert, ca? }` of a listen entry: file paths; null (with a problem added) when bad. */
+function listenTls(value: unknown, problem: (message: string) => void): ListenTls | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problem(
+      'tls must be { key, cert } (the paths of a PEM private key and certificate), with an optional ca',
+    );
+    return null;
+  }
+  const { key, cert, ca, ...rest } = value as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) {
+    problem(`tls has unknown key(s) ${extra.join(', ')} (key, cert, ca)`);
+    return null;
+  }
+  const files: Record<string, unknown> = { key, cert, ca };
+  for (const name of ['key', 'cert', 'ca']) {
+    const file = files[name];
+    if (file === undefined && name === 'ca') continue;
+    if (typeof file !== 'string' || file === '') {
+      problem(`tls.${name} must be the path of a PEM file`);
+      return null;
+    }
+  }
+  return { key: key as string, cert: cert as string, ...(typeof ca === 'string' ? { ca } : {}) };
+}
 
 /**
- * `listen` as written: 8080, "127.0.0.1:8080", "[::1]:8080", { port, host }, or a list of
+ * `listen` as written: 8080, "127.0.0.1:8080", "[::1]:8080", { port, host, tls }, or a list of
  * them; always a list once parsed. Each bad entry is its own problem line.
  */
 const listenSchema = z.unknown().transform((value, ctx) => {
   const entries = Array.isArray(value) ? value : [value];
-  const out: { host: string; port: number }[] = [];
+  const out: ListenEntry[] = [];
   for (const [i, entry] of entries.entries()) {
     const where = Array.isArray(value) ? `listen[${i}]` : 'listen';
     const problem = (message: string) => ctx.addIssue({ code: 'custom', message: `${where} ${message}` });
     let host = '0.0.0.0';
     let port: unknown = entry;
+    let tls: ListenTls | null | undefined;
     if (typeof entry === 'string') {
       const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(entry.trim());
       if (!m) {
@@ -71,11 +112,15 @@ const listenSchema = z.unknown().transform((value, ctx) => {
       host = m[1] ?? m[2] ?? host;
       port = Number(m[3]);
     } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
-      const { port: p, host: h, ...rest } = entry as Record<string, unknown>;
+      const { port: p, host: h, tls: t, ...rest } = entry as Record<string, unknown>;
       const extra = Object.keys(rest);
       if (extra.length > 0) {
-        problem(`has unknown key(s) ${extra.join(', ')} (port, host)`);
+        problem(`has unknown key(s) ${extra.join(', ')} (port, host, tls)`);
         continue;
+      }
+      if (t !== undefined) {
+        tls = listenTls(t, problem);
+        if (tls === null) continue;
       }
       if (h !== undefined && (typeof h !== 'string' || h === '')) {
         problem('host must be a non-empty string');
@@ -91,7 +136,7 @@ const listenSchema = z.unknown().transform((value, ctx) => {
       problem(`port ${String(port)} must be a whole number from 0 to 65535`);
       continue;
     }
-    out.push({ host, port });
+    out.push(tls ? { host, port, tls } : { host, port });
   }
   return out;
 });

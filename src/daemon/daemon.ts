@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { DevServer } from '../fronts/dev-server';
-import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
+import {
+  formatAddress,
+  HANDOVER_FDS_ENV,
+  type InheritedSocket,
+  TcpFront,
+  takeInheritedSockets,
+} from '../fronts/tcp-front';
+import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
@@ -73,6 +80,7 @@ export class Daemon {
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
   private front: TcpFront | null = null;
+  private frontTls: TlsDistributor | null = null;
   private metrics: Metrics | null = null;
   private ipc!: IpcServer;
   private stateFile!: StateFile;
@@ -222,6 +230,16 @@ export class Daemon {
     }
 
     if (config.listen.length > 0) {
+      if (hasTls(config.listen)) {
+        let material: ReturnType<typeof readTlsMaterial>;
+        try {
+          material = readTlsMaterial(config.listen);
+        } catch (err) {
+          throw new DaemonStartError(errorMessage(err));
+        }
+        for (const warning of material.warnings) log.warn(warning);
+        this.frontTls = new TlsDistributor(material, config.debug);
+      }
       const front = new TcpFront({
         addresses: config.listen,
         targets: () =>
@@ -239,6 +257,7 @@ export class Daemon {
         sticky: () => this.supervisor.currentConfig.sticky,
         inherited: inherited.sockets,
         log,
+        tls: this.frontTls,
       });
       this.front = front;
       // Closed before the workers drain: no new connection goes to a worker being stopped.
@@ -316,6 +335,7 @@ export class Daemon {
             addresses: this.front.addressesBound(),
             handedOut: this.front.counts(),
             relayed: this.front.relayed(),
+            tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,
       ...this.supervisor.status(),
@@ -350,10 +370,26 @@ export class Daemon {
     const run = this.reloading.then(async () => {
       if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
       const next = this.options.reload();
-      const actions = await this.supervisor.reconfigure(
+      // The certificates first: a bad file fails the whole reload, and the workers keep the old ones.
+      let material: ReturnType<typeof readTlsMaterial> | null = null;
+      try {
+        if (this.frontTls) material = readTlsMaterial(next.config.listen);
+      } catch (err) {
+        throw new Error(`${errorMessage(err)}; nothing reloaded, the workers keep the current certificates`);
+      }
+      let actions = await this.supervisor.reconfigure(
         next.config,
         new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),
       );
+      if (this.frontTls && material) {
+        this.frontTls.update(material);
+        for (const warning of material.warnings) this.log.warn(warning);
+        const entries = next.config.listen.filter((e) => e.tls).map((e) => formatAddress(e));
+        actions = [
+          ...actions.filter((a) => a !== 'no change'),
+          `TLS certificates re-read (${entries.join(', ')})`,
+        ];
+      }
       this.loaded.files = next.files;
       process.title = `${titleName(this.supervisor.currentConfig.name)} nodesockd daemon`;
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);

@@ -19,8 +19,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import tls from 'node:tls';
+import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../log';
 import { HandoffSender } from '../pool/handoff';
+import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed. */
 export const NO_WORKER_GRACE_MS = 5000;
@@ -107,6 +110,8 @@ export interface FrontOptions {
   sticky: () => boolean;
   /** Listening sockets to use instead of binding (matched to `addresses` by their address). */
   inherited?: InheritedSocket[];
+  /** The TLS entries' material: given to a worker before its first TLS connection. */
+  tls?: TlsDistributor | null;
   log: Logger;
 }
 
@@ -120,6 +125,9 @@ export class TcpFront {
   private next = 0;
   private closed = false;
   private relayNoted = false;
+  /** The listen entry (index in `addresses`) each listening socket serves. */
+  private readonly entryOf = new Map<net.Server, number>();
+  private readonly unassigned = new Map<net.Server, net.Socket[]>();
   private readonly log: Logger;
 
   constructor(private readonly options: FrontOptions) {
@@ -137,6 +145,7 @@ export class TcpFront {
       let server = adopted.get(i);
       if (!server) {
         const fresh = this.makeServer();
+        this.assign(fresh, i);
         await new Promise<void>((resolve, reject) => {
           fresh.once('error', (err) =>
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
@@ -192,7 +201,23 @@ export class TcpFront {
 
   private makeServer(): net.Server {
     // allowHalfOpen: a relayed client that ends its side still gets the worker's answer.
-    return net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      const entry = this.entryOf.get(server);
+      if (entry !== undefined) this.accept(socket, entry);
+      // An inherited socket accepts before it is matched to its entry: those wait for it.
+      else {
+        socket.on('error', () => undefined);
+        this.unassigned.set(server, [...(this.unassigned.get(server) ?? []), socket]);
+      }
+    });
+    return server;
+  }
+
+  /** `server` serves listen entry `entry`: connections it accepted before that are dispatched. */
+  private assign(server: net.Server, entry: number): void {
+    this.entryOf.set(server, entry);
+    for (const socket of this.unassigned.get(server) ?? []) this.accept(socket, entry);
+    this.unassigned.delete(server);
   }
 
   /** Listens on every inherited socket, then pairs them with the listen entries by address. */
@@ -232,7 +257,10 @@ export class TcpFront {
             sameHost(e.host, item.address.host) &&
             (exact ? e.port === item.address.port : e.port === 0),
         );
-        if (i >= 0) taken.set(i, item.server);
+        if (i >= 0) {
+          taken.set(i, item.server);
+          this.assign(item.server, i);
+        }
       }
     }
     for (const item of open) {
@@ -248,16 +276,18 @@ export class TcpFront {
       } else {
         this.log.info(`listen: ${formatAddress(item.address)} is no longer in the config; closing it`);
       }
+      for (const socket of this.unassigned.get(item.server) ?? []) socket.destroy();
+      this.unassigned.delete(item.server);
       item.server.close();
     }
     return taken;
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, entry: number): void {
     // A client that resets while it waits must not become an uncaught error.
     socket.on('error', () => undefined);
     this.waiting.add(socket);
-    void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS);
+    void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS, entry);
   }
 
   /** The targets in the order to try them for this client. */
@@ -274,17 +304,19 @@ export class TcpFront {
     return [...targets.slice(start), ...targets.slice(0, start)];
   }
 
-  private async dispatch(socket: net.Socket, deadline: number): Promise<void> {
+  private async dispatch(socket: net.Socket, deadline: number, entry: number): Promise<void> {
+    const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
     while (!this.closed && !socket.destroyed) {
       for (const target of this.order(socket, this.options.targets())) {
         try {
           if (target.child) {
             const sender = this.senderFor(target.child);
             if (!sender) continue;
-            await sender.send(socket);
+            if (meta.tls) this.options.tls?.prepare(target.child);
+            await sender.send(socket, meta);
             count(this.handedOut, target.id);
           } else {
-            await this.relay(socket, target);
+            await this.relay(socket, target, meta);
             count(this.relayedTo, target.id);
           }
           this.waiting.delete(socket);
@@ -319,7 +351,7 @@ export class TcpFront {
    * each side's end is passed on, so a half-closed client still gets its answer). Rejects,
    * leaving `client` untouched and paused, when the worker's socket does not answer.
    */
-  private relay(client: net.Socket, target: FrontTarget): Promise<void> {
+  private relay(client: net.Socket, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
     return new Promise((resolve, reject) => {
       const upstream = net.connect({ path: target.socketPath, allowHalfOpen: true });
       const failed = (err: Error) => {
@@ -334,7 +366,18 @@ export class TcpFront {
           reject(new Error('the client went away'));
           return;
         }
-        this.splice(client, upstream);
+        // An adopted worker never got the TLS material: the daemon ends TLS for it.
+        const context = meta.tls ? this.options.tls?.secureContext(meta.entry) : undefined;
+        this.splice(
+          context
+            ? new tls.TLSSocket(client, {
+                isServer: true,
+                secureContext: context,
+                ALPNProtocols: ['http/1.1'],
+              })
+            : client,
+          upstream,
+        );
         if (!this.relayNoted) {
           this.relayNoted = true;
           this.log.warn(

@@ -4,31 +4,14 @@
  * that listens on the worker's socket (the documented way to inject a connection into a Node
  * server), so an unchanged app serves it; `req.socket.remoteAddress` is the client's own.
  * A worker that is shutting down, or has no such server listening, refuses the handle and
- * the daemon gives it to another worker.
+ * the daemon gives it to another worker. A connection from a `listen` entry with `tls` is
+ * decrypted here first (tls-receiver.ts); without that entry's material yet, it is refused.
  */
 import net from 'node:net';
+import { isFrontHandoffMeta } from '../ipc/worker-protocol';
 import { acceptHandoffs } from '../pool/handoff';
-
-/**
- * What net.Server does for a connection it accepted itself (lib/net.js `onconnection`): it counts
- * it, and the socket's end uncounts it and lets a closing server emit 'close' once the last one
- * is gone. A socket emitted by hand is not counted, so `server.close()` would call back at once
- * while handed connections still carry requests, and an app that exits then (`serve()`, or
- * `server.close(() => process.exit(0))`) would cut them, idle kept-alive ones included.
- */
-interface CountingServer {
-  _connections: number;
-}
-interface ServedSocket {
-  _server: net.Server | null;
-}
-
-function countOn(server: net.Server, socket: net.Socket): void {
-  const counting = server as unknown as CountingServer;
-  if (typeof counting._connections !== 'number') return;
-  counting._connections++;
-  (socket as unknown as ServedSocket)._server = server;
-}
+import { injectConnection } from './inject';
+import { TlsTerminator } from './tls-receiver';
 
 interface CountedChannel {
   unref(): void;
@@ -49,12 +32,15 @@ export function installFrontReceiver(socketPath: string, shuttingDown: () => boo
     return (listen as (...a: unknown[]) => net.Server).apply(this, args);
   } as net.Server['listen'];
 
-  acceptHandoffs((socket) => {
+  const findServer = () => [...servers].find((s) => s.listening);
+  const terminator = new TlsTerminator();
+  terminator.install();
+  acceptHandoffs((socket, meta) => {
     if (shuttingDown()) throw new Error('the worker is shutting down');
-    const server = [...servers].find((s) => s.listening);
+    const server = findServer();
     if (!server) throw new Error(`no server listens on ${socketPath}`);
-    countOn(server, socket);
-    server.emit('connection', socket);
+    if (isFrontHandoffMeta(meta) && meta.tls) terminator.accept(socket, meta.entry, server, findServer);
+    else injectConnection(server, socket);
   });
   // Our 'message' listener must not keep the worker alive (the app's own listeners still do).
   const channel = (process as { channel?: CountedChannel }).channel;

@@ -203,11 +203,26 @@ export interface DaemonStatus {
   devServer: string | null;
   /**
    * The `listen` front: its bound addresses, the connections handed to each worker and those
-   * relayed to each adopted worker (by id; `relayed` is absent from daemons before 0.x).
+   * relayed to each adopted worker (by id; `relayed` is absent from older daemons), and by
+   * address the certificate the workers end TLS with (null: plain TCP; absent: an older daemon).
    */
-  front?: { addresses: string[]; handedOut: Record<string, number>; relayed?: Record<string, number> } | null;
+  front?: {
+    addresses: string[];
+    handedOut: Record<string, number>;
+    relayed?: Record<string, number>;
+    tls?: (FrontCertificate | null)[];
+  } | null;
   slots: SlotStatus[];
   workers: WorkerStatus[];
+}
+
+/** The certificate of a TLS `listen` entry, as `status` shows it. */
+export interface FrontCertificate {
+  subject: string;
+  /** When it expires, ISO 8601. */
+  validTo: string;
+  /** SHA-256 fingerprint, colon-separated hex. */
+  fingerprint256: string;
 }
 
 export interface ConfigReply {

@@ -95,8 +95,65 @@ export type DaemonToWorker =
   | AppMessage
   | AppRequest
   | AppSendResult
+  | TlsMaterialMessage
   /** v1's `nodesockd send <msg>`: any other string, as the app's own message. */
   | (string & {});
+
+/**
+ * Daemon → worker: the PEM material of the `listen` entries that end TLS (fronts/tls-material.ts),
+ * by entry index (null: a plain TCP entry). Its `cmd` starts with `NODE_`, so Node delivers it
+ * as the process's 'internalMessage', not 'message': an app that logs every message it gets
+ * never sees the private key. Sent before a worker's first TLS connection and on every reload.
+ */
+export const MSG_TLS = 'NODE_NODESOCKD_TLS';
+export interface TlsPem {
+  key: string;
+  cert: string;
+  ca?: string;
+}
+export interface TlsMaterialMessage {
+  cmd: typeof MSG_TLS;
+  version: number;
+  /** The daemon runs with `debug`: the worker prints one line per failed TLS handshake. */
+  debug: boolean;
+  entries: (TlsPem | null)[];
+}
+
+export function isTlsMaterialMessage(m: unknown): m is TlsMaterialMessage {
+  if (typeof m !== 'object' || m === null) return false;
+  const { cmd, version, entries } = m as Partial<TlsMaterialMessage>;
+  return (
+    cmd === MSG_TLS &&
+    typeof version === 'number' &&
+    Array.isArray(entries) &&
+    entries.every(
+      (e) =>
+        e === null ||
+        (typeof e === 'object' &&
+          typeof e.key === 'string' &&
+          typeof e.cert === 'string' &&
+          (e.ca === undefined || typeof e.ca === 'string')),
+    )
+  );
+}
+
+/**
+ * Daemon → worker, with each connection's handle (pool/handoff.ts's `meta`): which `listen`
+ * entry it came from, and whether the worker ends TLS on it.
+ */
+export interface FrontHandoffMeta {
+  entry: number;
+  tls: boolean;
+}
+
+export function isFrontHandoffMeta(m: unknown): m is FrontHandoffMeta {
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    Number.isInteger((m as { entry?: unknown }).entry) &&
+    typeof (m as { tls?: unknown }).tls === 'boolean'
+  );
+}
 
 /** Environment variables the daemon sets for each worker (besides `listenVar`). */
 export const ENV = {
