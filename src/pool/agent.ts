@@ -94,7 +94,7 @@ let hopCounter = 0;
  * spreads new connections evenly over the group, the front's own socket included, so with n
  * threads the front (which relays) gets 1 in LISTENERS_PER_THREAD × n + 1 of them.
  */
-const LISTENERS_PER_THREAD = 1;
+const LISTENERS_PER_THREAD = 4;
 
 function hopPath(): string {
   hopCounter += 1;
