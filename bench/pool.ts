@@ -15,6 +15,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { reusePortSupported } from '../src/pool/reuse-port.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.join(__dirname, 'pool');
@@ -28,6 +29,11 @@ interface Contender {
 
 const CONTENDERS: Contender[] = [
   { key: 'thread', label: 'nodesockd thread pool', args: [path.join(DIR, 'pool-front.js'), 'thread'] },
+  {
+    key: 'thread-reuseport',
+    label: reusePortSupported() ? 'thread pool, reusePort' : 'thread pool, reusePort (n/a: relay)',
+    args: [path.join(DIR, 'pool-front.js'), 'thread', 'reuseport'],
+  },
   { key: 'process', label: 'nodesockd process pool', args: [path.join(DIR, 'pool-front.js'), 'process'] },
   { key: 'cluster', label: 'node:cluster', args: [path.join(DIR, 'cluster.js')] },
   { key: 'relay', label: 'relay (Socketnaut pattern)', args: [path.join(DIR, 'relay.js')] },
@@ -203,10 +209,13 @@ async function main(): Promise<void> {
     '| ratio | trivial | 5 ms CPU | goal |',
     '| --- | ---: | ---: | --- |',
     `| thread pool / relay | ${ratio('thread', 'relay', 'trivial')} | ${ratio('thread', 'relay', 'cpu5ms')} | ≥ 1.3 (trivial) |`,
+    `| thread pool, reusePort / relay | ${ratio('thread-reuseport', 'relay', 'trivial')} | ${ratio('thread-reuseport', 'relay', 'cpu5ms')} | ≥ 1.3 (trivial) |`,
+    `| thread pool, reusePort / node:cluster | ${ratio('thread-reuseport', 'cluster', 'trivial')} | ${ratio('thread-reuseport', 'cluster', 'cpu5ms')} | how close |`,
     `| thread pool / node:cluster | ${ratio('thread', 'cluster', 'trivial')} | ${ratio('thread', 'cluster', 'cpu5ms')} | how close |`,
     `| process pool / node:cluster | ${ratio('process', 'cluster', 'trivial')} | ${ratio('process', 'cluster', 'cpu5ms')} | ≥ 0.95 (trivial) |`,
     `| relay / node:cluster | ${ratio('relay', 'cluster', 'trivial')} | ${ratio('relay', 'cluster', 'cpu5ms')} | (issue: 0.45) |`,
     `| thread pool / one process | ${ratio('thread', 'single', 'trivial')} | ${ratio('thread', 'single', 'cpu5ms')} | > 1 (CPU: scales over cores) |`,
+    `| thread pool, reusePort / one process | ${ratio('thread-reuseport', 'single', 'trivial')} | ${ratio('thread-reuseport', 'single', 'cpu5ms')} | > 1 (CPU: scales over cores) |`,
     `| process pool / one process | ${ratio('process', 'single', 'trivial')} | ${ratio('process', 'single', 'cpu5ms')} | > 1 (CPU: scales over cores) |`,
   ];
   const table = lines.join('\n');

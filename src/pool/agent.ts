@@ -16,8 +16,11 @@ import { isMainThread, parentPort, threadId } from 'node:worker_threads';
 import { acceptHandoffs } from './handoff.js';
 import { describeError, type LogRecord, PoolLogger, SyslogLevel } from './log.js';
 import {
+  type AcceptAddress,
   type FrontToWorker,
   isFrontToWorker,
+  MSG_ACCEPT,
+  MSG_ACCEPTING,
   MSG_CONFIG,
   MSG_DRAIN,
   MSG_LISTENING,
@@ -86,6 +89,13 @@ function tlsParent(socket: net.Socket): net.Socket | undefined {
 
 let hopCounter = 0;
 
+/**
+ * Listening sockets each thread adds to the front port's SO_REUSEPORT group. The kernel
+ * spreads new connections evenly over the group, the front's own socket included, so with n
+ * threads the front (which relays) gets 1 in LISTENERS_PER_THREAD × n + 1 of them.
+ */
+const LISTENERS_PER_THREAD = 4;
+
 function hopPath(): string {
   hopCounter += 1;
   const name = `nsd-pool-${process.pid}-${threadId}-${hopCounter}-${Math.random().toString(36).slice(2, 8)}.sock`;
@@ -108,9 +118,16 @@ export class ServiceAgent extends EventEmitter {
   readonly #hop: net.Server;
   readonly #hopPath: string;
   #proxyProtocol: ProxyProtocolVersion | null = null;
+  /** Where the front wants this thread to accept clients itself (`reusePort`). */
+  #accept: AcceptAddress | null = null;
+  /** This thread's own listeners on the front's port, and the connections they accepted. */
+  #direct: net.Server[] = [];
+  readonly #directOpen = new Set<net.Socket>();
+  #listening = false;
   #stopHandoffs: (() => void) | null = null;
   #draining = false;
   #loadTimer: NodeJS.Timeout | null = null;
+  #reportedDirect = false;
 
   constructor(channel: Channel, options: ServiceAgentOptions) {
     super();
@@ -132,8 +149,13 @@ export class ServiceAgent extends EventEmitter {
       process.once('disconnect', () => this.#drain(5000));
     }
     channel.onMessage((message) => {
-      if (message.type === MSG_CONFIG) this.#proxyProtocol = message.proxyProtocol;
-      else if (message.type === MSG_DRAIN) this.#drain(message.timeoutMs);
+      if (message.type === MSG_CONFIG) {
+        this.#proxyProtocol = message.proxyProtocol;
+        this.#accept = message.accept;
+      } else if (message.type === MSG_ACCEPT) {
+        this.#accept = message.accept;
+        this.#acceptDirectly();
+      } else if (message.type === MSG_DRAIN) this.#drain(message.timeoutMs);
     });
 
     this.#hopPath = hopPath();
@@ -169,6 +191,72 @@ export class ServiceAgent extends EventEmitter {
       connect = { port: this.addressInfo.port, host: this.addressInfo.address };
     this.log.debug(`${this.agentDescription} is listening on ${JSON.stringify(this.addressInfo)}.`);
     this.#channel.send({ type: MSG_LISTENING, connect, hop: this.#hopPath });
+    this.#listening = true;
+    this.#acceptDirectly();
+  }
+
+  /**
+   * Binds the front's port too (SO_REUSEPORT), once the app's server listens, and gives what it
+   * accepts to the app's server; with no address, stops. The accepting socket takes the app
+   * server's socket options, as if the app's own listener had accepted the connection.
+   */
+  #acceptDirectly(): void {
+    for (const d of this.#direct.splice(0)) d.close();
+    const accept = this.#accept;
+    if (!accept || !this.#listening || this.#draining || this.#channel.kind !== 'thread') return;
+    const app = this.server as net.Server & {
+      noDelay?: unknown;
+      keepAlive?: unknown;
+      allowHalfOpen?: unknown;
+    };
+    const settings = {
+      allowHalfOpen: app.allowHalfOpen === true,
+      noDelay: app.noDelay === true,
+      keepAlive: app.keepAlive === true,
+    };
+    // Node.js 20's types do not know reusePort yet; the front checked that this Node.js does.
+    const options: net.ListenOptions & { reusePort: boolean } = {
+      host: accept.host,
+      port: accept.port,
+      reusePort: true,
+      backlog: 1024,
+    };
+    let pending = LISTENERS_PER_THREAD;
+    let failed: string | null = null;
+    const settled = (): void => {
+      pending -= 1;
+      if (pending > 0) return;
+      if (failed !== null) {
+        for (const d of this.#direct.splice(0)) d.close();
+        this.#channel.send({ type: MSG_ACCEPTING, ok: false, error: failed });
+        return;
+      }
+      this.log.debug(`${this.agentDescription} accepts on ${accept.host}:${accept.port} itself.`);
+      this.#channel.send({ type: MSG_ACCEPTING, ok: true });
+    };
+    for (let i = 0; i < LISTENERS_PER_THREAD; i++) {
+      const direct = net.createServer(settings, (socket) => {
+        this.#directOpen.add(socket);
+        socket.once('close', () => this.#directOpen.delete(socket));
+        this.#deliver(socket, socketAddressInfo(socket), true);
+      });
+      this.#direct.push(direct);
+      let bound = false;
+      direct.on('error', (err) => {
+        if (bound) {
+          this.log.error(`listener on the front's port: ${describeError(err)}`);
+          return;
+        }
+        bound = true;
+        failed ??= describeError(err);
+        settled();
+      });
+      direct.listen(options, () => {
+        bound = true;
+        settled();
+      });
+      direct.unref();
+    }
   }
 
   #onRelayed(socket: net.Socket): void {
@@ -184,9 +272,12 @@ export class ServiceAgent extends EventEmitter {
     );
   }
 
-  /** Gives a connection to the app's server, as if its own listener had accepted it. */
-  #deliver(socket: net.Socket, info: ProxySocketAddressInfo): void {
-    if (this.#draining) {
+  /**
+   * Gives a connection to the app's server, as if its own listener had accepted it. One this
+   * thread accepted itself while its listener was closing is served too: its client is here.
+   */
+  #deliver(socket: net.Socket, info: ProxySocketAddressInfo, direct = false): void {
+    if (this.#draining && !direct) {
       socket.destroy();
       return;
     }
@@ -201,12 +292,18 @@ export class ServiceAgent extends EventEmitter {
     this.server.emit('connection', socket);
   }
 
-  /** Process workers report their open connections to the front (it cannot see them). */
+  /**
+   * Process workers report their open connections to the front (it cannot see them), thread
+   * workers those they accepted themselves (the front counts what it relays).
+   */
   #loadChanged(): void {
-    if (this.#channel.kind !== 'process' || this.#loadTimer) return;
+    if (this.#loadTimer) return;
+    if (this.#channel.kind === 'thread' && this.#directOpen.size === 0 && !this.#reportedDirect) return;
     this.#loadTimer = setTimeout(() => {
       this.#loadTimer = null;
-      this.#channel.send({ type: MSG_LOAD, connections: this.#open.size });
+      const connections = this.#channel.kind === 'process' ? this.#open.size : this.#directOpen.size;
+      this.#reportedDirect = this.#channel.kind === 'thread' && connections > 0;
+      this.#channel.send({ type: MSG_LOAD, connections });
     }, 5);
     this.#loadTimer.unref();
   }
@@ -216,6 +313,15 @@ export class ServiceAgent extends EventEmitter {
     if (this.#draining) return;
     this.#draining = true;
     this.#stopHandoffs?.();
+    // Stop listening on the front's port first: new clients go to the other threads. What
+    // is in this listener's accept queue when it closes is reset by the kernel (unless
+    // net.ipv4.tcp_migrate_req=1 moves it to the other threads' listeners), so it closes on
+    // the check phase, right after a poll phase accepted all that had arrived.
+    const direct = this.#direct.splice(0);
+    if (direct.length > 0)
+      setImmediate(() => {
+        for (const d of direct) d.close();
+      });
     this.#hop.close();
     fs.rm(this.#hopPath, { force: true }, () => {});
     const server = this.server as net.Server & { closeIdleConnections?: () => void };

@@ -18,6 +18,14 @@ export const MSG_LOG = 'nodesockd:pool:log';
 export const MSG_DRAIN = 'nodesockd:pool:drain';
 export const MSG_LOAD = 'nodesockd:pool:load';
 export const MSG_CONFIG = 'nodesockd:pool:config';
+export const MSG_ACCEPT = 'nodesockd:pool:accept';
+export const MSG_ACCEPTING = 'nodesockd:pool:accepting';
+
+/** The front's TCP address, which a thread worker binds too (SO_REUSEPORT) to accept clients itself. */
+export interface AcceptAddress {
+  host: string;
+  port: number;
+}
 
 /** Worker → front: its server listens; connections may come (over `hop`, or as handles). */
 export interface ListeningMessage {
@@ -46,10 +54,23 @@ export interface DrainMessage {
 export interface ConfigMessage {
   type: typeof MSG_CONFIG;
   proxyProtocol: ProxyProtocolVersion | null;
+  /** Where to accept clients directly (`reusePort`), when the front already listens there. */
+  accept: AcceptAddress | null;
+}
+/** Front → thread worker: the front listens with SO_REUSEPORT at `accept`, bind it too (null: stop accepting there). */
+export interface AcceptMessage {
+  type: typeof MSG_ACCEPT;
+  accept: AcceptAddress | null;
+}
+/** Thread worker → front: whether it accepts clients on the front's port itself (`error` when not). */
+export interface AcceptingMessage {
+  type: typeof MSG_ACCEPTING;
+  ok: boolean;
+  error?: string;
 }
 
-export type WorkerToFront = ListeningMessage | LogMessage | LoadMessage;
-export type FrontToWorker = DrainMessage | ConfigMessage;
+export type WorkerToFront = ListeningMessage | LogMessage | LoadMessage | AcceptingMessage;
+export type FrontToWorker = DrainMessage | ConfigMessage | AcceptMessage;
 
 function hasType(value: unknown): value is { type: unknown } {
   return typeof value === 'object' && value !== null && 'type' in value;
@@ -57,12 +78,18 @@ function hasType(value: unknown): value is { type: unknown } {
 
 export function isWorkerToFront(value: unknown): value is WorkerToFront {
   return (
-    hasType(value) && (value.type === MSG_LISTENING || value.type === MSG_LOG || value.type === MSG_LOAD)
+    hasType(value) &&
+    (value.type === MSG_LISTENING ||
+      value.type === MSG_LOG ||
+      value.type === MSG_LOAD ||
+      value.type === MSG_ACCEPTING)
   );
 }
 
 export function isFrontToWorker(value: unknown): value is FrontToWorker {
-  return hasType(value) && (value.type === MSG_DRAIN || value.type === MSG_CONFIG);
+  return (
+    hasType(value) && (value.type === MSG_DRAIN || value.type === MSG_CONFIG || value.type === MSG_ACCEPT)
+  );
 }
 
 /**

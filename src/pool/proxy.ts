@@ -16,8 +16,11 @@ import { HandoffSender } from './handoff.js';
 import { describeError, log, type PoolLogger } from './log.js';
 import { chooseWorker, RestartBackoff } from './policy.js';
 import {
+  type AcceptAddress,
   type FrontToWorker,
   isWorkerToFront,
+  MSG_ACCEPT,
+  MSG_ACCEPTING,
   MSG_CONFIG,
   MSG_DRAIN,
   MSG_LISTENING,
@@ -29,6 +32,7 @@ import {
 } from './protocol.js';
 import type { ProxyProtocolVersion } from './proxy-protocol.js';
 import { relay } from './relay.js';
+import { listenWithReusePort, reusePortSupported } from './reuse-port.js';
 import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 
 export type WorkerType = 'thread' | 'process';
@@ -62,6 +66,13 @@ export interface ServiceProxyOptions {
   proxyProtocol?: ProxyProtocolVersion;
   /** Workers tried for one connection before it is dropped (default 3). */
   connectAttempts?: number;
+  /**
+   * Thread pools with a `net.Server` front on a TCP port: the front listens with SO_REUSEPORT
+   * and every worker thread binds the same port and accepts clients itself, so only the
+   * front's own share of the connections is relayed (default false). Needs Node.js ≥ 22.12 or
+   * 23.1; elsewhere, and for a TLS front or a UNIX socket, the pool relays as usual.
+   */
+  reusePort?: boolean;
 }
 
 export interface ShutdownOptions {
@@ -90,6 +101,8 @@ export class WorkerAgent<W extends Worker | ChildProcess = Worker> {
   /** @internal */ relayed = 0;
   /** @internal */ reported = 0;
   /** @internal */ inTransit = 0;
+  /** Whether this thread accepts clients on the front's port itself (`reusePort`). */
+  direct = false;
   /** @internal */ sender: HandoffSender | undefined;
   /** @internal */ exited: Promise<number>;
   /** @internal */ resolveReady: (connect: net.SocketConnectOpts | null) => void = () => {};
@@ -139,6 +152,8 @@ export interface PoolStats {
   spawned: number;
   crashed: number;
   exited: number;
+  /** Workers accepting clients on the front's port themselves (`reusePort`). */
+  direct: number;
 }
 
 export interface ServiceProxyEvents<W extends Worker | ChildProcess> {
@@ -206,6 +221,8 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   readonly #backoff: RestartBackoff;
   readonly #tlsFront: boolean;
   readonly #handoff: boolean;
+  readonly #reusePort: { used: () => boolean } | null = null;
+  #accept: AcceptAddress | null = null;
   readonly #all = new Set<WorkerAgent<W>>();
   readonly #waiting: net.Socket[] = [];
   readonly #clients = new Set<net.Socket>();
@@ -268,6 +285,12 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       throw new Error(
         `createServiceProxy: proxyProtocol must be 'v1' or 'v2', got ${String(options.proxyProtocol)}`,
       );
+    if (options.reusePort !== undefined && typeof options.reusePort !== 'boolean')
+      throw new Error(`createServiceProxy: reusePort must be a boolean, got ${String(options.reusePort)}`);
+    if (options.reusePort && workerType === 'process')
+      throw new Error(
+        'createServiceProxy: reusePort is for thread workers; process workers already get each connection without a relay',
+      );
     if (workerType === 'process' && workerOptions?.eval)
       throw new Error(
         'createServiceProxy: workerOptions.eval is for thread workers; a process worker needs a file',
@@ -299,10 +322,28 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       (server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
       server.on('connection', this.#onConnection);
     }
+    if (options.reusePort && !this.#tlsFront) {
+      if (!reusePortSupported())
+        this.log.warn(
+          `reusePort needs Node.js 22.12 or 23.1 or later (this is ${process.version}): the front relays every connection`,
+        );
+      else if (server.listening)
+        this.log.warn(
+          'reusePort: the server already listens without SO_REUSEPORT: the front relays every connection',
+        );
+      else {
+        this.#reusePort = listenWithReusePort(server);
+        this.#hookClose(server);
+      }
+    }
     const onListening = (): void => {
       this.proxyAddressInfo = server.address();
       this.proxyAddressInfoRepr = JSON.stringify(this.proxyAddressInfo);
       this.log.debug(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      const a = this.proxyAddressInfo;
+      if (this.#reusePort?.used() && a !== null && typeof a === 'object') {
+        this.#setAccept({ host: a.address, port: a.port });
+      }
     };
     if (server.listening) onListening();
     server.on('listening', onListening);
@@ -346,6 +387,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       connections,
       waiting: this.#waiting.length,
       ...this.#stats,
+      direct: [...this.#all].filter((a) => a.direct && a.state === 'ready').length,
     };
   }
 
@@ -384,6 +426,30 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     })();
     return this.#shutdown;
   };
+
+  // ---- direct accept (reusePort) ----
+
+  /** Tells every thread where to accept clients itself (or, with null, to stop). */
+  #setAccept(accept: AcceptAddress | null): void {
+    this.#accept = accept;
+    if (accept === null) for (const a of this.#all) a.direct = false;
+    const message: FrontToWorker = { type: MSG_ACCEPT, accept };
+    for (const a of this.#all) {
+      if (a.state === 'exited' || a.state === 'draining' || !(a.worker instanceof Worker)) continue;
+      a.worker.postMessage(message);
+    }
+  }
+
+  /** `server.close()` stops the threads' own accepting too, at once. */
+  #hookClose(server: net.Server): void {
+    const original = server.close;
+    const proxy = this;
+    const patched = function (this: net.Server, ...args: unknown[]): net.Server {
+      if (proxy.#accept !== null) proxy.#setAccept(null);
+      return Reflect.apply(original, this, args) as net.Server;
+    };
+    Object.defineProperty(server, 'close', { value: patched, configurable: true, writable: true });
+  }
 
   // ---- connections ----
 
@@ -499,7 +565,11 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     let lastError: string | undefined;
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
     const agent = new WorkerAgent<W>(worker as W, worker.threadId, exited);
-    const config: FrontToWorker = { type: MSG_CONFIG, proxyProtocol: this.#proxyProtocol };
+    const config: FrontToWorker = {
+      type: MSG_CONFIG,
+      proxyProtocol: this.#proxyProtocol,
+      accept: this.#accept,
+    };
     worker.postMessage(config);
     worker.on('message', (m: unknown) => {
       if (isWorkerToFront(m)) this.#onMessage(agent, m);
@@ -542,7 +612,13 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
 
   #onMessage(agent: WorkerAgent<W>, m: WorkerToFront): void {
     if (m.type === MSG_LOG) this.log.write(m.record);
-    else if (m.type === MSG_LOAD) {
+    else if (m.type === MSG_ACCEPTING) {
+      agent.direct = m.ok && this.#accept !== null;
+      if (!m.ok && m.error)
+        this.log.warn(
+          `worker ${agent.id} cannot accept on the front's port (${m.error}): its share is relayed`,
+        );
+    } else if (m.type === MSG_LOAD) {
       agent.reported = m.connections;
       agent.recount();
       this.#reorder(agent);
@@ -627,6 +703,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   #drain(agent: WorkerAgent<W>, timeoutMs: number): void {
     if (agent.state === 'exited' || agent.state === 'draining') return;
     agent.state = 'draining';
+    agent.direct = false;
     const i = this.agents.indexOf(agent);
     if (i !== -1) this.agents.splice(i, 1);
     const message: FrontToWorker = { type: MSG_DRAIN, timeoutMs };
