@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileName, titleName } from '../config/name';
 import type { Config } from '../config/schema';
+import { formatAddress } from '../fronts/address';
 
 /** The published path of each slot, as nginx must name it. */
 function publishedPaths(config: Config): string[] {
@@ -114,10 +115,6 @@ WantedBy=multi-user.target
 /** The units' file name, without .service or .socket. */
 export function systemdUnitName(config: Config): string {
   return fileName(config.name);
-}
-
-function formatAddress({ host, port }: { host: string; port: number }): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export function systemdSocketUnit(config: Config): string | null {

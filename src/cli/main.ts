@@ -11,6 +11,7 @@ import type { ConfigReply, WorkerRef, WorkerResult } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
 import { formatStatus } from './format';
+import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
 import { watch, withProgress } from './watch';
@@ -115,7 +116,7 @@ function ipcPath(opts: ClientOptions): string {
   const ipcFile = opts.ipcFile ?? opts.ipc;
   // The quick path: no config to read (and none of its modules to load).
   if (ipcFile !== undefined && ipcFile !== '') return path.resolve(logicalCwd(), ipcFile);
-  return lazy.ipcPath().resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
+  return resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
 }
 
 function print(opts: ClientOptions, value: unknown, human: () => string): void {

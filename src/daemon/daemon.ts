@@ -2,14 +2,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
+import { formatAddress } from '../fronts/address';
 import { DevServer } from '../fronts/dev-server';
-import {
-  formatAddress,
-  HANDOVER_FDS_ENV,
-  type InheritedSocket,
-  TcpFront,
-  takeInheritedSockets,
-} from '../fronts/tcp-front';
+import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
 import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
 import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';

@@ -23,6 +23,7 @@ import tls from 'node:tls';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../log';
 import { HandoffSender } from '../pool/handoff';
+import { type FrontAddress, formatAddress } from './address';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed. */
@@ -33,11 +34,6 @@ const RETRY_MS = 50;
 export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
 /** systemd's socket activation protocol (sd_listen_fds(3)): the first passed fd is 3. */
 const SD_LISTEN_FDS_START = 3;
-
-export interface FrontAddress {
-  host: string;
-  port: number;
-}
 
 /** A worker the front may hand connections to. */
 export interface FrontTarget {
@@ -446,8 +442,4 @@ function describe(server: net.Server): string {
   const a = server.address();
   if (a === null || typeof a === 'string') return String(a);
   return formatAddress({ host: a.address, port: a.port });
-}
-
-export function formatAddress({ host, port }: FrontAddress): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -15,7 +15,7 @@ import type { ListenEntry, ListenTls } from '../config/schema';
 import type { FrontCertificate } from '../ipc/protocol';
 import { MSG_TLS, type TlsMaterialMessage, type TlsPem } from '../ipc/worker-protocol';
 import { errorMessage } from '../log';
-import { formatAddress } from './tcp-front';
+import { formatAddress } from './address';
 
 /** What `status` shows of an entry's certificate. */
 export type CertSummary = FrontCertificate;
