@@ -29,7 +29,14 @@ export function cli(
     execFile(
       process.execPath,
       [options.bin ?? BIN, ...args],
-      { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, timeout: options.timeoutMs ?? 60_000 },
+      {
+        cwd: options.cwd ?? ROOT,
+        env: options.env ?? process.env,
+        timeout: options.timeoutMs ?? 60_000,
+        // NODE_DEBUG=module output (the "what a command loads" tests) passes execFile's 1 MiB
+        // default on Node 22, which would cut it short and kill the command.
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
