@@ -562,6 +562,16 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`nodesockd: ${errorMessage(err)}\n`);
     }
     if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exit(1);
+    exitAfterOutput(1);
   }
+}
+
+/**
+ * Exits once what was written has left: writes to a pipe whose reader is slow (a full pipe
+ * buffer) are queued, and `process.exit` would drop them, the one-line error included. Exits
+ * even if a handle (a half-open control connection) would keep the process alive.
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
