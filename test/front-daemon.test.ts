@@ -430,6 +430,40 @@ describe('listen: systemd socket activation (LISTEN_FDS)', () => {
   });
 });
 
+describe('listen: a daemon that stops with connections not yet taken', () => {
+  let app: AppDir | undefined;
+  let daemon: Daemon | undefined;
+  after(async () => {
+    if (app) await teardown(daemon, app);
+  });
+
+  test('SIGTERM: connections accepted for a busy worker are answered, not reset', async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 1, listen: `127.0.0.1:${port}`, shutdownTimeout: 10_000 }, 'front.js');
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    daemon = d;
+    const release = path.join(app.dir, 'release');
+    // The only worker answers, then its event loop blocks until `release` exists.
+    const blocked = await fetch(`http://127.0.0.1:${port}/block?until=${encodeURIComponent(release)}`);
+    assert.equal(await blocked.text(), 'blocked');
+    // Accepted by the daemon, which cannot hand them over yet: the first is in the IPC channel,
+    // unread; the second waits in the daemon until the worker acknowledges the first handle.
+    const answers = [request(port), request(port)];
+    for (const a of answers) a.catch(() => undefined);
+    await waitFor('connections waiting for the worker', async () => (await d.status()).front?.waiting === 2);
+    const formatted = await cli(['status', '--ipc-file', app.ipcFile]);
+    assert.match(formatted.stdout, /; 2 waiting for a worker/);
+    d.child.kill('SIGTERM');
+    // The daemon is closing its front now; then the worker takes the connection.
+    await waitFor('the daemon to start its drain', () => d.output.includes('SIGTERM: draining'));
+    fs.writeFileSync(release, '');
+    for (const { seen } of await Promise.all(answers)) assert.ok(seen.id, 'answered by the worker');
+    const exit = await d.exited;
+    assert.equal(exit.code, 0, d.output);
+    assert.doesNotMatch(d.output, /no worker took/);
+  });
+});
+
 describe('listen: restart --upgrade hands the listening sockets to the new daemon', () => {
   let work: string;
   let app: AppDir | undefined;

@@ -53,7 +53,8 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
     });
     lines.push(
       `listen ${addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}` +
-        (relayed.length > 0 ? `; relayed to adopted workers: ${relayed.join(', ')}` : ''),
+        (relayed.length > 0 ? `; relayed to adopted workers: ${relayed.join(', ')}` : '') +
+        (s.front.waiting ? `; ${s.front.waiting} waiting for a worker` : ''),
     );
   }
   const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];

@@ -330,6 +330,7 @@ export class Daemon {
             addresses: this.front.addressesBound(),
             handedOut: this.front.counts(),
             relayed: this.front.relayed(),
+            waiting: this.front.waitingCount,
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,

@@ -29,6 +29,8 @@ import type { TlsDistributor } from './tls-material';
 /** How long a connection waits for a serving worker before it is closed. */
 export const NO_WORKER_GRACE_MS = 5000;
 const RETRY_MS = 50;
+/** How long a closing front waits for its accepted connections to reach a worker. */
+const CLOSE_SETTLE_MS = 5000;
 
 /** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
 export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
@@ -121,6 +123,10 @@ export class TcpFront {
   private next = 0;
   private closed = false;
   private relayNoted = false;
+  /** Wakes a closing front when an accepted connection has been taken (or given up). */
+  private settled: (() => void) | null = null;
+  /** Connections a closing front accepted and could give to no worker. */
+  private dropped = 0;
   /** The listen entry (index in `addresses`) each listening socket serves. */
   private readonly entryOf = new Map<net.Server, number>();
   private readonly unassigned = new Map<net.Server, net.Socket[]>();
@@ -179,20 +185,43 @@ export class TcpFront {
     return Object.fromEntries(this.relayedTo);
   }
 
+  /** Connections accepted and not yet taken by a worker. */
+  get waitingCount(): number {
+    return this.waiting.size + [...this.unassigned.values()].reduce((n, list) => n + list.length, 0);
+  }
+
   /** Relayed connections open now. */
   get openRelays(): number {
     return this.relays.size;
   }
 
   /**
-   * Stops accepting; connections already handed over stay with their workers, relayed ones
-   * keep flowing while this process lives.
+   * Stops accepting, then lets the connections already accepted reach a worker (for at most
+   * {@link CLOSE_SETTLE_MS}): destroying one the kernel handed this process would reset a
+   * client whose request is already sent. Connections handed over stay with their workers;
+   * relayed ones keep flowing while this process lives (the workers' drain ends them).
    */
   async close(): Promise<void> {
     this.closed = true;
+    // Not server.close(callback): that waits for the relayed connections to end.
+    for (const server of this.servers) server.close();
+    for (const [server, sockets] of this.unassigned) {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+    }
+    this.unassigned.clear();
+    const deadline = Date.now() + CLOSE_SETTLE_MS;
+    while (this.waiting.size > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        this.settled = resolve;
+        setTimeout(resolve, RETRY_MS).unref();
+      });
+    }
+    this.settled = null;
+    const left = this.dropped + this.waiting.size;
+    if (left > 0) this.log.warn(`listen: closed ${left} accepted connection(s) no worker took`);
     for (const socket of this.waiting) socket.destroy();
     this.waiting.clear();
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
   private makeServer(): net.Server {
@@ -302,34 +331,43 @@ export class TcpFront {
 
   private async dispatch(socket: net.Socket, deadline: number, entry: number): Promise<void> {
     const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
-    while (!this.closed && !socket.destroyed) {
-      for (const target of this.order(socket, this.options.targets())) {
-        try {
-          if (target.child) {
-            const sender = this.senderFor(target.child);
-            if (!sender) continue;
-            if (meta.tls) this.options.tls?.prepare(target.child);
-            await sender.send(socket, meta);
-            count(this.handedOut, target.id);
-          } else {
-            await this.relay(socket, target, meta);
-            count(this.relayedTo, target.id);
+    try {
+      while (!socket.destroyed) {
+        for (const target of this.order(socket, this.options.targets())) {
+          try {
+            if (target.child) {
+              const sender = this.senderFor(target.child);
+              if (!sender) continue;
+              if (meta.tls) this.options.tls?.prepare(target.child);
+              await sender.send(socket, meta);
+              count(this.handedOut, target.id);
+            } else {
+              await this.relay(socket, target, meta);
+              count(this.relayedTo, target.id);
+            }
+            return;
+          } catch (err) {
+            this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
+            if (socket.destroyed) return;
           }
-          this.waiting.delete(socket);
-          return;
-        } catch (err) {
-          this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
-          if (socket.destroyed) break;
         }
+        // A closing daemon does not wait for workers to come: close() says how many it closed.
+        if (this.closed) {
+          this.dropped++;
+          socket.destroy();
+          return;
+        }
+        if (Date.now() >= deadline) {
+          this.log.warn(`listen: no serving worker for ${NO_WORKER_GRACE_MS} ms; closing a connection`);
+          socket.destroy();
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       }
-      if (Date.now() >= deadline) {
-        this.log.warn(`listen: no serving worker for ${NO_WORKER_GRACE_MS} ms; closing a connection`);
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    } finally {
+      this.waiting.delete(socket);
+      this.settled?.();
     }
-    this.waiting.delete(socket);
-    socket.destroy();
   }
 
   private senderFor(child: ChildProcess): HandoffSender | null {

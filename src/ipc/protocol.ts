@@ -203,13 +203,15 @@ export interface DaemonStatus {
   devServer: string | null;
   /**
    * The `listen` front: its bound addresses, the connections handed to each worker and those
-   * relayed to each adopted worker (by id; `relayed` is absent from older daemons), and by
-   * address the certificate the workers end TLS with (null: plain TCP; absent: an older daemon).
+   * relayed to each adopted worker (by id; `relayed` is absent from older daemons), the
+   * connections accepted and not yet taken by a worker (`waiting`), and by address the
+   * certificate the workers end TLS with (null: plain TCP; absent: an older daemon).
    */
   front?: {
     addresses: string[];
     handedOut: Record<string, number>;
     relayed?: Record<string, number>;
+    waiting?: number;
     tls?: (FrontCertificate | null)[];
   } | null;
   slots: SlotStatus[];
