@@ -259,7 +259,9 @@ describe('listen: sticky routing', () => {
       assert.equal(typeof slot, 'number', `${seen.id} is a slot worker`);
       slots.add(slot as number);
     }
-    assert.equal(ports.size, 20, '20 different client ports');
+    // The kernel may give a closed connection's port to a later one: what matters is that
+    // connections from several ports of one address all land on its slot.
+    assert.ok(ports.size > 1, `connections from several client ports (${ports.size})`);
     return slots;
   }
 
