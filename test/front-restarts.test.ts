@@ -286,12 +286,15 @@ describe('listen: set-workers up and down under load at the port', () => {
         assert.equal(ids.length, count);
         load.phase = phase;
         await load.flowing(`requests at ${count} workers`, 60);
-        // New connections (a second round robin turn) go to the serving workers only.
+        // New connections go to the serving workers only, and reach each of them (the load's
+        // connections share the round robin, so this may take more than `count` of them).
         const seen = new Set<string>();
-        for (let i = 0; i < count * 4; i++) {
+        for (let i = 0; i < count * 50 && seen.size < count; i++) {
           const res = await httpRequest({ port });
           assert.equal(res.status, 200);
-          seen.add((JSON.parse(res.body) as Answer).id);
+          const { id } = JSON.parse(res.body) as Answer;
+          assert.ok(ids.includes(id), `a new connection at ${count} workers went to ${id}, not serving`);
+          seen.add(id);
         }
         assert.deepEqual([...seen].sort(), [...ids].sort(), `new connections at ${count} workers`);
       }
