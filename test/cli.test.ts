@@ -522,7 +522,8 @@ describe('what a command loads (a quick CLI, a lean daemon)', () => {
     const noDaemon = new RegExp(`^nodesockd: no daemon is running at ${escapeRe(ipc)}\\b`);
     const r = await cli(['status', '-c', json], { env, ...MUST_FAIL });
     assert.equal(r.code, 1);
-    assert.deepEqual([...packages(r.stderr)], ['commander']);
+    // A plain status parses its options without commander (src/cli/quick-status.ts).
+    assert.deepEqual([...packages(r.stderr)], []);
     assert.match(ownLines(r).join('\n'), noDaemon);
 
     const yaml = writeConfig({});
@@ -531,12 +532,12 @@ describe('what a command loads (a quick CLI, a lean daemon)', () => {
       cwd: path.dirname(yaml),
       env: { ...env, PWD: path.dirname(yaml) },
     });
-    assert.deepEqual([...packages(first.stderr)].sort(), ['commander', 'yaml']);
+    assert.deepEqual([...packages(first.stderr)], ['yaml']);
     const again = await cli(['status'], {
       cwd: path.dirname(yaml),
       env: { ...env, PWD: path.dirname(yaml) },
     });
-    assert.deepEqual([...packages(again.stderr)], ['commander']);
+    assert.deepEqual([...packages(again.stderr)], []);
     for (const x of [first, again]) {
       assert.deepEqual(ownLines(x), [`nodesockd: no daemon is running at ${yamlIpc} (ENOENT)`]);
     }
@@ -545,6 +546,34 @@ describe('what a command loads (a quick CLI, a lean daemon)', () => {
     const broken = await cli(['status', '-c', bad], { env, ...MUST_FAIL });
     assert.ok(packages(broken.stderr).has('zod'));
     assert.deepEqual(ownLines(broken), [`nodesockd: ${bad}: tmpDir: tmpDir must be a string (got 5)`]);
+  });
+
+  test('status without commander only for its plain forms; every other form gets the full CLI and its words', async () => {
+    const { env } = withTmp();
+    const ipc = path.join(tempDir(), 'nodesockd.ipc');
+    const noDaemon = `nodesockd: no daemon is running at ${ipc} (ENOENT)`;
+    // The v2 order (global options first) and --json: still the quick path.
+    for (const args of [
+      ['-i', ipc, 'status', '--json'],
+      ['status', `--ipc=${ipc}`],
+    ]) {
+      const r = await cli(args, { env, ...MUST_FAIL });
+      assert.equal(r.code, 1);
+      assert.deepEqual([...packages(r.stderr)], [], args.join(' '));
+      assert.deepEqual(ownLines(r), [noDaemon]);
+    }
+    const typo = await cli(['status', '--jsn', '-i', ipc], { env, ...MUST_FAIL });
+    assert.equal(typo.code, 1);
+    assert.ok(packages(typo.stderr).has('commander'));
+    assert.match(ownLines(typo).join('\n'), /^error: unknown option '--jsn'/);
+    const disagree = await cli(['status', '--ipc', ipc, '--ipc-file', `${ipc}.other`], { env, ...MUST_FAIL });
+    assert.deepEqual(ownLines(disagree), [
+      `nodesockd: --ipc ${ipc} and --ipc-file ${ipc}.other disagree: give one of them`,
+    ]);
+    const help = await cli(['status', '--help'], { env });
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /show the daemon and its workers/);
+    assert.match(help.stdout, /--watch/);
   });
 
   test('an unusable cache directory changes nothing', async () => {

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { logicalCwd } from '../config/discover';
-import { ConfigError } from '../config/errors';
 import type { Config } from '../config/schema';
 import { isAlive } from '../daemon/proc';
 import { request } from '../ipc/client';
@@ -10,20 +9,19 @@ import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../i
 import type { ConfigReply, WorkerRef, WorkerResult } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
+import {
+  type ClientOptions,
+  commandFirst,
+  exitAfterOutput,
+  ipcFileOption,
+  print,
+  reportError,
+} from './common';
 import { formatStatus } from './format';
 import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
 import { watch, withProgress } from './watch';
-
-interface ClientOptions {
-  config?: string;
-  ipcFile?: string;
-  /** `--ipc <path>`, the original v2's name for `--ipc-file`. */
-  ipc?: string;
-  json?: boolean;
-  debug?: boolean;
-}
 
 const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
 
@@ -110,17 +108,10 @@ function addClientOptions(cmd: Command): Command {
 }
 
 function ipcPath(opts: ClientOptions): string {
-  if (opts.ipc !== undefined && opts.ipcFile !== undefined && opts.ipc !== opts.ipcFile) {
-    throw new Error(`--ipc ${opts.ipc} and --ipc-file ${opts.ipcFile} disagree: give one of them`);
-  }
-  const ipcFile = opts.ipcFile ?? opts.ipc;
+  const ipcFile = ipcFileOption(opts);
   // The quick path: no config to read (and none of its modules to load).
   if (ipcFile !== undefined && ipcFile !== '') return path.resolve(logicalCwd(), ipcFile);
   return resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
-}
-
-function print(opts: ClientOptions, value: unknown, human: () => string): void {
-  process.stdout.write(`${opts.json ? JSON.stringify(value, null, 2) : human()}\n`);
 }
 
 export function buildProgram(): Command {
@@ -510,35 +501,6 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Options every command takes that the original v2 also accepted before the command word. */
-const GLOBAL_WITH_VALUE = new Set(['-c', '--config', '-i', '--ipc-file', '--ipc']);
-const GLOBAL_FLAGS = new Set(['--debug']);
-
-/**
- * `nodesockd -i x status` as `nodesockd status -i x`: leading global options (config, control
- * socket, --debug) followed by a command word move behind it. Without a command word after
- * them, argv is unchanged, so `nodesockd -c file` still runs the default command, `daemon`.
- */
-export function commandFirst(argv: string[], commands: readonly string[]): string[] {
-  const [node = '', bin = '', ...args] = argv;
-  const leading: string[] = [];
-  let i = 0;
-  while (i < args.length) {
-    const arg = args[i]!;
-    const name = arg.startsWith('--') ? arg.split('=', 1)[0]! : arg;
-    if (GLOBAL_FLAGS.has(arg) || (GLOBAL_WITH_VALUE.has(name) && arg.includes('='))) {
-      leading.push(arg);
-      i += 1;
-    } else if (GLOBAL_WITH_VALUE.has(arg) && i + 1 < args.length) {
-      leading.push(arg, args[i + 1]!);
-      i += 2;
-    } else break;
-  }
-  const command = args[i];
-  if (leading.length === 0 || command === undefined || !commands.includes(command)) return argv;
-  return [node, bin, command, ...leading, ...args.slice(i + 1)];
-}
-
 /** Runs the CLI; every failure becomes a one-line message and exit code 1. */
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
@@ -551,27 +513,7 @@ export async function main(argv: string[]): Promise<void> {
       ),
     );
   } catch (err) {
-    if (err instanceof ConfigError) {
-      const [first, ...more] = err.problems;
-      process.stderr.write(
-        more.length === 0
-          ? `nodesockd: ${first}\n`
-          : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
-      );
-    } else {
-      process.stderr.write(`nodesockd: ${errorMessage(err)}\n`);
-    }
-    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    reportError(err, debug);
     exitAfterOutput(1);
   }
-}
-
-/**
- * Exits once what was written has left: writes to a pipe whose reader is slow (a full pipe
- * buffer) are queued, and `process.exit` would drop them, the one-line error included. Exits
- * even if a handle (a half-open control connection) would keep the process alive.
- */
-function exitAfterOutput(code: number): void {
-  process.exitCode = code;
-  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }

@@ -1,0 +1,100 @@
+/**
+ * What every client command shares, and nothing that loads a package: finding the control
+ * socket from the options, printing a reply, the one-line error, the exit, and the v2 order of
+ * global options. Used by the full CLI (main.ts, with commander) and by the quick `status`
+ * (quick-status.ts, without it).
+ */
+import path from 'node:path';
+import { logicalCwd } from '../config/discover';
+import { ConfigError } from '../config/errors';
+import { quickIpcPath } from '../config/quick-ipc';
+import { errorMessage } from '../log';
+import { cacheDir, yamlKeyCache } from './cache';
+
+export interface ClientOptions {
+  config?: string;
+  ipcFile?: string;
+  /** `--ipc <path>`, the original v2's name for `--ipc-file`. */
+  ipc?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+/** `--ipc-file`/`--ipc` (one name, two spellings): the path given, if any. */
+export function ipcFileOption(opts: ClientOptions): string | undefined {
+  if (opts.ipc !== undefined && opts.ipcFile !== undefined && opts.ipc !== opts.ipcFile) {
+    throw new Error(`--ipc ${opts.ipc} and --ipc-file ${opts.ipcFile} disagree: give one of them`);
+  }
+  return opts.ipcFile ?? opts.ipc;
+}
+
+/**
+ * The control socket from `--ipc-file` or from the quick config reader (quick-ipc.ts), without
+ * loading a package; undefined when only the full config load can find it or say what is wrong
+ * (main.ts's ipcPath).
+ */
+export function quickTarget(opts: ClientOptions): string | undefined {
+  const ipcFile = ipcFileOption(opts);
+  const cwd = logicalCwd();
+  if (ipcFile !== undefined) return ipcFile === '' ? undefined : path.resolve(cwd, ipcFile);
+  return quickIpcPath({ configPath: opts.config, cwd }, yamlKeyCache(cacheDir()));
+}
+
+/** A reply as JSON (`--json`) or for a person. */
+export function print(opts: ClientOptions, value: unknown, human: () => string): void {
+  process.stdout.write(`${opts.json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+/** A failed command's message: one line (a config's problems one per line), the stack with --debug. */
+export function reportError(err: unknown, debug: boolean): void {
+  if (err instanceof ConfigError) {
+    const [first, ...more] = err.problems;
+    process.stderr.write(
+      more.length === 0
+        ? `nodesockd: ${first}\n`
+        : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+    );
+  } else {
+    process.stderr.write(`nodesockd: ${errorMessage(err)}\n`);
+  }
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+}
+
+/**
+ * Exits once what was written has left: writes to a pipe whose reader is slow (a full pipe
+ * buffer) are queued, and `process.exit` would drop them, the one-line error included. Exits
+ * even if a handle (a half-open control connection) would keep the process alive.
+ */
+export function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+/** Options every command takes that the original v2 also accepted before the command word. */
+const GLOBAL_WITH_VALUE = new Set(['-c', '--config', '-i', '--ipc-file', '--ipc']);
+const GLOBAL_FLAGS = new Set(['--debug']);
+
+/**
+ * `nodesockd -i x status` as `nodesockd status -i x`: leading global options (config, control
+ * socket, --debug) followed by a command word move behind it. Without a command word after
+ * them, argv is unchanged, so `nodesockd -c file` still runs the default command, `daemon`.
+ */
+export function commandFirst(argv: string[], commands: readonly string[]): string[] {
+  const [node = '', bin = '', ...args] = argv;
+  const leading: string[] = [];
+  let i = 0;
+  while (i < args.length) {
+    const arg = args[i]!;
+    const name = arg.startsWith('--') ? arg.split('=', 1)[0]! : arg;
+    if (GLOBAL_FLAGS.has(arg) || (GLOBAL_WITH_VALUE.has(name) && arg.includes('='))) {
+      leading.push(arg);
+      i += 1;
+    } else if (GLOBAL_WITH_VALUE.has(arg) && i + 1 < args.length) {
+      leading.push(arg, args[i + 1]!);
+      i += 2;
+    } else break;
+  }
+  const command = args[i];
+  if (leading.length === 0 || command === undefined || !commands.includes(command)) return argv;
+  return [node, bin, command, ...leading, ...args.slice(i + 1)];
+}
