@@ -11,7 +11,6 @@ import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
-import { closeStrayFds } from './inherited-fds';
 import { InstanceLock } from './instance-lock';
 import { lazy } from './lazy';
 import { DaemonLock } from './lock';
@@ -124,13 +123,6 @@ export class Daemon {
     // Read (and removed from the environment the workers get) before anything else.
     const inherited = takeInheritedSockets();
     for (const problem of inherited.problems) log.warn(`listen: ${problem}`);
-    // Before any worker is spawned: what the daemon inherited by accident is not theirs to hold.
-    const stray = closeStrayFds(new Set(inherited.sockets.map((socket) => socket.fd)));
-    if (stray.length > 0) {
-      log.debug(
-        `closed ${stray.length} inherited file descriptor(s) the workers must not hold: ${stray.map((s) => `${s.fd}${s.target ? ` (${s.target})` : ''}`).join(', ')}`,
-      );
-    }
     await waitForPredecessor(log);
 
     const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
