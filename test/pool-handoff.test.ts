@@ -48,13 +48,19 @@ async function connection(
 
 test('a handed-over socket is served by the child, which sees the client', async () => {
   const sender = new HandoffSender(await child(false));
+  let sent: Promise<void> | undefined;
   const { client, reply, close } = await connection((socket) => {
-    void sender.send(socket, { tag: 'first' });
+    sent = sender.send(socket, { tag: 'first' });
   });
-  await once(client, 'connect');
-  assert.match(await reply, new RegExp(`for first; client port ${client.localPort}$`));
-  assert.equal(sender.inFlight, 0);
-  close();
+  try {
+    await once(client, 'connect');
+    assert.match(await reply, new RegExp(`for first; client port ${client.localPort}$`));
+    // The child's answer can reach the client before its confirmation reaches the sender.
+    await sent;
+    assert.equal(sender.inFlight, 0);
+  } finally {
+    close();
+  }
 });
 
 test('a socket one child refuses, or a dead child never took, goes to another child whole', async () => {
@@ -72,9 +78,12 @@ test('a socket one child refuses, or a dead child never took, goes to another ch
       await good.send(socket, { tag: 'c' });
     })();
   });
-  assert.match(await reply, /for c;/);
-  assert.equal(outcomes.length, 2);
-  assert.match(outcomes[0], /refused by the fixture/);
-  assert.match(outcomes[1], /exited|closed/);
-  close();
+  try {
+    assert.match(await reply, /for c;/);
+    assert.equal(outcomes.length, 2);
+    assert.match(outcomes[0], /refused by the fixture/);
+    assert.match(outcomes[1], /exited|closed/);
+  } finally {
+    close();
+  }
 });
