@@ -18,6 +18,8 @@ import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import type { Run } from './lib/run';
 import {
   buildIfStale,
+  COMMON_FLAGS,
+  exitOnHelp,
   fmtMs,
   intOption,
   loadavg,
@@ -61,15 +63,10 @@ function parseOptions(argv: string[]): Options {
       runs: { type: 'string', default: '30' },
       warmup: { type: 'string', default: '3' },
       node: { type: 'string', multiple: true, default: [] },
-      'no-build': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_FLAGS,
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  exitOnHelp(values.help, USAGE);
   return {
     runs: intOption('runs', values.runs, 1, 1000),
     warmup: intOption('warmup', values.warmup, 0, 100),

@@ -27,6 +27,8 @@ import type { Run } from './lib/run';
 import { sleep } from './lib/run';
 import {
   buildIfStale,
+  COMMON_FLAGS,
+  exitOnHelp,
   fmtInt,
   fmtMs,
   intListOption,
@@ -112,15 +114,10 @@ function parseOptions(argv: string[]): Options {
       keepalive: { type: 'string', default: '4' },
       'rss-workers': { type: 'string', default: '8' },
       only: { type: 'string', default: KEYS.join(',') },
-      'no-build': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_FLAGS,
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  exitOnHelp(values.help, USAGE);
   const only = values.only.split(',').map((s) => s.trim());
   for (const k of only) if (!KEYS.includes(k as Key)) throw new Error(`--only: unknown contender ${k}`);
   return {

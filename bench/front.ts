@@ -23,6 +23,8 @@ import { freePort, probe, waitFor } from './lib/nginx';
 import { type Run, sleep, sweep } from './lib/run';
 import {
   buildIfStale,
+  COMMON_FLAGS,
+  exitOnHelp,
   fmtInt,
   fmtMs,
   intOption,
@@ -104,15 +106,10 @@ function parseOptions(argv: string[]): Options {
       timeout: { type: 'string', default: '2' },
       modes: { type: 'string' },
       only: { type: 'string' },
-      'no-build': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_FLAGS,
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  exitOnHelp(values.help, USAGE);
   return {
     seconds: intOption('seconds', values.seconds, 2, 600),
     warmup: intOption('warmup', values.warmup, 0, 60),

@@ -23,6 +23,8 @@ import { Nginx, probe } from './lib/nginx';
 import { type Run, sleep } from './lib/run';
 import {
   buildIfStale,
+  COMMON_FLAGS,
+  exitOnHelp,
   fmtInt,
   fmtMs,
   intOption,
@@ -166,16 +168,11 @@ function parseOptions(argv: string[]): Options {
       'upstream-keepalive': { type: 'string', default: '16' },
       'nginx-workers': { type: 'string', default: '1' },
       only: { type: 'string', default: KEYS.join(',') },
-      'no-build': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
+      ...COMMON_FLAGS,
       verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  exitOnHelp(values.help, USAGE);
   const only = values.only.split(',').map((s) => s.trim());
   for (const k of only) if (!KEYS.includes(k as Key)) throw new Error(`--only: unknown contender ${k}`);
   return {

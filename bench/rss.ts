@@ -19,6 +19,8 @@ import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import { type Run, sleep } from './lib/run';
 import {
   buildIfStale,
+  COMMON_FLAGS,
+  exitOnHelp,
   intOption,
   loadavg,
   type Machine,
@@ -57,15 +59,10 @@ function parseOptions(argv: string[]): Options {
       workers: { type: 'string', default: '8' },
       requests: { type: 'string', default: '10' },
       idle: { type: 'string', default: '15' },
-      'no-build': { type: 'boolean', default: false },
-      'no-write': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...COMMON_FLAGS,
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  exitOnHelp(values.help, USAGE);
   return {
     workers: intOption('workers', values.workers, 1, 64),
     requests: intOption('requests', values.requests, 0, 1000),

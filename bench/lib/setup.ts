@@ -272,6 +272,20 @@ export async function runBench<O>(
   if (!interrupted) await finish(exitCode);
 }
 
+/** The flags every benchmark takes: spread into its parseArgs `options`. */
+export const COMMON_FLAGS = {
+  'no-build': { type: 'boolean', default: false },
+  'no-write': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** `--help`: prints the usage and exits. */
+export function exitOnHelp(help: boolean, usage: string): void {
+  if (!help) return;
+  console.log(usage);
+  process.exit(0);
+}
+
 /** A whole-number option from `min` to `max`, or a one-line error naming it. */
 export function intOption(name: string, raw: string, min: number, max: number): number {
   const n = Number(raw);
