@@ -203,10 +203,15 @@ describe('threads accepting on the front port', { skip }, () => {
       }
     });
     try {
-      const slow = Array.from({ length: 4 }, () =>
-        request(port, { path: '/slow/400', method: 'POST', body: 'x' }),
-      );
-      await waitFor('three workers', () => proxy.stats().workers === 3);
+      // Busy until the pool has grown: four slow requests at a time, renewed while threads start
+      // (a thread that starts slower than one slow request must not leave the pool idle).
+      let grown = false;
+      const slow = Array.from({ length: 4 }, async () => {
+        while (!grown) await request(port, { path: '/slow/400', method: 'POST', body: 'x' });
+      });
+      await waitFor('three workers', () => proxy.stats().workers === 3).finally(() => {
+        grown = true;
+      });
       await Promise.all(slow);
       await waitFor('back to the floor', () => proxy.stats().workers === 1 && proxy.stats().draining === 0, {
         timeoutMs: 20_000,
