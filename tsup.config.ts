@@ -40,6 +40,8 @@ export default defineConfig([
       'worker-preload': 'src/app/preload.ts',
     },
     esbuildPlugins: [mainApart],
+    // zod's ESM build, bundled: only the schema types src/zod.ts's users need (src/zod.ts).
+    noExternal: ['zod'],
     format: ['cjs'],
     target: 'node20',
     platform: 'node',

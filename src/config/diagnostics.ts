@@ -2,7 +2,7 @@
  * Validation of one layer (a file, or the command line) and the problem lines: one per
  * problem, `<file or 'command line'>: <key>: <message>`, with suggestions for misspelt keys.
  */
-import type { z } from 'zod';
+import type * as z from '../zod';
 import { fileConfigSchema, OPTIONS_BLOCK_KEYS } from './schema';
 import type { Values } from './values';
 
@@ -20,7 +20,7 @@ export const formatProblem = (p: Problem): string =>
   [p.source, p.key, p.message].filter((part) => part !== undefined && part !== '').join(': ');
 
 const KNOWN_KEYS = Object.keys(fileConfigSchema.shape);
-const SHAPE = fileConfigSchema.shape as Record<string, z.ZodType>;
+const SHAPE = fileConfigSchema.shape as Record<string, z.ZodMiniType>;
 
 function formatIssuePath(p: readonly PropertyKey[]): string {
   let out = '';

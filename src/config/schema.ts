@@ -5,7 +5,7 @@
  * file make a key that has a type but no default (or is missing from one of the two) a
  * compile error.
  */
-import { z } from 'zod';
+import * as z from '../zod';
 import { DEFAULT_IPC_FILE } from './discover';
 
 /**
@@ -23,30 +23,34 @@ export const DISCARD_OUTPUT = '/dev/null';
 const ms = (what: string) =>
   z
     .number({ error: `${what} must be a number of milliseconds` })
-    .int(`${what} must be a whole number of milliseconds`)
-    .positive(`${what} must be greater than 0`);
+    .check(
+      z.int(`${what} must be a whole number of milliseconds`),
+      z.positive(`${what} must be greater than 0`),
+    );
 
 const UMASK_HINT = 'umask must be an octal string such as "007" or a number from 0 to 511 (0o777)';
 const umask = z.union(
   [
-    z.number().int(UMASK_HINT).min(0, UMASK_HINT).max(0o777, UMASK_HINT),
-    z
-      .string()
-      .regex(/^0?[0-7]{3}$/, UMASK_HINT)
-      .transform((s) => Number.parseInt(s, 8)),
+    z.number().check(z.int(UMASK_HINT), z.minimum(0, UMASK_HINT), z.maximum(0o777, UMASK_HINT)),
+    z.pipe(
+      z.string().check(z.regex(/^0?[0-7]{3}$/, UMASK_HINT)),
+      z.transform((s: string) => Number.parseInt(s, 8)),
+    ),
   ],
   { error: UMASK_HINT },
 );
 
 /** A non-empty string; the message names the key. */
 const nonEmpty = (what: string) =>
-  z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
+  z.string({ error: `${what} must be a string` }).check(z.minLength(1, `${what} must not be empty`));
 
 const port = z
   .number()
-  .int('devServer port must be a whole number')
-  .min(1, 'devServer port must be at least 1')
-  .max(65535, 'devServer port must be at most 65535');
+  .check(
+    z.int('devServer port must be a whole number'),
+    z.minimum(1, 'devServer port must be at least 1'),
+    z.maximum(65535, 'devServer port must be at most 65535'),
+  );
 
 const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host, tls }';
 
@@ -94,52 +98,56 @@ function listenTls(value: unknown, problem: (message: string) => void): ListenTl
  * `listen` as written: 8080, "127.0.0.1:8080", "[::1]:8080", { port, host, tls }, or a list of
  * them; always a list once parsed. Each bad entry is its own problem line.
  */
-const listenSchema = z.unknown().transform((value, ctx) => {
-  const entries = Array.isArray(value) ? value : [value];
-  const out: ListenEntry[] = [];
-  for (const [i, entry] of entries.entries()) {
-    const where = Array.isArray(value) ? `listen[${i}]` : 'listen';
-    const problem = (message: string) => ctx.addIssue({ code: 'custom', message: `${where} ${message}` });
-    let host = '0.0.0.0';
-    let port: unknown = entry;
-    let tls: ListenTls | null | undefined;
-    if (typeof entry === 'string') {
-      const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(entry.trim());
-      if (!m) {
-        problem(`"${entry}" ${LISTEN_HINT}`);
+const listenSchema = z.pipe(
+  z.unknown(),
+  z.transform((value: unknown, ctx) => {
+    const entries = Array.isArray(value) ? value : [value];
+    const out: ListenEntry[] = [];
+    for (const [i, entry] of entries.entries()) {
+      const where = Array.isArray(value) ? `listen[${i}]` : 'listen';
+      const problem = (message: string) =>
+        ctx.issues.push({ code: 'custom', message: `${where} ${message}`, input: entry });
+      let host = '0.0.0.0';
+      let port: unknown = entry;
+      let tls: ListenTls | null | undefined;
+      if (typeof entry === 'string') {
+        const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(entry.trim());
+        if (!m) {
+          problem(`"${entry}" ${LISTEN_HINT}`);
+          continue;
+        }
+        host = m[1] ?? m[2] ?? host;
+        port = Number(m[3]);
+      } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
+        const { port: p, host: h, tls: t, ...rest } = entry as Record<string, unknown>;
+        const extra = Object.keys(rest);
+        if (extra.length > 0) {
+          problem(`has unknown key(s) ${extra.join(', ')} (port, host, tls)`);
+          continue;
+        }
+        if (t !== undefined) {
+          tls = listenTls(t, problem);
+          if (tls === null) continue;
+        }
+        if (h !== undefined && (typeof h !== 'string' || h === '')) {
+          problem('host must be a non-empty string');
+          continue;
+        }
+        if (typeof h === 'string') host = h;
+        port = p;
+      } else if (typeof entry !== 'number') {
+        problem(LISTEN_HINT);
         continue;
       }
-      host = m[1] ?? m[2] ?? host;
-      port = Number(m[3]);
-    } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
-      const { port: p, host: h, tls: t, ...rest } = entry as Record<string, unknown>;
-      const extra = Object.keys(rest);
-      if (extra.length > 0) {
-        problem(`has unknown key(s) ${extra.join(', ')} (port, host, tls)`);
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+        problem(`port ${String(port)} must be a whole number from 0 to 65535`);
         continue;
       }
-      if (t !== undefined) {
-        tls = listenTls(t, problem);
-        if (tls === null) continue;
-      }
-      if (h !== undefined && (typeof h !== 'string' || h === '')) {
-        problem('host must be a non-empty string');
-        continue;
-      }
-      if (typeof h === 'string') host = h;
-      port = p;
-    } else if (typeof entry !== 'number') {
-      problem(LISTEN_HINT);
-      continue;
+      out.push(tls ? { host, port, tls } : { host, port });
     }
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-      problem(`port ${String(port)} must be a whole number from 0 to 65535`);
-      continue;
-    }
-    out.push(tls ? { host, port, tls } : { host, port });
-  }
-  return out;
-});
+    return out;
+  }),
+);
 
 /** How each key may be written in a file or on the command line (camelCase, as the long options). */
 const fields = {
@@ -151,30 +159,36 @@ const fields = {
   // Any text (the original's example is "nodesockd example"); see name.ts for its safe forms.
   name: nonEmpty('name'),
   tmpDir: nonEmpty('tmpDir'),
-  socketFile: z
-    .string()
-    .refine((s) => s.includes('{worker}'), 'socketFile must contain the {worker} placeholder')
-    .refine((s) => !s.includes('/'), 'socketFile must be a file name, not a path'),
+  socketFile: z.string().check(
+    z.refine((s: string) => s.includes('{worker}'), 'socketFile must contain the {worker} placeholder'),
+    z.refine((s: string) => !s.includes('/'), 'socketFile must be a file name, not a path'),
+  ),
   ipcFile: nonEmpty('ipcFile'),
   listenVar: z
     .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name'),
+    .check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name')),
   workers: z
     .number({ error: 'workers must be a number' })
-    .int('workers must be a whole number')
-    .min(1, 'workers must be at least 1')
-    .max(256, 'workers must be at most 256'),
+    .check(
+      z.int('workers must be a whole number'),
+      z.minimum(1, 'workers must be at least 1'),
+      z.maximum(256, 'workers must be at most 256'),
+    ),
   standby: z
     .number({ error: 'standby must be a number' })
-    .int('standby must be a whole number')
-    .min(0, 'standby must be 0 or more')
-    .max(64, 'standby must be at most 64'),
+    .check(
+      z.int('standby must be a whole number'),
+      z.minimum(0, 'standby must be 0 or more'),
+      z.maximum(64, 'standby must be at most 64'),
+    ),
   readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }),
-  env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value')),
+  env: z.array(
+    z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value')),
+  ),
   outputPrefix: z.string(),
   // null discards the output (the original's `stderr: null`).
-  stdout: nonEmpty('stdout').nullable(),
-  stderr: nonEmpty('stderr').nullable(),
+  stdout: z.nullable(nonEmpty('stdout')),
+  stderr: z.nullable(nonEmpty('stderr')),
   devServer: z.union([z.boolean(), port], { error: 'devServer must be true, false or a TCP port number' }),
   umask,
   spawnTimeout: ms('spawnTimeout'),
@@ -184,8 +198,10 @@ const fields = {
   upstreamKeepaliveTimeout: ms('upstreamKeepaliveTimeout'),
   maxStartAttempts: z
     .number({ error: 'maxStartAttempts must be a number' })
-    .int('maxStartAttempts must be a whole number')
-    .min(1, 'maxStartAttempts must be at least 1'),
+    .check(
+      z.int('maxStartAttempts must be a whole number'),
+      z.minimum(1, 'maxStartAttempts must be at least 1'),
+    ),
   symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
   debug: z.boolean({ error: 'debug must be true or false' }),
   metrics: z.union([z.literal(false), nonEmpty('metrics')], {
@@ -195,8 +211,8 @@ const fields = {
     [
       z.boolean(),
       z.strictObject({
-        drain: z.boolean({ error: 'preload.drain must be true or false' }).optional(),
-        reconnect: z.boolean({ error: 'preload.reconnect must be true or false' }).optional(),
+        drain: z.optional(z.boolean({ error: 'preload.drain must be true or false' })),
+        reconnect: z.optional(z.boolean({ error: 'preload.reconnect must be true or false' })),
       }),
     ],
     { error: 'preload must be true, false or { drain, reconnect }' },
@@ -221,12 +237,12 @@ export const OPTIONS_BLOCK_KEYS = [
  * key is optional here: required keys are checked after files and command line are merged,
  * by `loadConfig` (src/config/load.ts).
  */
-export const fileConfigSchema = z
-  .strictObject({
+export const fileConfigSchema = z.partial(
+  z.strictObject({
     ...fields,
-    options: z.strictObject(pickFields(OPTIONS_BLOCK_KEYS)).partial(),
-  })
-  .partial();
+    options: z.partial(z.strictObject(pickFields(OPTIONS_BLOCK_KEYS))),
+  }),
+);
 
 function pickFields<K extends keyof typeof fields>(keys: readonly K[]): Pick<typeof fields, K> {
   const out: Partial<Pick<typeof fields, K>> = {};
@@ -241,85 +257,89 @@ function pickFields<K extends keyof typeof fields>(keys: readonly K[]): Pick<typ
 export const configSchema = z.object({
   /** Absolute path of the app's entry script. */
   script: z.string(),
-  args: fields.args.default(() => []),
-  nodeArgs: fields.nodeArgs.default(() => []),
+  args: z._default(fields.args, () => []),
+  nodeArgs: z._default(fields.nodeArgs, () => []),
   /** Absolute working directory of the workers (the logical app dir by default). */
   cwd: z.string(),
-  name: fields.name.default('app'),
+  name: z._default(fields.name, 'app'),
   /** Absolute directory of the sockets. */
   tmpDir: z.string(),
   /** File name pattern containing `{worker}`, relative to tmpDir. */
-  socketFile: fields.socketFile.default('app.{worker}.sock'),
+  socketFile: z._default(fields.socketFile, 'app.{worker}.sock'),
   /** Absolute path of the control socket (written relative to tmpDir; this is its default name). */
-  ipcFile: z.string().default(DEFAULT_IPC_FILE),
-  listenVar: fields.listenVar.default('LISTEN_ON'),
-  workers: fields.workers.default(1),
+  ipcFile: z._default(z.string(), DEFAULT_IPC_FILE),
+  listenVar: z._default(fields.listenVar, 'LISTEN_ON'),
+  workers: z._default(fields.workers, 1),
   /** Suspended spare workers, promoted into a slot whose worker died. */
-  standby: fields.standby.default(0),
+  standby: z._default(fields.standby, 0),
   /** How a worker is seen online: its 'online' message, or also a successful connect. */
-  readiness: fields.readiness.default('message'),
+  readiness: z._default(fields.readiness, 'message'),
   /** The user's entries plus DEFAULT_ENV, one entry per name. */
   env: fields.env,
-  outputPrefix: fields.outputPrefix.default('[{worker}.{instance}] '),
+  outputPrefix: z._default(fields.outputPrefix, '[{worker}.{instance}] '),
   /** Absolute path of the workers' stdout file (DISCARD_OUTPUT to discard); unset: the daemon's stdout. */
-  stdout: z.string().optional(),
+  stdout: z.optional(z.string()),
   /**
    * Absolute path of the workers' stderr file (DISCARD_OUTPUT to discard); the stdout file
    * when only stdout is given; unset: the daemon's stderr.
    */
-  stderr: z.string().optional(),
+  stderr: z.optional(z.string()),
   /** false, or the TCP port on 127.0.0.1. */
-  devServer: z.union([z.literal(false), port]).default(false),
-  umask: umask.default(0o007),
-  spawnTimeout: fields.spawnTimeout.default(5_000),
-  onlineTimeout: fields.onlineTimeout.default(30_000),
+  devServer: z._default(z.union([z.literal(false), port]), false),
+  umask: z._default(umask, 0o007),
+  spawnTimeout: z._default(fields.spawnTimeout, 5_000),
+  onlineTimeout: z._default(fields.onlineTimeout, 30_000),
   /** Long enough for idle nginx keepalive connections to be closed by nginx (see below). */
-  shutdownTimeout: fields.shutdownTimeout.default(90_000),
-  killTimeout: fields.killTimeout.default(5_000),
+  shutdownTimeout: z._default(fields.shutdownTimeout, 90_000),
+  killTimeout: z._default(fields.killTimeout, 5_000),
   /**
    * nginx's upstream `keepalive_timeout` (ms; nginx's default is 60 s). Workers using serve()
    * keep idle connections open longer than this and, when draining, leave idle connections for
    * nginx to close. Lower both to make drains faster.
    */
-  upstreamKeepaliveTimeout: fields.upstreamKeepaliveTimeout.default(60_000),
-  maxStartAttempts: fields.maxStartAttempts.default(1),
+  upstreamKeepaliveTimeout: z._default(fields.upstreamKeepaliveTimeout, 60_000),
+  maxStartAttempts: z._default(fields.maxStartAttempts, 1),
   /** Target of the published symlinks: the socket's file name, or its absolute path. */
-  symlinks: fields.symlinks.default('relative'),
+  symlinks: z._default(fields.symlinks, 'relative'),
   /** The daemon's debug log (as `daemon --debug`). */
-  debug: fields.debug.default(false),
+  debug: z._default(fields.debug, false),
   /**
    * Where the daemon serves Prometheus metrics (`GET /metrics`): false (off), `"host:port"`,
    * a port (127.0.0.1), or a UNIX socket path (relative to tmpDir). See docs/operations.md.
    */
-  metrics: fields.metrics.default(false),
+  metrics: z._default(fields.metrics, false),
   /**
    * What the preload does in each worker besides keeping it alive on EPIPE
    * (docs/worker-library.md#what-the-preload-does): the nginx-safe drain of the app's own
    * `server.close()`, and reconnecting to the next daemon. `true`/`false` set both.
    */
-  preload: fields.preload
-    .transform((v) =>
-      typeof v === 'boolean'
-        ? { drain: v, reconnect: v }
-        : { drain: v.drain ?? true, reconnect: v.reconnect ?? true },
-    )
-    .default({ drain: true, reconnect: true }),
+  preload: z._default(
+    z.pipe(
+      fields.preload,
+      z.transform((v: z.output<typeof fields.preload>) =>
+        typeof v === 'boolean'
+          ? { drain: v, reconnect: v }
+          : { drain: v.drain ?? true, reconnect: v.reconnect ?? true },
+      ),
+    ),
+    { drain: true, reconnect: true },
+  ),
   /**
    * The daemon's own TCP front (src/fronts/tcp-front.ts): addresses it listens on and whose
    * connections it hands to the serving workers. [] (the default): none.
    */
-  listen: fields.listen.default([]),
+  listen: z._default(fields.listen, []),
   /**
    * The `listen` front routes each connection by a hash of the client address to a slot
    * (the next serving slot when that one cannot take it) instead of round robin.
    */
-  sticky: fields.sticky.default(false),
+  sticky: z._default(fields.sticky, false),
 });
 
 export type Config = z.output<typeof configSchema>;
 
 type Shape = typeof configSchema.shape;
-type DefaultedKey = { [K in keyof Shape]: Shape[K] extends z.ZodDefault ? K : never }[keyof Shape];
+type DefaultedKey = { [K in keyof Shape]: Shape[K] extends z.ZodMiniDefault ? K : never }[keyof Shape];
 
 /** Each key's default, read from configSchema. `ipcFile`'s is a name relative to tmpDir. */
 export const DEFAULTS = defaultsOf(configSchema.shape);
@@ -327,7 +347,7 @@ export const DEFAULTS = defaultsOf(configSchema.shape);
 function defaultsOf(shape: Shape): Pick<Config, DefaultedKey> {
   const out: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(shape)) {
-    if (schema instanceof z.ZodDefault) out[key] = schema.def.defaultValue;
+    if (schema instanceof z.ZodMiniDefault) out[key] = schema.def.defaultValue;
   }
   return out as Pick<Config, DefaultedKey>;
 }

@@ -1,31 +1,31 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { z } from 'zod';
+import * as z from '../zod';
 
 const workerRecord = z.object({
-  id: z.string().regex(/^w[0-9a-f]{8}$/),
-  pid: z.number().int().positive(),
+  id: z.string().check(z.regex(/^w[0-9a-f]{8}$/)),
+  pid: z.number().check(z.int(), z.positive()),
   socketPath: z.string(),
-  slot: z.number().int().min(0).nullable(),
+  slot: z.nullable(z.number().check(z.int(), z.minimum(0))),
   role: z.enum(['serving', 'standby', 'draining', 'starting']),
   suspended: z.boolean(),
   startedAt: z.number(),
-  generation: z.number().int(),
+  generation: z.number().check(z.int()),
   /** Process start time (from /proc), so a reused pid is never mistaken for the worker. */
-  startTicks: z.string().nullable(),
+  startTicks: z.nullable(z.string()),
 });
 
 const stateSchema = z.object({
   version: z.literal(1),
-  daemonPid: z.number().int(),
+  daemonPid: z.number().check(z.int()),
   running: z.boolean(),
   suspended: z.boolean(),
-  generation: z.number().int(),
+  generation: z.number().check(z.int()),
   workers: z.array(workerRecord),
 });
 
-export type DaemonState = z.infer<typeof stateSchema>;
-export type WorkerRecord = z.infer<typeof workerRecord>;
+export type DaemonState = z.output<typeof stateSchema>;
+export type WorkerRecord = z.output<typeof workerRecord>;
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;

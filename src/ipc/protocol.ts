@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { WORKER_ID_RE } from '../worker-id';
+import * as z from '../zod';
 import { escapeControlChars } from './framing';
 
 /**
@@ -10,8 +10,8 @@ import { escapeControlChars } from './framing';
  */
 
 const restartOptions = z.strictObject({
-  suspended: z.boolean().optional(),
-  maxAttempts: z.number().int().min(1).optional(),
+  suspended: z.optional(z.boolean()),
+  maxAttempts: z.optional(z.number().check(z.int(), z.minimum(1))),
 });
 
 import { APP_REQUEST_TIMEOUT_MAX_MS } from './limits';
@@ -19,48 +19,56 @@ import { APP_REQUEST_TIMEOUT_MAX_MS } from './limits';
 export { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from './limits';
 
 const sendMessage = z.strictObject({
-  name: z.string().min(1).max(256),
+  name: z.string().check(z.minLength(1), z.maxLength(256)),
   /** Any JSON value, handed to the app as is. */
-  data: z.unknown().optional(),
+  data: z.optional(z.unknown()),
   /** A worker selector (see daemon/messaging/selector.ts); default `all`, the serving workers. */
-  workers: z.string().max(4096).optional(),
+  workers: z.optional(z.string().check(z.maxLength(4096))),
 });
 /**
  * send-msg's data. `raw`: v1's `send <msg>`: the workers get `name` as a bare string on
  * `process.on('message')` (no data), not an app message object.
  */
-const sendMessageCommand = sendMessage.extend({ raw: z.literal(true).optional() });
-const sendRequest = sendMessage.extend({
-  timeoutMs: z.number().int().min(1).max(APP_REQUEST_TIMEOUT_MAX_MS).optional(),
+const sendMessageCommand = z.extend(sendMessage, { raw: z.optional(z.literal(true)) });
+const sendRequest = z.extend(sendMessage, {
+  timeoutMs: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(APP_REQUEST_TIMEOUT_MAX_MS))),
 });
 
 const commandSchemas = [
-  z.strictObject({ id: z.number().int(), type: z.literal('status') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('config') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('start'), data: restartOptions.optional() }),
-  z.strictObject({ id: z.number().int(), type: z.literal('restart'), data: restartOptions.optional() }),
-  z.strictObject({ id: z.number().int(), type: z.literal('stop') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('resume') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('send-msg'), data: sendMessageCommand }),
-  z.strictObject({ id: z.number().int(), type: z.literal('send-req'), data: sendRequest }),
-  z.strictObject({ id: z.number().int(), type: z.literal('reload') }),
-  z.strictObject({ id: z.number().int(), type: z.literal('terminate') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('status') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('config') }),
+  z.strictObject({
+    id: z.number().check(z.int()),
+    type: z.literal('start'),
+    data: z.optional(restartOptions),
+  }),
+  z.strictObject({
+    id: z.number().check(z.int()),
+    type: z.literal('restart'),
+    data: z.optional(restartOptions),
+  }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('stop') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('resume') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('send-msg'), data: sendMessageCommand }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('send-req'), data: sendRequest }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('reload') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('terminate') }),
   // restart --upgrade: hand the workers to the newer nodesockd installed on disk
   // (docs/lifecycle.md#daemon-handover-restart---upgrade).
   z.strictObject({
-    id: z.number().int(),
+    id: z.number().check(z.int()),
     type: z.literal('handover'),
     data: z.strictObject({ version: z.string() }),
   }),
   z.strictObject({
-    id: z.number().int(),
+    id: z.number().check(z.int()),
     type: z.literal('set-workers'),
-    data: z.strictObject({ count: z.number().int().min(1).max(256) }),
+    data: z.strictObject({ count: z.number().check(z.int(), z.minimum(1), z.maximum(256)) }),
   }),
   z.strictObject({
-    id: z.number().int(),
+    id: z.number().check(z.int()),
     type: z.literal('set-standby'),
-    data: z.strictObject({ count: z.number().int().min(0).max(64) }),
+    data: z.strictObject({ count: z.number().check(z.int(), z.minimum(0), z.maximum(64)) }),
   }),
 ] as const;
 
@@ -69,16 +77,19 @@ const commandSchemas = [
  * frame of a connection, which then becomes its channel (docs/lifecycle.md#adoption).
  */
 const workerHelloSchema = z.strictObject({
-  id: z.number().int(),
+  id: z.number().check(z.int()),
   type: z.literal('worker-hello'),
-  data: z.strictObject({ workerId: z.string().regex(WORKER_ID_RE), pid: z.number().int().positive() }),
+  data: z.strictObject({
+    workerId: z.string().check(z.regex(WORKER_ID_RE)),
+    pid: z.number().check(z.int(), z.positive()),
+  }),
 });
 
 /** Every frame a client may send: the commands and the worker hello. */
 export const requestSchema = z.discriminatedUnion('type', [...commandSchemas, workerHelloSchema]);
 
-export type Request = z.infer<typeof requestSchema>;
-export type WorkerHello = z.infer<typeof workerHelloSchema>;
+export type Request = z.output<typeof requestSchema>;
+export type WorkerHello = z.output<typeof workerHelloSchema>;
 /** The reply data of an accepted {@link WorkerHello}. */
 export interface WorkerHelloReply {
   adopted: true;
@@ -86,9 +97,9 @@ export interface WorkerHelloReply {
 /** A request that the daemon answers by running a command. */
 export type CommandRequest = Exclude<Request, WorkerHello>;
 export type CommandName = CommandRequest['type'];
-export type RestartOptions = z.infer<typeof restartOptions>;
-export type SendMessageRequest = z.infer<typeof sendMessageCommand>;
-export type SendRequestRequest = z.infer<typeof sendRequest>;
+export type RestartOptions = z.output<typeof restartOptions>;
+export type SendMessageRequest = z.output<typeof sendMessageCommand>;
+export type SendRequestRequest = z.output<typeof sendRequest>;
 
 /** The `data` of a command as the schema accepts it; `undefined` for a command without data. */
 type CommandData<K extends CommandName> = K extends unknown
@@ -257,7 +268,7 @@ interface Replies {
 export type Commands = { [K in CommandName]: { data: CommandData<K>; reply: Replies[K] } };
 
 /** A one-line description of why a frame is not a valid request. */
-export function describeInvalidRequest(value: unknown, error: z.ZodError): string {
+export function describeInvalidRequest(value: unknown, error: z.core.$ZodError): string {
   // Only a string type is quoted back: JSON.stringify of a deeply nested one overflows the stack.
   const type =
     typeof value === 'object' && value !== null && 'type' in value

@@ -7,7 +7,7 @@
  * unknown or late are dropped. Nothing here throws except a selector error (see selector.ts),
  * which the control socket turns into an error reply.
  */
-import { z } from 'zod';
+
 import { Correlator } from '../../ipc/correlator';
 import { MAX_FRAME_BYTES } from '../../ipc/framing';
 import {
@@ -37,6 +37,7 @@ import {
   MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
 import type { Logger } from '../../log';
+import * as z from '../../zod';
 import { describeExit, type ExitInfo } from '../worker/worker-state';
 import { type LiveWorker, type SelectableWorker, SelectorError, selectWorkers, slotOf } from './selector';
 
@@ -64,27 +65,30 @@ const REPLY_BUDGET_BYTES = MAX_FRAME_BYTES - 64 * 1024;
 const appReplySchema = z.discriminatedUnion('ok', [
   z.object({
     type: z.literal(MSG_APP_REPLY),
-    id: z.number().int().positive(),
+    id: z.number().check(z.int(), z.positive()),
     ok: z.literal(true),
-    data: z.unknown().optional(),
-    stream: z.enum(['item', 'end']).optional(),
+    data: z.optional(z.unknown()),
+    stream: z.optional(z.enum(['item', 'end'])),
   }),
   z.object({
     type: z.literal(MSG_APP_REPLY),
-    id: z.number().int().positive(),
+    id: z.number().check(z.int(), z.positive()),
     ok: z.literal(false),
-    error: z.string().transform((s) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s)),
+    error: z.pipe(
+      z.string(),
+      z.transform((s: string) => (s.length > MAX_ERROR_CHARS ? `${s.slice(0, MAX_ERROR_CHARS)}…` : s)),
+    ),
   }),
 ]);
 
 /** What a worker may ask of the others (`sendAppMessage`/`sendAppRequest` of the library). */
 const appSendSchema = z.object({
   type: z.literal(MSG_APP_SEND),
-  id: z.number().int().positive(),
+  id: z.number().check(z.int(), z.positive()),
   kind: z.enum(['message', 'request']),
   name: z.string(),
-  data: z.unknown().optional(),
-  workers: z.string().optional(),
+  data: z.optional(z.unknown()),
+  workers: z.optional(z.string()),
 });
 
 /** Strings of the lifecycle protocol, which a raw `send` must not fake. */
