@@ -9,7 +9,6 @@
  *   npm run bench:cli                 # ~1 minute
  *   npm run bench:cli -- --runs 10 --node /path/to/node24/bin/node
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +27,7 @@ import {
   machineLines,
   markdownTable,
   median,
+  nodeVersion,
   noteBusy,
   quantile,
   RESULTS,
@@ -100,10 +100,6 @@ function rows(commands: Command[]): string[][] {
     fmtMs(Math.max(...c.samples), 1),
     c.label === c.floor ? '—' : fmtMs(median(c.samples) - medianOf(c.floor), 1),
   ]);
-}
-
-function nodeVersion(node: string): string {
-  return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() || node;
 }
 
 /** Runs a command to completion and times it, from spawn to exit. */

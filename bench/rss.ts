@@ -9,6 +9,7 @@
  * run's RSS is not used: the debug output costs memory of its own).
  *
  *   npm run bench:rss                 # ~1 minute
+ *   npm run bench:rss -- --node /path/to/node24/bin/node   # also on another Node.js
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -27,6 +28,7 @@ import {
   machine,
   machineLines,
   markdownTable,
+  nodeVersion,
   noteBusy,
   RESULTS,
   runBench,
@@ -40,6 +42,7 @@ const USAGE = `Usage: npm run bench:rss -- [options]
   --workers <n>   workers of the daemon (default 8)
   --requests <n>  status calls (and metrics scrapes) once they are online (default 10)
   --idle <s>      seconds of readings after them, one every 500 ms (default 15)
+  --node <path>   also measure the daemon without metrics on this node binary (repeatable)
   --no-build      do not rebuild dist/ even if src/ is newer
   --no-write      do not write bench/results/
   -h, --help`;
@@ -48,6 +51,7 @@ interface Options {
   workers: number;
   requests: number;
   idle: number;
+  nodes: string[];
   build: boolean;
   write: boolean;
 }
@@ -59,6 +63,7 @@ function parseOptions(argv: string[]): Options {
       workers: { type: 'string', default: '8' },
       requests: { type: 'string', default: '10' },
       idle: { type: 'string', default: '15' },
+      node: { type: 'string', multiple: true, default: [] },
       ...COMMON_FLAGS,
     },
   });
@@ -67,6 +72,7 @@ function parseOptions(argv: string[]): Options {
     workers: intOption('workers', values.workers, 1, 64),
     requests: intOption('requests', values.requests, 0, 1000),
     idle: intOption('idle', values.idle, 5, 120),
+    nodes: values.node,
     build: !values['no-build'],
     write: !values['no-write'],
   };
@@ -78,6 +84,8 @@ const METRICS_SOCKET = 'metrics.sock';
 interface Variant {
   label: string;
   config: Record<string, unknown>;
+  /** The daemon's node binary; this process's when unset. */
+  node?: string;
   /** kB: the first reading (right after the requests), then one every 500 ms. */
   readings: number[];
   packages: string[];
@@ -117,7 +125,10 @@ function loadedPackages(debugOutput: string): string[] {
 async function measure(env: Env, o: Options, variant: Variant, i: number): Promise<void> {
   const app = path.join(env.appsDir, 'plain-app.js');
   const dir = path.join(env.run.root, `rss-${i}`);
-  const backend = await startNodesockd(env, dir, app, o.workers, { config: variant.config });
+  const backend = await startNodesockd(env, dir, app, o.workers, {
+    config: variant.config,
+    node: variant.node,
+  });
   const unhook = env.run.onCleanup(`nodesockd (${variant.label})`, async () => {
     await backend.stop();
   });
@@ -133,6 +144,7 @@ async function measure(env: Env, o: Options, variant: Variant, i: number): Promi
   const debugDir = path.join(env.run.root, `rss-${i}-modules`);
   const debug = await startNodesockd(env, debugDir, app, o.workers, {
     config: variant.config,
+    node: variant.node,
     env: { ...process.env, NODE_DEBUG: 'module' },
   });
   const unhookDebug = env.run.onCleanup(`nodesockd (${variant.label}, NODE_DEBUG)`, async () => {
@@ -181,7 +193,13 @@ ${machineLines(m)}
 ${HEADLINE_START}
 ${markdownTable(headers(o), rows(variants))}
 
-Goal (issue 13): daemon RSS with ${o.workers} workers ≤ ${GOAL_MB} MB: largest reading ${plain.toFixed(1)} MB without metrics, ${plain <= GOAL_MB ? 'met' : '**missed**'}.
+Goal (issue 13): daemon RSS with ${o.workers} workers ≤ ${GOAL_MB} MB: largest reading ${plain.toFixed(1)} MB without metrics (node ${process.version}), ${plain <= GOAL_MB ? 'met' : '**missed**'}.${variants
+    .filter((v) => v.node !== undefined)
+    .map((v) => {
+      const max = Math.max(...v.readings) / 1024;
+      return ` ${v.label.split(', ').at(-1)}: ${max.toFixed(1)} MB, ${max <= GOAL_MB ? 'met' : '**missed**'}.`;
+    })
+    .join('')}
 ${HEADLINE_END}
 `;
 }
@@ -200,6 +218,13 @@ async function main(run: Run, o: Options): Promise<void> {
       readings: [],
       packages: [],
     },
+    ...o.nodes.map((node) => ({
+      label: `${o.workers} workers, ${nodeVersion(node)}`,
+      config: {},
+      node,
+      readings: [],
+      packages: [],
+    })),
   ];
   for (const [i, v] of variants.entries()) {
     run.check();

@@ -100,7 +100,7 @@ export async function startNodesockd(
   dir: string,
   script: string,
   workers = 2,
-  extra: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {},
+  extra: { config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; node?: string } = {},
 ): Promise<Backend> {
   const { run } = env;
   const bin = path.join(env.pkgDir, 'dist/cli/bin.js');
@@ -126,7 +126,8 @@ export async function startNodesockd(
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const logFile = path.join(dir, 'daemon.log');
   const logFd = fs.openSync(logFile, 'a');
-  const daemon = run.spawn(process.execPath, [bin, 'daemon', '-c', configFile], {
+  // The daemon (and so its workers) on `extra.node`; the CLI calls below use this process's node.
+  const daemon = run.spawn(extra.node ?? process.execPath, [bin, 'daemon', '-c', configFile], {
     cwd: dir,
     stdio: ['ignore', logFd, logFd],
     env: extra.env ?? process.env,

@@ -301,3 +301,8 @@ export function intListOption(name: string, raw: string, min: number, max: numbe
   if (out.length === 0) throw new Error(`--${name} needs at least one value`);
   return out;
 }
+
+/** `node --version` of a Node.js binary (its path when it does not answer). */
+export function nodeVersion(node: string): string {
+  return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim() || node;
+}

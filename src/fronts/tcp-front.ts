@@ -19,11 +19,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import tls from 'node:tls';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../log';
 import { HandoffSender } from '../pool/handoff';
 import { type FrontAddress, formatAddress } from './address';
+import { lazyTls } from './lazy-tls';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed. */
@@ -404,7 +404,7 @@ export class TcpFront {
         const context = meta.tls ? this.options.tls?.secureContext(meta.entry) : undefined;
         this.splice(
           context
-            ? new tls.TLSSocket(client, {
+            ? new (lazyTls().TLSSocket)(client, {
                 isServer: true,
                 secureContext: context,
                 ALPNProtocols: ['http/1.1'],

@@ -10,12 +10,13 @@
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { ListenEntry, ListenTls } from '../config/schema';
 import type { FrontCertificate } from '../ipc/protocol';
 import { MSG_TLS, type TlsMaterialMessage, type TlsPem } from '../ipc/worker-protocol';
 import { errorMessage } from '../log';
 import { formatAddress } from './address';
+import { lazyTls } from './lazy-tls';
 
 /** What `status` shows of an entry's certificate. */
 export type CertSummary = FrontCertificate;
@@ -94,7 +95,7 @@ export function readTlsEntry(entry: ListenEntry & { tls: ListenTls }, now = Date
   }
   try {
     // What the workers will do with it: throws when the key is not the certificate's.
-    tls.createSecureContext({ key, cert, ...(ca !== undefined ? { ca } : {}) });
+    lazyTls().createSecureContext({ key, cert, ...(ca !== undefined ? { ca } : {}) });
   } catch (err) {
     const reason = opensslReason(err);
     errors.push(
@@ -206,7 +207,7 @@ export class TlsDistributor {
     if (!pem) return undefined;
     const cached = this.contexts.get(index);
     if (cached?.version === this.version) return cached.context;
-    const context = tls.createSecureContext(pem);
+    const context = lazyTls().createSecureContext(pem);
     this.contexts.set(index, { version: this.version, context });
     return context;
   }
