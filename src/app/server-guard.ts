@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
+import { ActiveResponses } from './active-responses.js';
 import { InflightReporter } from './inflight-reporter.js';
 import type { Nodesockd } from './runtime.js';
 
@@ -93,7 +94,7 @@ export class ServerGuard {
   readonly #clientClosesIdle: boolean;
   #lastAccept = 0;
   readonly #reporter: InflightReporter;
-  readonly #active = new Set<TrackedResponse>();
+  readonly #active = new ActiveResponses<TrackedResponse>();
   readonly #held = new Set<HeldRequest>();
   readonly #sessions = new Set<ClosableSession>();
   readonly #undo: Array<() => void> = [];
@@ -168,7 +169,7 @@ export class ServerGuard {
     if (this.#draining) return;
     this.#draining = true;
     this.#reporter.start(this.#inflight);
-    for (const res of this.#active) keepAliveOff(res);
+    for (const res of this.#active.snapshot()) keepAliveOff(res);
     for (const held of [...this.#held]) {
       this.#held.delete(held);
       held.reject();
@@ -267,7 +268,7 @@ export class ServerGuard {
     // connections are left to that; serve() set keepAliveTimeout past nginx's as the backstop.
     if (this.#clientClosesIdle && this.#draining) return;
     const flushing: TrackedResponse[] = [];
-    for (const res of this.#active) {
+    for (const res of this.#active.snapshot()) {
       if (res.writableEnded && !res.writableFinished && isPlainFinishedFlag(res)) flushing.push(res);
     }
     for (const res of flushing) res.finished = false;
