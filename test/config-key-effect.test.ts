@@ -36,6 +36,8 @@ test('the classification the daemon has used so far', () => {
     'env',
     'upstreamKeepaliveTimeout',
     'preload',
+    'websocketCloseGrace',
+    'stopIdleTimeout',
   ]);
   assert.deepEqual(keysWithEffect('tune'), [
     'spawnTimeout',
@@ -44,6 +46,7 @@ test('the classification the daemon has used so far', () => {
     'killTimeout',
     'maxStartAttempts',
     'sticky',
+    'handover',
   ]);
   assert.deepEqual(keysWithEffect('scale'), ['workers', 'standby']);
   assert.deepEqual(keysWithEffect('rename'), ['name']);

@@ -159,8 +159,8 @@ async function servingIds(daemon: Daemon): Promise<string[]> {
 }
 
 /** Starts a daemon with the `listen` front on a free loopback port. */
-async function startFront(workers: number, fixture = 'front-serve.js') {
-  const app = makeApp({ workers, listen: '127.0.0.1:0', shutdownTimeout: 30_000 }, fixture);
+async function startFront(workers: number, fixture = 'front-serve.js', config: Record<string, unknown> = {}) {
+  const app = makeApp({ workers, listen: '127.0.0.1:0', shutdownTimeout: 30_000, ...config }, fixture);
   const daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: workers });
   const port = frontPort((await daemon.status()).front?.addresses[0]);
   return { app, daemon, port };
@@ -314,11 +314,12 @@ for (const fixture of ['front-serve.js', 'front.js'])
     let daemon: Daemon;
     let port: number;
     before(async () => {
-      ({ app, daemon, port } = await startFront(2, fixture));
+      // The old way: no handover, and idle connections left to the client as long as the test needs.
+      ({ app, daemon, port } = await startFront(2, fixture, { handover: false, stopIdleTimeout: 60_000 }));
     });
     after(() => teardown(daemon, app));
 
-    test('the old workers keep idle connections open; the next request on each gets Connection: close', async () => {
+    test('handover: false: the old workers keep idle connections open; the next request on each gets Connection: close', async () => {
       interface Idle {
         agent: http.Agent;
         socket: net.Socket | null;
@@ -387,6 +388,66 @@ for (const fixture of ['front-serve.js', 'front.js'])
         });
       } finally {
         for (const entry of idle) entry.agent.destroy();
+      }
+    });
+  });
+
+for (const fixture of ['front-serve.js', 'front.js'])
+  describe(`listen: a restart moves kept-alive connections to the new workers (${fixture})`, () => {
+    let app: AppDir;
+    let daemon: Daemon;
+    let port: number;
+    before(async () => {
+      ({ app, daemon, port } = await startFront(2, fixture));
+    });
+    after(() => teardown(daemon, app));
+
+    test('each idle connection is answered by a new worker on the same connection, and the old workers exit', async () => {
+      const entries: { agent: http.Agent; socket: net.Socket | null; closed: boolean }[] = [];
+      const post = (e: (typeof entries)[number]) =>
+        httpRequest({ port }, { agent: e.agent, method: 'POST', body: 'x'.repeat(100) });
+      try {
+        for (let i = 0; i < 6; i++) {
+          const entry = {
+            agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+            socket: null as net.Socket | null,
+            closed: false,
+          };
+          entry.agent.on('free', (socket: net.Socket) => {
+            if (entry.socket === null) {
+              entry.socket = socket;
+              socket.once('close', () => (entry.closed = true));
+            } else assert.equal(socket, entry.socket, 'one connection per client');
+          });
+          assert.equal((await post(entry)).status, 200);
+          entries.push(entry);
+        }
+        const old = await servingIds(daemon);
+        const r = await daemon.cli(['restart', '--json'], { timeoutMs: 60_000 });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual((JSON.parse(r.stdout) as { connections: unknown }).connections, {
+          moved: 6,
+          busy: 0,
+          drained: 0,
+        });
+        const fresh = await servingIds(daemon);
+        for (const entry of entries) {
+          const res = await post(entry);
+          assert.equal(res.status, 200);
+          assert.ok(fresh.includes((JSON.parse(res.body) as Answer).id), 'answered by a new worker');
+          assert.notEqual(res.headers.connection, 'close');
+        }
+        assert.deepEqual(
+          entries.map((e) => e.closed),
+          entries.map(() => false),
+          'no connection closed',
+        );
+        await waitFor('the old workers gone', async () => {
+          const ids = (await daemon.status()).workers.map((w) => w.id);
+          return old.every((id) => !ids.includes(id));
+        });
+      } finally {
+        for (const entry of entries) entry.agent.destroy();
       }
     });
   });

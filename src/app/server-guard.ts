@@ -4,10 +4,15 @@
  * (docs/lifecycle.md#draining-and-escalation).
  */
 import type { EventEmitter } from 'node:events';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { ENV } from '../ipc/worker-protocol.js';
 import { ActiveResponses } from './active-responses.js';
+import { handoverChannel } from './handover-channel.js';
+import { idleConnections } from './http-connections.js';
 import { InflightReporter } from './inflight-reporter.js';
 import type { Nodesockd } from './runtime.js';
+import { ServerHandover } from './server-handover.js';
+import { WebSocketCloser } from './websocket-close.js';
 
 /** Events that start an HTTP request/response exchange on http, https and http2-compat servers. */
 const REQUEST_EVENTS: ReadonlySet<string> = new Set(['request', 'checkContinue', 'checkExpectation']);
@@ -21,8 +26,15 @@ const UPGRADE_EVENTS: ReadonlySet<string> = new Set(['upgrade', 'connect']);
  */
 const ACCEPT_QUIET_MS = 250;
 
+/** `websocketCloseGrace` and `stopIdleTimeout` as the daemon passes them (defaults outside a daemon). */
+function msFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : fallback;
+}
+
 /** The parts of `http.ServerResponse` / `http2.Http2ServerResponse` used here. */
 interface TrackedResponse extends EventEmitter {
+  readonly socket?: Socket | null;
   readonly headersSent: boolean;
   readonly writableEnded: boolean;
   readonly writableFinished: boolean;
@@ -30,6 +42,16 @@ interface TrackedResponse extends EventEmitter {
   finished?: boolean;
   writeHead(statusCode: number, headers: Record<string, string>): unknown;
   end(chunk: string): unknown;
+}
+
+/** The parts of `http.IncomingMessage` used here. */
+interface HandedRequest {
+  readonly complete: boolean;
+  readonly socket: Socket | null;
+  once(event: 'end', listener: () => void): unknown;
+}
+interface UpgradeRequest {
+  headers: Record<string, string | string[] | undefined>;
 }
 
 interface ClosableSession extends EventEmitter {
@@ -98,6 +120,9 @@ export class ServerGuard {
   readonly #held = new Set<HeldRequest>();
   readonly #sessions = new Set<ClosableSession>();
   readonly #undo: Array<() => void> = [];
+  /** Moves the connections to a successor (null: not a daemon's worker). */
+  #handover: ServerHandover | null = null;
+  readonly #webSockets = new WebSocketCloser();
   #inflight = 0;
   #draining = false;
   #serverClosed = false;
@@ -123,8 +148,14 @@ export class ServerGuard {
   install(): void {
     this.#interceptEmit();
     this.#guardIdleSweep();
-    const onConnection = (): void => {
+    if (this.#worker.managed) {
+      const handover = new ServerHandover(this.#server, handoverChannel());
+      this.#handover = handover;
+      this.#undo.push(handover.unregister);
+    }
+    const onConnection = (socket: Socket): void => {
       this.#lastAccept = Date.now();
+      this.#handover?.onConnection(socket);
     };
     this.#server.on('connection', onConnection);
     this.#undo.push(() => this.#server.off('connection', onConnection));
@@ -148,6 +179,12 @@ export class ServerGuard {
       this.#resolveClosed();
       if (this.#draining) this.#finish();
     });
+    if (this.#worker.managed) {
+      this.#worker.once('shutdown', () => {
+        const grace = msFromEnv(ENV.websocketCloseGrace, 1000);
+        this.#webSockets.closeAfter(grace, grace);
+      });
+    }
     if (this.#mode === 'preload') return;
     this.#worker.once('shutdown', () => this.drain());
     if (this.#worker.managed) {
@@ -169,7 +206,7 @@ export class ServerGuard {
     if (this.#draining) return;
     this.#draining = true;
     this.#reporter.start(this.#inflight);
-    for (const res of this.#active.snapshot()) keepAliveOff(res);
+    for (const res of this.#active.snapshot()) if (!this.#keepsAlive(res)) keepAliveOff(res);
     for (const held of [...this.#held]) {
       this.#held.delete(held);
       held.reject();
@@ -182,6 +219,24 @@ export class ServerGuard {
     // http.Server#close() sweeps idle connections through the guarded closeIdleConnections below.
     if (this.#server.listening) this.#closeWhenQuiet();
     else this.#sweep();
+    if (this.#clientClosesIdle) {
+      // Idle connections nginx keeps are not waited for past stopIdleTimeout (nginx's own timer
+      // would keep a stopping worker for its whole keepalive_timeout).
+      setTimeout(() => this.#closeIdle(), msFromEnv(ENV.stopIdleTimeout, 3000)).unref();
+    }
+  }
+
+  /** Connections that are to move keep alive; the others close after their response. */
+  #keepsAlive(res: TrackedResponse): boolean {
+    return this.#handover?.keepsAlive(res.socket ?? null) === true;
+  }
+
+  /** Closes the connections idle now (not those on their way to a successor). */
+  #closeIdle(): void {
+    for (const socket of idleConnections(this.#server)) {
+      if (this.#handover?.isMoving(socket)) continue;
+      socket.destroy();
+    }
   }
 
   #closeWhenQuiet(): void {
@@ -221,8 +276,11 @@ export class ServerGuard {
       const next = own ?? proto.emit;
       if (typeof event === 'string') {
         if (REQUEST_EVENTS.has(event)) {
-          return guard.#onRequest(args[1] as TrackedResponse, () => next.call(this, event, ...args));
+          return guard.#onRequest(args[0] as HandedRequest, args[1] as TrackedResponse, () =>
+            next.call(this, event, ...args),
+          );
         }
+        if (event === 'upgrade') guard.#webSockets.track(args[0] as UpgradeRequest, args[1] as Socket);
         if (UPGRADE_EVENTS.has(event)) {
           return guard.#onUpgrade(args[1] as { destroy(): void }, () => next.call(this, event, ...args));
         }
@@ -279,18 +337,21 @@ export class ServerGuard {
     }
   }
 
-  #onRequest(res: TrackedResponse, dispatch: () => boolean): boolean {
+  #onRequest(req: HandedRequest, res: TrackedResponse, dispatch: () => boolean): boolean {
     this.#inflight++;
     this.#active.add(res);
+    this.#handover?.onRequest(req.socket, res);
     res.once('close', () => {
       this.#active.delete(res);
       this.#inflight--;
       this.#reporter.update(this.#inflight);
+      this.#handover?.afterResponse(req);
     });
-    // During a drain every response closes its connection. That is also how a connection ends
-    // whose last response went out with keep-alive before the drain: closing it the moment it
-    // turns idle would race the client reusing it (if no request comes, keepAliveTimeout ends it).
-    if (this.#draining) keepAliveOff(res);
+    // During a drain every response closes its connection, unless the connection moves to a
+    // successor. That is also how a connection ends whose last response went out with
+    // keep-alive before the drain: closing it the moment it turns idle would race the client
+    // reusing it (if no request comes, stopIdleTimeout or keepAliveTimeout ends it).
+    if (this.#draining && !this.#keepsAlive(res)) keepAliveOff(res);
     this.#reporter.update(this.#inflight);
     if (this.#mode === 'preload' || !this.#worker.suspended) return dispatch();
     this.#hold(
@@ -316,6 +377,8 @@ export class ServerGuard {
       return;
     }
     this.#held.add(held);
+    // From the first held request on, `status` shows the worker's in-flight count (held ones included).
+    this.#reporter.start(this.#inflight);
     this.#worker.resumed.then(() => {
       // queueMicrotask, not a direct call: an exception in the app's handler must surface as an
       // uncaught exception, exactly as for a request that was never held, not as a rejection.

@@ -216,8 +216,16 @@ export function buildProgram(): Command {
     .option('-s, --suspended', 'new workers hold requests until `resume` (for database migrations)')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .option('-u, --upgrade', 'first hand the workers to a daemon of this (newer) nodesockd version')
+    .option('--json', 'machine-readable output')
     .action(
-      async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
+      async (
+        opts: ClientOptions & {
+          suspended?: boolean;
+          maxAttempts?: number;
+          upgrade?: boolean;
+          json?: boolean;
+        },
+      ) => {
         if (
           opts.upgrade &&
           !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), (line) => console.log(line)))
@@ -232,10 +240,20 @@ export function buildProgram(): Command {
           request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
           () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
         );
+        if (opts.json) {
+          console.log(JSON.stringify(reply));
+          return;
+        }
         const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
         console.log(
           `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
         );
+        const c = reply.connections;
+        if (c && c.moved + c.busy + c.drained > 0) {
+          console.log(
+            `connections: ${c.moved} moved to the new workers, ${c.busy} busy (move as their responses end), ${c.drained} close the old way`,
+          );
+        }
       },
     );
 

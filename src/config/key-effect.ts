@@ -56,6 +56,11 @@ export const KEY_EFFECT = {
   listen: 'fixed',
   // The front reads it for each new connection.
   sticky: 'tune',
+  // Read by the daemon at each replacement.
+  handover: 'tune',
+  // Workers get them in their environment (NODESOCKD_WEBSOCKET_CLOSE_GRACE_MS, NODESOCKD_STOP_IDLE_TIMEOUT_MS).
+  websocketCloseGrace: 'restart',
+  stopIdleTimeout: 'restart',
 } as const satisfies Record<keyof Config, KeyEffect>;
 
 /** The keys of each effect, in KEY_EFFECT order. */

@@ -219,6 +219,9 @@ const fields = {
   ),
   listen: listenSchema,
   sticky: z.boolean({ error: 'sticky must be true or false' }),
+  handover: z.boolean({ error: 'handover must be true or false' }),
+  websocketCloseGrace: ms('websocketCloseGrace'),
+  stopIdleTimeout: ms('stopIdleTimeout'),
 };
 
 /** The keys the original nodesockd v2 writes in its `options:` block (options-block.ts). */
@@ -334,6 +337,15 @@ export const configSchema = z.object({
    * (the next serving slot when that one cannot take it) instead of round robin.
    */
   sticky: z._default(fields.sticky, false),
+  /**
+   * A replaced worker's kept-alive connections move to its successor (docs/lifecycle.md#connection-handover);
+   * false: they close the old way (for apps that bind state to a connection).
+   */
+  handover: z._default(fields.handover, true),
+  /** How long an app has after 'shutdown' to close its WebSockets before the worker sends 1012. */
+  websocketCloseGrace: z._default(fields.websocketCloseGrace, 1_000),
+  /** How long a stopping worker with no successor leaves idle connections for nginx to close. */
+  stopIdleTimeout: z._default(fields.stopIdleTimeout, 3_000),
 });
 
 export type Config = z.output<typeof configSchema>;

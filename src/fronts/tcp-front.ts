@@ -21,7 +21,7 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../log';
-import { HandoffSender } from '../pool/handoff';
+import { type HandoffSender, handoffSenderFor } from '../pool/handoff';
 import { type FrontAddress, formatAddress } from './address';
 import { lazyTls } from './lazy-tls';
 import type { TlsDistributor } from './tls-material';
@@ -115,7 +115,6 @@ export interface FrontOptions {
 
 export class TcpFront {
   private readonly servers: net.Server[] = [];
-  private readonly senders = new WeakMap<ChildProcess, HandoffSender>();
   private readonly handedOut = new Map<string, number>();
   private readonly relayedTo = new Map<string, number>();
   private readonly waiting = new Set<net.Socket>();
@@ -371,13 +370,7 @@ export class TcpFront {
   }
 
   private senderFor(child: ChildProcess): HandoffSender | null {
-    if (!child.connected) return null;
-    let sender = this.senders.get(child);
-    if (!sender) {
-      sender = new HandoffSender(child);
-      this.senders.set(child, sender);
-    }
-    return sender;
+    return handoffSenderFor(child);
   }
 
   /**

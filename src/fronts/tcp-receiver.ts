@@ -8,7 +8,7 @@
  * decrypted here first (tls-receiver.ts); without that entry's material yet, it is refused.
  */
 import net from 'node:net';
-import { isFrontHandoffMeta } from '../ipc/worker-protocol';
+import { isFrontHandoffMeta, isMovedHandoffMeta } from '../ipc/worker-protocol';
 import { acceptHandoffs } from '../pool/handoff';
 import { injectConnection } from './inject';
 import { TlsTerminator } from './tls-receiver';
@@ -37,6 +37,9 @@ export function installFrontReceiver(socketPath: string, shuttingDown: () => boo
   terminator.install();
   acceptHandoffs((socket, meta) => {
     if (shuttingDown()) throw new Error('the worker is shutting down');
+    // A connection moved from the worker this one replaces: past its deadline the old worker
+    // may have taken it back, and two processes must never serve one connection.
+    if (isMovedHandoffMeta(meta) && Date.now() > meta.deadline) throw new Error('the move came too late');
     const server = findServer();
     if (!server) throw new Error(`no server listens on ${socketPath}`);
     if (isFrontHandoffMeta(meta) && meta.tls) terminator.accept(socket, meta.entry, server, findServer);

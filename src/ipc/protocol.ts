@@ -156,6 +156,11 @@ export interface SendRequestReply {
 export interface RestartResult {
   generation: number;
   workers: { slot: number; id: string; pid: number | null }[];
+  /**
+   * The replaced workers' kept-alive connections (docs/lifecycle.md#connection-handover): moved
+   * to the new workers, busy (each moves as its response ends), or closing the old way.
+   */
+  connections?: { moved: number; busy: number; drained: number };
 }
 
 export interface StartResult {

@@ -168,6 +168,10 @@ export const ENV = {
   ipcFile: 'NODESOCKD_IPC_FILE',
   /** What the preload does: a comma-separated list of `drain`, `reconnect` (config `preload`). */
   preload: 'NODESOCKD_PRELOAD',
+  /** `websocketCloseGrace` in ms: how long an app has to close its WebSockets after 'shutdown'. */
+  websocketCloseGrace: 'NODESOCKD_WEBSOCKET_CLOSE_GRACE_MS',
+  /** `stopIdleTimeout` in ms: how long a stopping worker with no successor leaves idle connections open. */
+  stopIdleTimeout: 'NODESOCKD_STOP_IDLE_TIMEOUT_MS',
 } as const;
 
 export function isBrokenMessage(m: unknown): m is BrokenMessage {
@@ -216,4 +220,84 @@ export function isAppRequestLike(
   m: unknown,
 ): m is { type: typeof MSG_APP_REQ; id?: unknown; name?: unknown; data?: unknown } {
   return typeOf(m) === MSG_APP_REQ;
+}
+
+/**
+ * Connection handover (docs/lifecycle.md#connection-handover): when a worker is replaced by a
+ * newer one, its kept-alive connections move to the successor through the daemon. Every message
+ * has a `cmd` starting with `NODE_`, so Node delivers it as 'internalMessage': apps never see it.
+ *
+ * - daemon → old worker, before `'shutdown'`: {@link HandoverStart} (a successor takes its connections).
+ * - old worker → daemon: {@link HandoverMove} with the connection's raw handle (nothing read from
+ *   it since its last request ended), one per connection.
+ * - daemon → old worker: {@link HandoverMoved}: the successor took it (the old worker closes its
+ *   copy), or not (the old worker serves it on, closing it the old way).
+ * - old worker → daemon: {@link HandoverReport} once every connection idle at `'shutdown'` is settled.
+ * The hop from the daemon to the successor is pool/handoff.ts's, with {@link MovedHandoffMeta}.
+ */
+export const MSG_HANDOVER_START = 'NODE_NODESOCKD_HANDOVER';
+export const MSG_HANDOVER_MOVE = 'NODE_NODESOCKD_MOVE';
+export const MSG_HANDOVER_MOVED = 'NODE_NODESOCKD_MOVED';
+export const MSG_HANDOVER_REPORT = 'NODE_NODESOCKD_HANDOVER_REPORT';
+
+export interface HandoverStart {
+  cmd: typeof MSG_HANDOVER_START;
+}
+export interface HandoverMove {
+  cmd: typeof MSG_HANDOVER_MOVE;
+  id: number;
+}
+export interface HandoverMoved {
+  cmd: typeof MSG_HANDOVER_MOVED;
+  id: number;
+  ok: boolean;
+  error?: string;
+}
+/** How the connections a worker had at `'shutdown'` went, once its idle ones are settled. */
+export interface HandoverReport {
+  cmd: typeof MSG_HANDOVER_REPORT;
+  /** Idle connections now served by the successor. */
+  moved: number;
+  /** Connections with a request in flight: each moves when its response has ended. */
+  busy: number;
+  /** Connections that cannot move (TLS, HTTP/2, pipelined, a refused move): they close the old way. */
+  drained: number;
+}
+/** With a moved connection's handle (pool/handoff.ts's `meta`), to the successor. */
+export interface MovedHandoffMeta {
+  moved: true;
+  /** Date.now() after which the successor must refuse it (the old worker may have taken it back). */
+  deadline: number;
+}
+
+function cmdOf(m: unknown): unknown {
+  return typeof m === 'object' && m !== null ? (m as { cmd?: unknown }).cmd : undefined;
+}
+const count = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+
+export function isHandoverStart(m: unknown): m is HandoverStart {
+  return cmdOf(m) === MSG_HANDOVER_START;
+}
+export function isHandoverMove(m: unknown): m is HandoverMove {
+  return cmdOf(m) === MSG_HANDOVER_MOVE && count((m as { id?: unknown }).id);
+}
+export function isHandoverMoved(m: unknown): m is HandoverMoved {
+  return (
+    cmdOf(m) === MSG_HANDOVER_MOVED &&
+    count((m as { id?: unknown }).id) &&
+    typeof (m as { ok?: unknown }).ok === 'boolean'
+  );
+}
+export function isHandoverReport(m: unknown): m is HandoverReport {
+  if (cmdOf(m) !== MSG_HANDOVER_REPORT) return false;
+  const r = m as Partial<HandoverReport>;
+  return count(r.moved) && count(r.busy) && count(r.drained);
+}
+export function isMovedHandoffMeta(m: unknown): m is MovedHandoffMeta {
+  return (
+    typeof m === 'object' &&
+    m !== null &&
+    (m as { moved?: unknown }).moved === true &&
+    typeof (m as { deadline?: unknown }).deadline === 'number'
+  );
 }

@@ -12,7 +12,7 @@
  * The socket must not have been read from: accept it with `pauseOnConnect: true`.
  */
 import type { ChildProcess } from 'node:child_process';
-import type net from 'node:net';
+import net from 'node:net';
 
 const MSG_HANDOFF = 'nodesockd:handoff';
 const MSG_TAKEN = 'nodesockd:handoff-taken';
@@ -38,8 +38,14 @@ function isMessage<T extends { type: string; id: number }>(value: unknown, type:
   );
 }
 
+/**
+ * What can be handed over: an accepted socket, or a bare descriptor received from another
+ * process (a libuv `Pipe` or `TCP` handle, as a worker passes a connection it moves).
+ */
+export type Handoverable = net.Socket | { close(): void };
+
 interface Pending {
-  socket: net.Socket;
+  socket: Handoverable;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -70,14 +76,14 @@ export class HandoffSender {
    * Resolves once the child has the socket; this side's copy is closed then. Rejects, leaving
    * `socket` untouched, when the child could not take it.
    */
-  send(socket: net.Socket, meta?: unknown): Promise<void> {
+  send(socket: Handoverable, meta?: unknown): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { socket, resolve, reject });
       const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
       try {
-        this.#child.send(message, socket, { keepOpen: true }, (err) => {
+        this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {
           if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
         });
       } catch (err) {
@@ -111,9 +117,27 @@ export class HandoffSender {
       return;
     }
     // The child holds its own descriptor now: closing this copy leaves the connection open.
-    pending.socket.destroy();
+    const { socket } = pending;
+    if (socket instanceof net.Socket) socket.destroy();
+    else socket.close();
     pending.resolve();
   }
+}
+
+const senders = new WeakMap<ChildProcess, HandoffSender>();
+
+/**
+ * The one sender of a child (its confirmations are matched by id: two senders on one channel
+ * would take each other's). Null when the child has no IPC channel open.
+ */
+export function handoffSenderFor(child: ChildProcess): HandoffSender | null {
+  if (!child.connected) return null;
+  let sender = senders.get(child);
+  if (!sender) {
+    sender = new HandoffSender(child);
+    senders.set(child, sender);
+  }
+  return sender;
 }
 
 /**
@@ -133,7 +157,11 @@ export function acceptHandoffs(onSocket: (socket: net.Socket, meta: unknown) => 
   };
   const onMessage = (message: unknown, handle: unknown): void => {
     if (!isMessage<HandoffMessage>(message, MSG_HANDOFF)) return;
-    const socket = handle as net.Socket | undefined;
+    // A bare descriptor (a connection another worker moved) becomes a socket here.
+    const socket =
+      handle instanceof net.Socket || handle === undefined || handle === null
+        ? (handle ?? undefined)
+        : new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
     if (!socket) {
       reply({ type: MSG_TAKEN, id: message.id, ok: false, error: 'the connection closed in transit' });
       return;

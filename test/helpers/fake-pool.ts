@@ -172,6 +172,9 @@ export function fakePool(
     metrics: false,
     listen: [],
     sticky: false,
+    handover: true,
+    websocketCloseGrace: 1000,
+    stopIdleTimeout: 3000,
     ...config,
   };
   const publisher = new Publisher(tmpDir, full.socketFile, log, full.symlinks);

@@ -161,6 +161,8 @@ export class Launcher {
       listenVar: c.listenVar,
       appName: c.name,
       upstreamKeepaliveTimeout: c.upstreamKeepaliveTimeout,
+      websocketCloseGrace: c.websocketCloseGrace,
+      stopIdleTimeout: c.stopIdleTimeout,
       ipcFile: c.ipcFile,
       preload: c.preload,
       output: this.deps.output,

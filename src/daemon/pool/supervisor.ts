@@ -16,6 +16,7 @@ import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
 import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
 import { snapshotOf, whyNotAdoptable } from './adoption';
+import { ConnectionHandover, type HandoverCounts, sumCounts } from './handover';
 import { AbortedError, Launcher } from './launcher';
 import { planReconfigure } from './reconfigure';
 import type { RestartPolicyOptions } from './restart-policy';
@@ -25,6 +26,9 @@ import { StandbyPool } from './standby-pool';
 import { poolStatus } from './status';
 
 type StartOptions = RestartOptions;
+
+/** How long a restart waits for a replaced worker to say how its idle connections went. */
+const HANDOVER_REPORT_WAIT_MS = 8000;
 
 export interface SupervisorDeps {
   config: Config;
@@ -67,6 +71,8 @@ export class Supervisor {
   private lifetime = new AbortController();
   /** A new socket naming from a reload, used from the next generation on. */
   private pendingPublisher: Publisher | null = null;
+  /** Moves a replaced worker's connections to its successor. */
+  readonly handover: ConnectionHandover;
 
   constructor(deps: SupervisorDeps) {
     this.config = deps.config;
@@ -93,6 +99,16 @@ export class Supervisor {
         changed: () => this.onChange(),
       },
     );
+    this.handover = new ConnectionHandover({
+      successorOf: (old) => {
+        const slot = this.slots.list().find((s) => s.index === old.startedFor);
+        const now = slot?.worker ?? null;
+        return now !== null && now !== old && (now.state === 'online' || now.state === 'suspended')
+          ? now
+          : null;
+      },
+      log: deps.log,
+    });
     const drain = (w: ManagedWorker, why: DrainReason) => this.launcher.drain(w, why);
     this.standbys = new StandbyPool({
       wanted: () => this.config.standby,
@@ -188,6 +204,7 @@ export class Supervisor {
     const failed = results.find(
       (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
     );
+    let handovers: Promise<HandoverCounts | null>[] = [];
     let reason: string | null = failed
       ? errorMessage(failed.reason)
       : abort.signal.aborted
@@ -204,6 +221,10 @@ export class Supervisor {
           slot.policy.reset();
           if (!suspended) slot.worker?.resume();
         }
+        // Told before 'shutdown': the old workers' connections go to the new ones.
+        handovers = replaced.map((w) =>
+          w && this.config.handover ? this.handover.begin(w, HANDOVER_REPORT_WAIT_MS) : Promise.resolve(null),
+        );
         for (const w of replaced) if (w) void this.launcher.drain(w, 'replaced');
         for (const w of this.standbys.replaceAll(fresh.slice(slots.length)))
           void this.launcher.drain(w, 'replaced');
@@ -221,9 +242,17 @@ export class Supervisor {
     }
     this.onChange();
     this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
+    // Returns once the old workers' idle connections have moved (or will close the old way).
+    const connections = sumCounts(await Promise.all(handovers));
+    if (handovers.length > 0 && connections.moved + connections.busy + connections.drained > 0) {
+      this.log.info(
+        `connections: ${connections.moved} moved to generation ${generation}, ${connections.busy} busy (move as their responses end), ${connections.drained} close the old way`,
+      );
+    }
     return {
       generation,
       workers: slots.map((slot) => ({ slot: slot.index, id: slot.worker!.id, pid: slot.worker!.pid })),
+      connections,
     };
   }
 

@@ -27,6 +27,9 @@ export interface SpawnSpec {
   listenVar: string;
   appName: string;
   upstreamKeepaliveTimeout: number;
+  /** `websocketCloseGrace` and `stopIdleTimeout` (ms). */
+  websocketCloseGrace: number;
+  stopIdleTimeout: number;
   /** The control socket, where the worker reconnects if this daemon dies. */
   ipcFile: string;
   /** What the preload does in the worker. */
@@ -56,6 +59,8 @@ export function workerEnvironment(spec: SpawnSpec): NodeJS.ProcessEnv {
     [ENV.suspended]: spec.suspended ? '1' : '',
     [ENV.appName]: spec.appName,
     [ENV.upstreamKeepalive]: String(spec.upstreamKeepaliveTimeout),
+    [ENV.websocketCloseGrace]: String(spec.websocketCloseGrace),
+    [ENV.stopIdleTimeout]: String(spec.stopIdleTimeout),
     [ENV.ipcFile]: spec.ipcFile,
     [ENV.preload]: (['drain', 'reconnect'] as const).filter((f) => spec.preload[f]).join(','),
   };

@@ -1,0 +1,115 @@
+/**
+ * Connection handover for one HTTP server of a worker that is being replaced
+ * (docs/lifecycle.md#connection-handover): at `'shutdown'`, every idle kept-alive connection
+ * moves to the successor at once; a connection with a request in flight moves as soon as its
+ * response has ended and its request was read to the end; one accepted after `'shutdown'` (a
+ * client that resolved the old socket path a moment earlier) moves on arrival. What cannot
+ * move stays here and closes the old way (`Connection: close` on its next response): TLS,
+ * pipelined requests, a connection found mid-request at its boundary, a refused move.
+ */
+import type net from 'node:net';
+import type { HandoverChannel, HandoverParticipant } from './handover-channel.js';
+import { httpConnections, idleConnections, plainHandle, responseInFlight } from './http-connections.js';
+
+interface Request {
+  readonly complete: boolean;
+  readonly socket: net.Socket | null;
+  once(event: 'end', listener: () => void): unknown;
+}
+
+export class ServerHandover implements HandoverParticipant {
+  readonly #server: net.Server;
+  readonly #channel: HandoverChannel;
+  /** Leaves the channel (the server's guard was removed). */
+  readonly unregister: () => void;
+  /** Connections that close the old way. */
+  readonly #stay = new WeakSet<net.Socket>();
+  /** Connections whose descriptor is on its way to the successor. */
+  readonly #moving = new WeakSet<net.Socket>();
+  #active = false;
+
+  constructor(server: net.Server, channel: HandoverChannel) {
+    this.#server = server;
+    this.#channel = channel;
+    this.unregister = channel.register(this);
+  }
+
+  /** Handing over (the daemon named a successor, and 'shutdown' came). */
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** Whether the connection's next response keeps it alive (it is to move, not to close). */
+  keepsAlive(socket: net.Socket | null): boolean {
+    return this.#active && socket !== null && !this.#stay.has(socket) && plainHandle(socket) !== null;
+  }
+
+  /** A connection being moved: idle to the eye, but not to be swept. */
+  isMoving(socket: net.Socket): boolean {
+    return this.#moving.has(socket);
+  }
+
+  /** Every request, before the app sees it: a request behind another one's response is pipelined. */
+  onRequest(socket: net.Socket | null, res: object): void {
+    if (socket === null) return;
+    const current = (socket as unknown as { _httpMessage?: object | null })._httpMessage;
+    if (current && current !== res) this.#stay.add(socket);
+  }
+
+  /**
+   * Starts the handover (the daemon named a successor). Resolves with how the connections open
+   * now went: idle ones moved (or not), busy ones to follow.
+   */
+  async begin(): Promise<{ moved: number; busy: number; drained: number } | null> {
+    if (this.#active) return null;
+    this.#active = true;
+    const idle = idleConnections(this.#server);
+    let busy = 0;
+    let drained = 0;
+    const moves: Promise<boolean>[] = [];
+    for (const socket of httpConnections(this.#server)) {
+      if (socket.destroyed) continue;
+      if (plainHandle(socket) === null || this.#stay.has(socket)) {
+        this.#stay.add(socket);
+        drained++;
+      } else if (idle.has(socket)) moves.push(this.#move(socket));
+      else busy++;
+    }
+    const results = await Promise.all(moves);
+    const moved = results.filter(Boolean).length;
+    return { moved, busy, drained: drained + results.length - moved };
+  }
+
+  /** A connection accepted after the handover began: nothing was read from it yet. */
+  onConnection(socket: net.Socket): void {
+    if (!this.#active) return;
+    // Node's HTTP server set the connection up in its own 'connection' listener, which ran first.
+    if (idleConnections(this.#server).has(socket)) void this.#move(socket);
+  }
+
+  /** A response closed: its connection moves once the request has been read to the end. */
+  afterResponse(req: Request): void {
+    const socket = req.socket;
+    if (!this.#active || socket === null || socket.destroyed || this.#stay.has(socket)) return;
+    if (this.#moving.has(socket)) return;
+    const attempt = (): void => {
+      if (socket.destroyed || this.#moving.has(socket) || this.#stay.has(socket)) return;
+      if (responseInFlight(socket) || !idleConnections(this.#server).has(socket)) {
+        // The next request began here before the boundary could be taken: it closes the old way.
+        this.#stay.add(socket);
+        return;
+      }
+      void this.#move(socket);
+    };
+    if (req.complete) attempt();
+    else req.once('end', attempt);
+  }
+
+  async #move(socket: net.Socket): Promise<boolean> {
+    this.#moving.add(socket);
+    const moved = await this.#channel.move(socket);
+    this.#moving.delete(socket);
+    if (!moved) this.#stay.add(socket);
+    return moved;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The daemon's part of the connection handover (docs/lifecycle.md#connection-handover): a
+ * replaced worker is told its connections have a successor ({@link MSG_HANDOVER_START}, before
+ * `'shutdown'`), then sends each kept-alive connection's descriptor here; the daemon passes it
+ * on, unread, to the worker that now serves the same slot (pool/handoff.ts) and tells the old
+ * worker whether it was taken. Only children of this daemon take part: an adopted worker's
+ * channel carries no descriptors.
+ *
+ * Who gives up first is ordered so that one connection never has two owners: the successor
+ * refuses a descriptor past its deadline ({@link TAKE_DEADLINE_MS}), the daemon answers "not
+ * taken" only after waiting longer ({@link CONFIRM_WAIT_MS}), and the old worker takes the
+ * connection back only after waiting longer still (app/handover-channel.ts).
+ */
+import type { ChildProcess } from 'node:child_process';
+import {
+  type HandoverMoved,
+  type HandoverStart,
+  isHandoverMove,
+  isHandoverReport,
+  type MovedHandoffMeta,
+  MSG_HANDOVER_MOVED,
+  MSG_HANDOVER_START,
+} from '../../ipc/worker-protocol';
+import { errorMessage, type Logger } from '../../log';
+import { handoffSenderFor } from '../../pool/handoff';
+import type { ManagedWorker } from '../worker/managed-worker';
+
+const TAKE_DEADLINE_MS = 3000;
+const CONFIRM_WAIT_MS = 4500;
+
+/** How the connections of one or more replaced workers went. */
+export interface HandoverCounts {
+  /** Now served by the successor. */
+  moved: number;
+  /** Had a request in flight: each moves as its response ends. */
+  busy: number;
+  /** Close the old way (`Connection: close`): could not move. */
+  drained: number;
+}
+
+interface RawDescriptor {
+  close(): void;
+}
+
+export interface HandoverDeps {
+  /** The worker that serves `old`'s slot now, if it is not `old`. */
+  successorOf(old: ManagedWorker): ManagedWorker | null;
+  log: Logger;
+}
+
+export class ConnectionHandover {
+  readonly #deps: HandoverDeps;
+  /** Connections moved since the daemon started, and moves that failed (for status and metrics). */
+  readonly totals = { moved: 0, failed: 0 };
+
+  constructor(deps: HandoverDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Starts moving `old`'s connections to its successor, if it has one that is a child of this
+   * daemon. Resolves with the old worker's report once its idle connections are settled; null
+   * when there is no handover, or no report within `reportWaitMs`. Call before `old` drains.
+   */
+  begin(old: ManagedWorker, reportWaitMs: number): Promise<HandoverCounts | null> {
+    const child = old.childProcess;
+    const successor = this.#deps.successorOf(old);
+    if (child === null || !child.connected || successor?.childProcess == null) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (counts: HandoverCounts | null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(counts);
+      };
+      const onInternal = (message: unknown, handle: unknown): void => {
+        if (isHandoverMove(message)) this.#relay(old, child, message.id, handle as RawDescriptor | undefined);
+        else if (isHandoverReport(message)) {
+          done({ moved: message.moved, busy: message.busy, drained: message.drained });
+        }
+      };
+      // Kept for the worker's whole life: busy connections move after the report.
+      child.on('internalMessage', onInternal);
+      child.once('exit', () => {
+        child.off('internalMessage', onInternal);
+        done(null);
+      });
+      const timer = setTimeout(() => done(null), reportWaitMs);
+      timer.unref();
+      if (!old.send({ cmd: MSG_HANDOVER_START } satisfies HandoverStart)) done(null);
+    });
+  }
+
+  #relay(old: ManagedWorker, child: ChildProcess, id: number, handle: RawDescriptor | undefined): void {
+    const answer = (ok: boolean, error?: string): void => {
+      if (ok) this.totals.moved++;
+      else this.totals.failed++;
+      if (!ok) this.#deps.log.debug(`worker ${old.id}: a connection stays with it: ${error}`);
+      const message: HandoverMoved = { cmd: MSG_HANDOVER_MOVED, id, ok, ...(error ? { error } : {}) };
+      try {
+        if (child.connected) child.send(message, (err) => err && undefined);
+      } catch {
+        // The old worker is gone; so is its copy of the connection.
+      }
+    };
+    // A descriptor the daemon could not receive (at its limit: EMFILE) arrives as nothing.
+    if (handle === undefined || handle === null || typeof handle.close !== 'function') {
+      answer(false, 'no descriptor arrived (is the daemon at its open-file limit?)');
+      return;
+    }
+    const successor = this.#deps.successorOf(old);
+    const sender = successor?.childProcess ? handoffSenderFor(successor.childProcess) : null;
+    if (
+      successor === null ||
+      sender === null ||
+      successor.state === 'draining' ||
+      successor.state === 'exited'
+    ) {
+      handle.close();
+      answer(false, 'no successor takes connections');
+      return;
+    }
+    const meta: MovedHandoffMeta = { moved: true, deadline: Date.now() + TAKE_DEADLINE_MS };
+    let answered = false;
+    const wait = setTimeout(() => {
+      answered = true;
+      answer(false, `worker ${successor.id} did not confirm within ${CONFIRM_WAIT_MS} ms`);
+    }, CONFIRM_WAIT_MS);
+    wait.unref();
+    sender.send(handle, meta).then(
+      () => {
+        clearTimeout(wait);
+        if (answered) {
+          this.#deps.log.warn(`worker ${successor.id} confirmed a moved connection after its deadline`);
+          return;
+        }
+        answer(true);
+      },
+      (err: unknown) => {
+        clearTimeout(wait);
+        handle.close();
+        if (!answered) answer(false, `worker ${successor.id} did not take it: ${errorMessage(err)}`);
+      },
+    );
+  }
+}
+
+/** Adds reports up (null ones count as nothing). */
+export function sumCounts(reports: (HandoverCounts | null)[]): HandoverCounts {
+  const total: HandoverCounts = { moved: 0, busy: 0, drained: 0 };
+  for (const r of reports) {
+    if (r === null) continue;
+    total.moved += r.moved;
+    total.busy += r.busy;
+    total.drained += r.drained;
+  }
+  return total;
+}

@@ -1,0 +1,151 @@
+// Connection handover (docs/lifecycle.md#connection-handover): a replaced worker's kept-alive
+// connections move to its successor; the client's next request on the same connection is
+// answered by the new release.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { afterEach, describe, test } from 'node:test';
+import { type AppDir, makeApp, teardown } from './helpers/app';
+import { Daemon, isAlive } from './helpers/daemon';
+import { waitFor } from './helpers/wait';
+
+let daemon: Daemon | undefined;
+let app: AppDir;
+
+afterEach(async () => {
+  await teardown(daemon, app);
+  daemon = undefined;
+});
+
+interface Answer {
+  pid: number;
+  body: Record<string, unknown>;
+  headers: http.IncomingHttpHeaders;
+  /** The client's socket: the same object means the same connection. */
+  socket: unknown;
+}
+
+/** One request on a kept-alive agent (one connection) to `socketPath`. */
+function get(agent: http.Agent, socketPath: string, urlPath = '/', body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath, agent, path: urlPath, method: body === undefined ? 'GET' : 'POST' },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => {
+          const parsed = JSON.parse(text) as Record<string, unknown>;
+          resolve({ pid: parsed.pid as number, body: parsed, headers: res.headers, socket: req.socket });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Connections {
+  moved: number;
+  busy: number;
+  drained: number;
+}
+
+async function restart(d: Daemon, ...args: string[]): Promise<Connections> {
+  const r = await d.cli(['restart', '--json', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { connections: Connections }).connections;
+}
+
+async function start(fixture: string, config: Record<string, unknown> = {}): Promise<Daemon> {
+  app = makeApp({ workers: 1, upstreamKeepaliveTimeout: 60_000, ...config }, fixture);
+  daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+  return daemon;
+}
+
+for (const fixture of ['lib.js', 'plain.js']) {
+  describe(`handover (${fixture === 'lib.js' ? 'serve()' : 'an unmodified app'})`, () => {
+    test('an idle kept-alive connection moves: the next request on it reaches the new worker', async () => {
+      const d = await start(fixture);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0));
+      assert.deepEqual(await restart(d), { moved: 1, busy: 0, drained: 0 });
+      const [fresh] = await d.slotPids();
+      const second = await get(agent, app.published(0));
+      assert.equal(second.socket, first.socket, 'the same connection');
+      assert.equal(second.pid, fresh, 'answered by the new worker');
+      await waitFor('the old worker to exit', () => !isAlive(first.pid));
+      agent.destroy();
+    });
+
+    test('a busy connection moves once its response has ended', async () => {
+      const d = await start(fixture);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0));
+      const release = path.join(app.dir, 'release');
+      const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
+      await d.waitOutput(/waiting request started/);
+      assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+      fs.writeFileSync(release, '');
+      const answered = await held;
+      assert.equal(answered.pid, first.pid, 'the request in flight ends on the old worker');
+      const [fresh] = await d.slotPids();
+      const next = await get(agent, app.published(0));
+      assert.equal(next.socket, first.socket, 'the same connection');
+      assert.equal(next.pid, fresh, 'the next request reaches the new worker');
+      await waitFor('the old worker to exit', () => !isAlive(first.pid));
+      agent.destroy();
+    });
+
+    test('a POST answered before its body was read: the connection moves after the body', async () => {
+      const d = await start(fixture);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0), '/', 'x'.repeat(200_000));
+      await restart(d);
+      const [fresh] = await d.slotPids();
+      const next = await get(agent, app.published(0), '/', 'y'.repeat(200_000));
+      assert.equal(next.socket, first.socket, 'the same connection');
+      assert.equal(next.pid, fresh);
+      agent.destroy();
+    });
+
+    test('with handover: false the connection closes the old way', async () => {
+      const d = await start(fixture, { handover: false });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0));
+      assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 0 });
+      const next = await get(agent, app.published(0));
+      assert.equal(next.pid, first.pid, 'the old worker answers the kept-alive connection');
+      assert.equal(next.headers.connection, 'close', 'and closes it');
+      agent.destroy();
+    });
+  });
+}
+
+describe('handover (serve(), suspended)', () => {
+  test('restart --suspended: a request on a moved connection waits for resume and runs the new release', async () => {
+    const d = await start('lib.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    assert.deepEqual(await restart(d, '--suspended'), { moved: 1, busy: 0, drained: 0 });
+    const [fresh] = await d.slotPids();
+    let resumed = false;
+    const held = get(agent, app.published(0)).then((a) => ({ a, resumed }));
+    await waitFor('the held request to reach the new worker', async () => {
+      const s = await d.status();
+      return s.workers.some((w) => w.pid === fresh && (w.inflight ?? 0) > 0);
+    });
+    resumed = true;
+    const r = await d.cli(['resume']);
+    assert.equal(r.code, 0, r.stderr);
+    const { a, resumed: after } = await held;
+    assert.ok(after, 'answered only after resume');
+    assert.equal(a.socket, first.socket, 'on the same connection');
+    assert.equal(a.pid, fresh, 'by the new release');
+    assert.equal(a.body.suspended, false);
+    agent.destroy();
+  });
+});
