@@ -74,6 +74,8 @@ export interface NginxConfOptions {
   locationExtra?: string;
   /** `max_fails` of each upstream server (default 0); null leaves it out (nginx's default, 1). */
   maxFails?: number | null;
+  /** Extra directives for the upstream block (e.g. `keepalive_requests 100000;`). */
+  upstreamExtra?: string;
 }
 
 /**
@@ -102,7 +104,7 @@ http {
   upstream app {
 ${o.upstreams.map((s) => `    server ${s}${o.maxFails === null ? '' : ` max_fails=${o.maxFails ?? 0}`};`).join('\n')}
     keepalive ${o.keepaliveConnections ?? 16};
-    keepalive_timeout ${o.keepaliveSeconds ?? KEEPALIVE_SECONDS}s;
+    keepalive_timeout ${o.keepaliveSeconds ?? KEEPALIVE_SECONDS}s;${o.upstreamExtra ? `\n    ${o.upstreamExtra}` : ''}
   }
   server {
     listen 127.0.0.1:${o.port};
@@ -151,6 +153,44 @@ export class Nginx {
       return (await httpRequest({ port }).catch(() => undefined)) !== undefined;
     });
     return nginx;
+  }
+
+  /**
+   * The UNIX sockets nginx's processes hold now (their inodes): its upstream connections to
+   * the workers, and its own channels. The same set before and after a deploy means nginx
+   * kept every upstream connection.
+   */
+  unixSocketInodes(): Set<string> {
+    const unix = new Set(
+      fs
+        .readFileSync('/proc/net/unix', 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/)[6])
+        .filter((inode): inode is string => inode !== undefined),
+    );
+    const pids = [String(this.child.pid)];
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const ppid = /^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1];
+        if (ppid === String(this.child.pid)) pids.push(entry);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    const held = new Set<string>();
+    for (const pid of pids) {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+          if (inode && unix.has(inode)) held.add(inode);
+        } catch {
+          // Closed meanwhile.
+        }
+      }
+    }
+    return held;
   }
 
   errorLog(): string {
