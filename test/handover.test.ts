@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
@@ -146,6 +147,44 @@ describe('handover (serve(), suspended)', () => {
     assert.equal(a.socket, first.socket, 'on the same connection');
     assert.equal(a.pid, fresh, 'by the new release');
     assert.equal(a.body.suspended, false);
+    agent.destroy();
+  });
+});
+
+describe('handover: what cannot move, and apps that end sockets', () => {
+  test('pipelined requests: both are answered by the old worker, which then closes the connection', async () => {
+    const d = await start('lib.js');
+    const release = path.join(app.dir, 'release');
+    const socket = net.connect(app.published(0));
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => {
+      received += chunk;
+    });
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(
+      `GET /wait?file=${encodeURIComponent(release)} HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    await d.waitOutput(/waiting request started/);
+    const [old] = await d.slotPids();
+    assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 1 });
+    fs.writeFileSync(release, '');
+    await ended;
+    const answers = received.split('HTTP/1.1 200').slice(1);
+    assert.equal(answers.length, 2, received);
+    for (const a of answers) assert.ok(a.includes(`"pid":${old}`), 'both answered by the old worker');
+  });
+
+  test('an app that ends idle sockets on shutdown (stoppable-style): the moved connection stays open', async () => {
+    const d = await start('ends-sockets.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    assert.deepEqual(await restart(d), { moved: 1, busy: 0, drained: 0 });
+    const [fresh] = await d.slotPids();
+    const next = await get(agent, app.published(0));
+    assert.equal(next.socket, first.socket, 'the same connection');
+    assert.equal(next.pid, fresh);
+    await waitFor('the old worker to exit', () => !isAlive(first.pid));
     agent.destroy();
   });
 });

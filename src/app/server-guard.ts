@@ -123,6 +123,9 @@ export class ServerGuard {
   /** Moves the connections to a successor (null: not a daemon's worker). */
   #handover: ServerHandover | null = null;
   readonly #webSockets = new WebSocketCloser();
+  /** Each connection's latest request's response, and each response's connection (pipelining). */
+  readonly #lastOf = new WeakMap<Socket, TrackedResponse>();
+  readonly #socketOf = new WeakMap<TrackedResponse, Socket>();
   #inflight = 0;
   #draining = false;
   #serverClosed = false;
@@ -206,7 +209,7 @@ export class ServerGuard {
     if (this.#draining) return;
     this.#draining = true;
     this.#reporter.start(this.#inflight);
-    for (const res of this.#active.snapshot()) if (!this.#keepsAlive(res)) keepAliveOff(res);
+    for (const res of this.#active.snapshot()) if (!this.#keepsAlive(res)) this.#closeAfter(res);
     for (const held of [...this.#held]) {
       this.#held.delete(held);
       held.reject();
@@ -337,9 +340,29 @@ export class ServerGuard {
     }
   }
 
+  /**
+   * Makes `res` close its connection, unless a later pipelined request on the same connection
+   * is still to be answered: closing after an earlier response would drop that request, so the
+   * last one closes instead (an earlier response this guard had set to close is set back).
+   */
+  #closeAfter(res: TrackedResponse): void {
+    const socket = this.#socketOf.get(res);
+    if (socket !== undefined && this.#lastOf.get(socket) !== res) return;
+    keepAliveOff(res);
+  }
+
   #onRequest(req: HandedRequest, res: TrackedResponse, dispatch: () => boolean): boolean {
     this.#inflight++;
     this.#active.add(res);
+    const socket = req.socket;
+    if (socket !== null) {
+      const earlier = this.#lastOf.get(socket);
+      if (earlier !== undefined && this.#active.has(earlier) && !earlier.headersSent && this.#draining) {
+        if ('shouldKeepAlive' in earlier) earlier.shouldKeepAlive = true;
+      }
+      this.#lastOf.set(socket, res);
+      this.#socketOf.set(res, socket);
+    }
     this.#handover?.onRequest(req.socket, res);
     res.once('close', () => {
       this.#active.delete(res);
@@ -351,7 +374,7 @@ export class ServerGuard {
     // successor. That is also how a connection ends whose last response went out with
     // keep-alive before the drain: closing it the moment it turns idle would race the client
     // reusing it (if no request comes, stopIdleTimeout or keepAliveTimeout ends it).
-    if (this.#draining && !this.#keepsAlive(res)) keepAliveOff(res);
+    if (this.#draining && !this.#keepsAlive(res)) this.#closeAfter(res);
     this.#reporter.update(this.#inflight);
     if (this.#mode === 'preload' || !this.#worker.suspended) return dispatch();
     this.#hold(
