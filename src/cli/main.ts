@@ -16,6 +16,7 @@ import {
   ipcFileOption,
   print,
   reportError,
+  say,
 } from './common';
 import { formatStatus } from './format';
 import { resolveIpcPath } from './ipc-path';
@@ -199,14 +200,14 @@ export function buildProgram(): Command {
         suspended: opts.suspended === true,
         maxAttempts: opts.maxAttempts,
       });
-      console.log(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
+      say(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
 
   addClientOptions(program.command('stop'))
     .description('gracefully stop all workers; the daemon keeps running')
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'stop');
-      console.log(`stopped ${reply.stopped} worker(s)`);
+      say(`stopped ${reply.stopped} worker(s)`);
     });
 
   addClientOptions(program.command('restart'))
@@ -218,13 +219,10 @@ export function buildProgram(): Command {
     .option('-u, --upgrade', 'first hand the workers to a daemon of this (newer) nodesockd version')
     .action(
       async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number; upgrade?: boolean }) => {
-        if (
-          opts.upgrade &&
-          !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), (line) => console.log(line)))
-        ) {
+        if (opts.upgrade && !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), say))) {
           // As the original does: with nothing to upgrade, re-read the config, then restart.
           const reloaded = await request(ipcPath(opts), 'reload');
-          console.log(`reloaded: ${reloaded.actions.join('; ')}`);
+          say(`reloaded: ${reloaded.actions.join('; ')}`);
         }
         const target = ipcPath(opts);
         const reply = await withProgress(
@@ -233,7 +231,7 @@ export function buildProgram(): Command {
           () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
         );
         const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
-        console.log(
+        say(
           `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
         );
       },
@@ -243,7 +241,7 @@ export function buildProgram(): Command {
     .description('release suspended workers')
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'resume');
-      console.log(`resumed ${reply.resumed} worker(s)`);
+      say(`resumed ${reply.resumed} worker(s)`);
     });
 
   addClientOptions(program.command('reload'))
@@ -252,7 +250,7 @@ export function buildProgram(): Command {
     )
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'reload');
-      console.log(`reloaded: ${reply.actions.join('; ')}`);
+      say(`reloaded: ${reply.actions.join('; ')}`);
     });
 
   addClientOptions(program.command('set-workers'))
@@ -260,7 +258,7 @@ export function buildProgram(): Command {
     .argument('<count>', 'number of workers (1-256)', positiveInt)
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-workers', { count });
-      console.log(`workers: ${reply.workers}`);
+      say(`workers: ${reply.workers}`);
     });
 
   addClientOptions(program.command('set-standby'))
@@ -268,7 +266,7 @@ export function buildProgram(): Command {
     .argument('<count>', 'number of standby workers (0-64)', nonNegativeInt)
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-standby', { count });
-      console.log(`standby: ${reply.standby}`);
+      say(`standby: ${reply.standby}`);
     });
 
   addClientOptions(program.command('terminate'))
@@ -276,7 +274,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const { pid, supervised } = await request(ipcPath(opts), 'terminate');
       await waitForExit(pid);
-      console.log(`daemon ${pid} stopped`);
+      say(`daemon ${pid} stopped`);
       if (supervised) {
         console.log(
           'note: systemd will start it again (Restart=always); use `systemctl stop` to stop the app',
@@ -491,11 +489,7 @@ export function buildProgram(): Command {
       const config =
         (running?.config as Config | undefined) ??
         lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
-      await showLogs(
-        config,
-        { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 },
-        (line) => process.stdout.write(`${line}\n`),
-      );
+      await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 }, say);
     });
 
   return program;
