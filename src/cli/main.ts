@@ -54,13 +54,20 @@ function requestTimeout(value: string): number {
 /** The optional `[json]` argument of send-msg/send-req: any JSON value, or undefined when absent. */
 function jsonArgument(value: string | undefined): unknown {
   if (value === undefined) return undefined;
+  let data: unknown;
   try {
-    return JSON.parse(value) as unknown;
+    data = JSON.parse(value) as unknown;
   } catch (err) {
     throw new Error(
       `the json argument is not valid JSON (${errorMessage(err)}); a string must be quoted, e.g. '"text"'`,
     );
   }
+  try {
+    JSON.stringify(data); // What sending it does: fails on data nested some thousands deep.
+  } catch (err) {
+    throw new Error(`the json argument cannot be sent (${errorMessage(err)}): it is nested too deeply`);
+  }
+  return data;
 }
 
 const SELECTOR_OPTION_HELP =
