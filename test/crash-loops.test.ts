@@ -59,6 +59,20 @@ describe('crash loops back off', () => {
     assert.match(s.slots[0]!.lastExit ?? '', /reported broken: database down/);
   });
 
+  test("status: a broken worker serving until its replacement is not 'no worker online'", async () => {
+    const d = await start({ workers: 1, env: ['BROKEN_EVERY_MS'] }, { BROKEN_EVERY_MS: '200' });
+    const out = await waitFor('a replacement of slot 0 waiting for its backoff', async () => {
+      const r = await d.cli(['status']);
+      return /^slot 0: /m.test(r.stdout) ? r.stdout : undefined;
+    });
+    const line =
+      /^slot 0: (w[0-9a-f]{8}) serves until its replacement is online \(\d+ restarts, next try in \d+s\): reported broken: database down$/m;
+    const id = line.exec(out)?.[1];
+    assert.ok(id, out);
+    assert.match(out, new RegExp(`^0 +${id} +\\d+ +online `, 'm'), 'the table shows it online');
+    assert.doesNotMatch(out, /no worker online/);
+  });
+
   test('a standby that dies 100 ms after coming online is restarted a handful of times in 8 s', async () => {
     const d = await start({ workers: 1, standby: 1, env: ['STANDBY_DIE_MS'] }, { STANDBY_DIE_MS: '100' });
     const n = await neverExceeds('standby starts', () => starts(d, /started \d+ index=standby/g), 10, 8000);

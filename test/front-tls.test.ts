@@ -415,6 +415,39 @@ describe('listen tls: check', () => {
     }
   });
 
+  test('a key other users can read: an error (every user) or a warning (its group), with the chmod; the daemon warns', async () => {
+    const app = makeApp(
+      {
+        listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'a.key', cert: 'a.crt' } }],
+        shutdownTimeout: 5000,
+      },
+      'front.js',
+    );
+    let daemon: Daemon | undefined;
+    try {
+      const { key } = makeCert(app.dir, 'a', 'a.test');
+      const keyLines = async (mode: number) => {
+        fs.chmodSync(key, mode);
+        const r = await cli(['check', '--config', app.configFile]);
+        return { code: r.code, lines: r.stdout.split('\n').filter((l) => l.includes('tls.key')) };
+      };
+      const where = `listen 127.0.0.1:0: tls.key ${key}`;
+      assert.deepEqual(await keyLines(0o644), {
+        code: 1,
+        lines: [`error: ${where} is readable by every user (mode 0644): chmod o-rwx ${key}`],
+      });
+      assert.deepEqual((await keyLines(0o640)).lines, [
+        `warning: ${where} is readable by its group (mode 0640); unless that group is meant to read it: chmod 600 ${key}`,
+      ]);
+      assert.deepEqual((await keyLines(0o600)).lines, []);
+      fs.chmodSync(key, 0o644);
+      daemon = await Daemon.start(['--config', app.configFile], app.ipcFile);
+      await daemon.waitOutput(/tls\.key \S+a\.key is readable by every user \(mode 0644\)/);
+    } finally {
+      await teardown(daemon, app);
+    }
+  });
+
   test('a bad tls value is one problem line naming the entry', async () => {
     const app = makeApp(
       {

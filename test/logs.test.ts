@@ -68,6 +68,48 @@ describe('nodesockd logs', () => {
     }
   });
 
+  test('--slot N -n K prints the last K lines of slot N, whatever the other slots wrote after them', async () => {
+    app = makeApp({ workers: 2, stdout: 'out.log' }, 'plain.js');
+    const slot0 = Array.from({ length: 20 }, (_, i) => `[0.0] slot0-${i}`);
+    const slot1 = Array.from({ length: 20 }, (_, i) => `[1.0] slot1-${i}`);
+    fs.writeFileSync(path.join(app.dir, 'out.log'), `${[...slot0, ...slot1].join('\n')}\n`);
+    const lines = async (args: string[]) => {
+      const r = await cli(['logs', '-c', app.configFile, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.split('\n').slice(0, -1);
+    };
+    assert.deepEqual(await lines(['--slot', '0', '-n', '10']), slot0.slice(-10));
+    assert.deepEqual(await lines(['--slot', '1', '-n', '10']), slot1.slice(-10));
+    assert.deepEqual(await lines(['--slot', '0', '-n', '100']), slot0);
+    assert.deepEqual(await lines(['--slot', '2', '-n', '10']), []);
+  });
+
+  test('-n reads back from the end once: lines across chunk boundaries, 200 MB of history', async () => {
+    app = makeApp({ workers: 1, stdout: 'out.log' }, 'plain.js');
+    const file = path.join(app.dir, 'out.log');
+    // Lines longer than the 64 KiB read chunk, two-byte characters on its boundaries, no final newline.
+    const odd = ['é'.repeat(70_000), '', 'x'.repeat(65_535), `${'ü'.repeat(40_000)}end`];
+    fs.writeFileSync(file, `first\n${odd.join('\n')}`);
+    const r = await cli(['logs', '-c', app.configFile, '-n', '4']);
+    assert.deepEqual(r.stdout.split('\n').slice(0, -1), odd);
+    // 200 MB: 200,000 lines of slot 1, one of slot 0 in every thousand. `--slot 0 -n 200000` looks at
+    // every line. Read back once, that is under a second; the reader that re-split everything read
+    // so far after each 64 KiB chunk took minutes (and 800 MB), far past cli()'s 60 s guard.
+    const pad = 'x'.repeat(990);
+    const fd = fs.openSync(file, 'w');
+    for (let i = 0; i < 200_000; i += 1000) {
+      const block = Array.from({ length: 1000 }, (_, k) => (k === 999 ? `[0.0] ${i + k}` : `[1.0] ${pad}`));
+      fs.writeSync(fd, `${block.join('\n')}\n`);
+    }
+    fs.closeSync(fd);
+    const big = await cli(['logs', '-c', app.configFile, '--slot', '0', '-n', '200000']);
+    assert.equal(big.code, 0, big.stderr);
+    assert.deepEqual(
+      big.stdout.split('\n').slice(0, -1),
+      Array.from({ length: 200 }, (_, i) => `[0.0] ${i * 1000 + 999}`),
+    );
+  });
+
   test('without log files it says why, in one line', async () => {
     app = makeApp({ workers: 1 }, 'plain.js');
     const r = await cli(['logs', '-c', app.configFile]);

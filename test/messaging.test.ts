@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import type { SendMessageReply, SendRequestReply, WorkerResult } from '../src/ipc/protocol';
 import { type AppDir, makeApp, teardown } from './helpers/app';
@@ -45,6 +46,22 @@ function errorLine(r: CliResult): string {
   assert.equal(lines.length, 1, `one line expected:\n${r.stderr}`);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   return lines[0]!;
+}
+
+/** One request frame written to the control socket as it is; resolves with the first reply. */
+function rawRequest(ipcFile: string, frame: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const socket = net.connect(ipcFile, () => socket.write(`${frame}\n`));
+    socket.on('data', (chunk: Buffer) => {
+      got += chunk.toString();
+      if (got.includes('\n')) {
+        socket.destroy();
+        resolve(JSON.parse(got.slice(0, got.indexOf('\n'))));
+      }
+    });
+    socket.on('error', reject);
+  });
 }
 
 const byRole = async (d: Daemon, role: string) => (await d.status()).workers.filter((w) => w.role === role);
@@ -181,6 +198,36 @@ describe('app messaging', () => {
       await d.slotPids(),
       [0, 1, 2].map((i) => slotWorker(i).pid),
     );
+  });
+
+  test('data nested too deeply to send: one error saying so, not a closed channel per worker', async () => {
+    const d = await start({ workers: 2 });
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    assert.match(
+      errorLine(await d.cli(['send-msg', 'hi', deep])),
+      /^nodesockd: the json argument cannot be sent \(Maximum call stack size exceeded\): it is nested too deeply$/,
+    );
+    // Another client of the control socket gets the daemon's word for it, for both commands.
+    for (const type of ['send-msg', 'send-req']) {
+      const reply = await rawRequest(
+        app.ipcFile,
+        `{"id":1,"type":"${type}","data":{"name":"hi","data":${deep}}}`,
+      );
+      assert.deepEqual(reply, {
+        id: 1,
+        ok: false,
+        error:
+          'the data cannot be sent to a worker: Maximum call stack size exceeded (it is nested too deeply)',
+      });
+    }
+    // Nothing arrived, and the channels are fine: the next message reaches both workers.
+    assert.deepEqual(
+      (await sendReq(d, ['messages'])).results.map((x) => x.ok && x.data),
+      [[], []],
+    );
+    const sent = await d.cli(['send-msg', 'hi', '{"a":1}', '--json']);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal((JSON.parse(sent.stdout) as SendMessageReply).sent.length, 2);
   });
 
   test('handler errors are per worker and make the exit code 1', async () => {

@@ -1,10 +1,14 @@
 /**
  * What a person at a terminal sees: `status --watch` redrawn in place and a progress line
- * during `restart`, on a real pseudo-terminal (util-linux `script`); never on a pipe.
+ * during `restart`, on a real pseudo-terminal (util-linux `script`); never on a pipe. And no
+ * text of a worker reaches the terminal raw: its escape sequences are printed escaped.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
+import type { DaemonStatus } from '../src/ipc/protocol';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { BIN, Daemon } from './helpers/daemon';
 import { waitFor } from './helpers/wait';
@@ -40,6 +44,64 @@ function onTerminal(args: string[], until: (out: string) => boolean): Promise<st
   );
 }
 
+/** A control character other than the newline and the tab: a raw escape sequence, a carriage return. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
+const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+/** How the CLI shows the fixture's escapes (output.js, ESCAPES_IF_EXISTS): each one as \uXXXX. */
+const SHOWN =
+  /bad path \/\\u001b\[2J\\u001b\[H\\u001b\]0;owned\\u0007\\u001b\]52;c;ZWNobyBvd25lZAo=\\u0007\\u001b\[31mFAKE: all healthy\\u001b\[0m\\u009b2J/;
+
+/**
+ * A daemon whose worker, once `fail` exists, writes terminal escapes to stdout and stderr and
+ * exits before coming online; `restart` fails with them, a crash leaves them in `status`.
+ */
+async function escapingWorker(): Promise<{ daemon: Daemon; restart: { code: number; stderr: string } }> {
+  app = makeApp(
+    { workers: 1, stdout: 'out.log', shutdownTimeout: 2000, env: ['PATH', 'ESCAPES_IF_EXISTS=fail'] },
+    'output.js',
+  );
+  const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile);
+  daemon = d;
+  fs.writeFileSync(path.join(app.dir, 'fail'), '');
+  const restart = await d.cli(['restart']);
+  // A crash now: its replacement fails the same way, and the slot keeps that last exit.
+  const [worker] = await d.slotPids();
+  process.kill(worker ?? -1, 'SIGKILL');
+  await waitFor('the failed replacement in status', async () =>
+    (await d.status()).slots.some((slot) => slot.lastExit?.includes('bad path')),
+  );
+  return { daemon: d, restart };
+}
+
+describe("a worker's text is printed escaped", () => {
+  test('restart, status and logs: every control character shown as \\uXXXX', async () => {
+    const { daemon: d, restart } = await escapingWorker();
+    assert.equal(restart.code, 1, restart.stderr);
+    assert.match(restart.stderr, SHOWN);
+    assert.doesNotMatch(restart.stderr, RAW_CONTROL);
+
+    const status = await d.cli(['status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^slot 0: no worker online \(.*bad path/m);
+    assert.match(status.stdout, SHOWN);
+    assert.doesNotMatch(status.stdout, RAW_CONTROL);
+
+    // JSON escapes the C0 controls itself; DEL and C1 are escaped too, and it is the same JSON.
+    const json = await d.cli(['status', '--json']);
+    assert.doesNotMatch(json.stdout, RAW_CONTROL);
+    const lastExit = (JSON.parse(json.stdout) as DaemonStatus).slots[0]?.lastExit ?? '';
+    assert.ok(
+      lastExit.includes('\x1b]52;c;ZWNobyBvd25lZAo=\x07\x1b[31mFAKE: all healthy\x1b[0m\x9b2J'),
+      lastExit,
+    );
+
+    const logs = await d.cli(['logs']);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, SHOWN);
+    assert.doesNotMatch(logs.stdout, RAW_CONTROL);
+  });
+});
+
 describe('on a terminal', { skip }, () => {
   test('status --watch redraws in place on the alternate screen', async () => {
     app = makeApp({ workers: 2 }, 'plain.js');
@@ -60,6 +122,14 @@ describe('on a terminal', { skip }, () => {
     const piped = await daemon.cli(['restart']);
     assert.equal(piped.code, 0);
     assert.doesNotMatch(piped.stdout + piped.stderr, /workers online…/);
+  });
+
+  test("status --watch shows a worker's escape sequences escaped", async () => {
+    await escapingWorker();
+    const out = await onTerminal(['status', '--watch', '-i', app.ipcFile], (o) => o.includes('bad path'));
+    assert.match(out, SHOWN);
+    for (const raw of ['\x1b[2J', '\x1b]', '\x1b[31m', '\x9b'])
+      assert.ok(!out.includes(raw), JSON.stringify(raw));
   });
 
   test('status --watch on a pipe fails in one line', async () => {

@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Config, ListenEntry } from '../config/schema';
 import { type DirFinding, inspectIpcDir, inspectTmpDir } from '../daemon/tmpdir';
-import { entryLabel, readTlsEntry } from '../fronts/tls-material';
+import { entryLabel, keyModeProblem, readTlsEntry } from '../fronts/tls-material';
 import { request } from '../ipc/client';
 
 export type Finding = DirFinding;
@@ -33,7 +33,8 @@ export function checkSetup(config: Config): Finding[] {
  * What `check` says about the `listen` entries, one line each naming the entry: the host must
  * be an address of this host (bound on port 0 and closed); a port in use is a warning unless
  * this app's running daemon holds it; the TLS files must be readable PEM with the key matching
- * the certificate, and an expired certificate is a warning with its date.
+ * the certificate, and an expired certificate is a warning with its date; a key other users can
+ * read is an error (every user) or a warning (its group).
  */
 export async function checkListen(config: Config): Promise<Finding[]> {
   if (config.listen.length === 0) return [];
@@ -62,6 +63,8 @@ export async function checkListen(config: Config): Promise<Finding[]> {
       const reading = readTlsEntry({ ...entry, tls: entry.tls });
       for (const message of reading.errors) findings.push({ level: 'error', message });
       for (const message of reading.warnings) findings.push({ level: 'warning', message });
+      const exposed = keyModeProblem({ ...entry, tls: entry.tls });
+      if (exposed) findings.push(exposed);
     }
   }
   return findings;

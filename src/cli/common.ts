@@ -8,6 +8,7 @@ import path from 'node:path';
 import { logicalCwd } from '../config/discover';
 import { ConfigError } from '../config/errors';
 import { quickIpcPath } from '../config/quick-ipc';
+import { escapeControlChars } from '../ipc/framing';
 import { errorMessage } from '../log';
 import { cacheDir, yamlKeyCache } from './cache';
 
@@ -40,9 +41,25 @@ export function quickTarget(opts: ClientOptions): string | undefined {
   return quickIpcPath({ configPath: opts.config, cwd }, yamlKeyCache(cacheDir()));
 }
 
+/**
+ * Text for the operator's terminal, where part of it came from a worker or the daemon (stderr
+ * lines, log lines, names, errors): every control character but the newline and the tab is
+ * escaped as `\uXXXX`, so nothing printed can clear the screen, set the title or the clipboard,
+ * or fake a line. Every print site of the CLI passes its text through here.
+ */
+export function terminalText(text: string): string {
+  return text.replace(/[^\n\t]+/g, escapeControlChars);
+}
+
+/** One line of output on stdout, through {@link terminalText}. */
+export function say(line: string): void {
+  process.stdout.write(`${terminalText(line)}\n`);
+}
+
 /** A reply as JSON (`--json`) or for a person. */
 export function print(opts: ClientOptions, value: unknown, human: () => string): void {
-  process.stdout.write(`${opts.json ? JSON.stringify(value, null, 2) : human()}\n`);
+  // JSON escapes C0 controls in strings but not DEL and C1: escaped here, it stays the same JSON.
+  say(opts.json ? JSON.stringify(value, null, 2) : human());
 }
 
 /** A failed command's message: one line (a config's problems one per line), the stack with --debug. */
@@ -50,14 +67,16 @@ export function reportError(err: unknown, debug: boolean): void {
   if (err instanceof ConfigError) {
     const [first, ...more] = err.problems;
     process.stderr.write(
-      more.length === 0
-        ? `nodesockd: ${first}\n`
-        : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+      terminalText(
+        more.length === 0
+          ? `nodesockd: ${first}\n`
+          : `nodesockd: ${err.problems.length} config problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+      ),
     );
   } else {
-    process.stderr.write(`nodesockd: ${errorMessage(err)}\n`);
+    process.stderr.write(terminalText(`nodesockd: ${errorMessage(err)}\n`));
   }
-  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(terminalText(`${err.stack}\n`));
 }
 
 /**

@@ -78,7 +78,12 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
     if (slot.workerId === null || slot.nextRetryAt !== null) {
       const retry = slot.nextRetryAt === null ? '' : `, next try in ${duration(slot.nextRetryAt - now)}`;
       const last = slot.lastExit ? `: ${foldLines(slot.lastExit)}` : '';
-      lines.push(`slot ${slot.index}: no worker online (${slot.restarts} restarts${retry})${last}`);
+      // A worker that reported itself broken serves until its replacement is online.
+      const who =
+        slot.workerId === null
+          ? 'no worker online'
+          : `${slot.workerId} serves until its replacement is online`;
+      lines.push(`slot ${slot.index}: ${who} (${slot.restarts} restarts${retry})${last}`);
     }
   }
   return lines.join('\n');

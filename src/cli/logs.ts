@@ -8,6 +8,8 @@ import type { Config } from '../config/schema';
 
 const FOLLOW_POLL_MS = 250;
 const CHUNK = 64 * 1024;
+/** History lines per write: one write (and system call) per line would cost more than the reading. */
+const WRITE_BATCH = 1000;
 
 export interface LogsOptions {
   follow: boolean;
@@ -48,23 +50,47 @@ export function logFiles(config: Pick<Config, 'stdout' | 'stderr'>): string[] {
   return files;
 }
 
-/** The last `n` lines of a file (read from its end, never the whole file). */
-function lastLines(file: string, n: number): { lines: string[]; size: number; ino: number } {
+/**
+ * The last `n` lines of a file that `keep` accepts (`--slot` filters before it counts), read
+ * backwards from its end in chunks: each byte is looked at once, and no further back than
+ * needed. A line is decoded whole, so a character split by a chunk boundary stays intact.
+ */
+function lastLines(
+  file: string,
+  n: number,
+  keep: (line: string) => boolean,
+): { lines: string[]; size: number; ino: number } {
   const fd = fs.openSync(file, 'r');
   try {
     const { size, ino } = fs.fstatSync(fd);
+    const found: string[] = []; // newest first
+    // The end of the line that starts before `pos`, in reverse chunk order.
+    let rest: Buffer[] = [];
     let pos = size;
-    let text = '';
-    while (pos > 0 && text.split('\n').length <= n + 1) {
+    while (pos > 0 && found.length < n) {
       const len = Math.min(CHUNK, pos);
+      const buf = Buffer.allocUnsafe(len);
+      if (fs.readSync(fd, buf, 0, len, pos - len) < len) break; // Truncated meanwhile.
+      // The newline that ends the file ends its last line; it does not start an empty one.
+      let end = pos === size && buf[len - 1] === 0x0a ? len - 1 : len;
       pos -= len;
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, pos);
-      text = buf.toString('utf8') + text;
+      for (let nl = end > 0 ? buf.lastIndexOf(0x0a, end - 1) : -1; nl !== -1 && found.length < n; ) {
+        const line =
+          rest.length === 0
+            ? buf.toString('utf8', nl + 1, end)
+            : Buffer.concat([buf.subarray(nl + 1, end), ...rest.reverse()]).toString('utf8');
+        rest = [];
+        if (keep(line)) found.push(line);
+        end = nl;
+        nl = end > 0 ? buf.lastIndexOf(0x0a, end - 1) : -1;
+      }
+      rest.push(buf.subarray(0, end));
     }
-    const lines = text.split('\n');
-    if (lines.at(-1) === '') lines.pop();
-    return { lines: n === 0 ? [] : lines.slice(-n), size, ino };
+    if (pos === 0 && size > 0 && found.length < n) {
+      const first = Buffer.concat(rest.reverse()).toString('utf8');
+      if (keep(first)) found.push(first);
+    }
+    return { lines: found.reverse(), size, ino };
   } finally {
     fs.closeSync(fd);
   }
@@ -74,14 +100,15 @@ function lastLines(file: string, n: number): { lines: string[]; size: number; in
 export async function showLogs(
   config: Config,
   opts: LogsOptions,
-  write: (line: string) => void,
+  /** Prints lines: one, or several joined by newlines (the history goes in batches). */
+  write: (lines: string) => void,
 ): Promise<void> {
   const files = logFiles(config);
   const keep = opts.slot === undefined ? () => true : slotFilter(config.outputPrefix, opts.slot);
   const tails = files.map((file) => {
     try {
-      const { lines, size, ino } = lastLines(file, opts.lines);
-      for (const line of lines) if (keep(line)) write(line);
+      const { lines, size, ino } = lastLines(file, opts.lines, keep);
+      for (let i = 0; i < lines.length; i += WRITE_BATCH) write(lines.slice(i, i + WRITE_BATCH).join('\n'));
       return { file, pos: size, ino, partial: '' };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -16,6 +16,7 @@ import {
   ipcFileOption,
   print,
   reportError,
+  say,
 } from './common';
 import { formatStatus } from './format';
 import { resolveIpcPath } from './ipc-path';
@@ -53,13 +54,20 @@ function requestTimeout(value: string): number {
 /** The optional `[json]` argument of send-msg/send-req: any JSON value, or undefined when absent. */
 function jsonArgument(value: string | undefined): unknown {
   if (value === undefined) return undefined;
+  let data: unknown;
   try {
-    return JSON.parse(value) as unknown;
+    data = JSON.parse(value) as unknown;
   } catch (err) {
     throw new Error(
       `the json argument is not valid JSON (${errorMessage(err)}); a string must be quoted, e.g. '"text"'`,
     );
   }
+  try {
+    JSON.stringify(data); // What sending it does: fails on data nested some thousands deep.
+  } catch (err) {
+    throw new Error(`the json argument cannot be sent (${errorMessage(err)}): it is nested too deeply`);
+  }
+  return data;
 }
 
 const SELECTOR_OPTION_HELP =
@@ -199,14 +207,14 @@ export function buildProgram(): Command {
         suspended: opts.suspended === true,
         maxAttempts: opts.maxAttempts,
       });
-      console.log(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
+      say(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
 
   addClientOptions(program.command('stop'))
     .description('gracefully stop all workers; the daemon keeps running')
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'stop');
-      console.log(`stopped ${reply.stopped} worker(s)`);
+      say(`stopped ${reply.stopped} worker(s)`);
     });
 
   addClientOptions(program.command('restart'))
@@ -226,13 +234,10 @@ export function buildProgram(): Command {
           json?: boolean;
         },
       ) => {
-        if (
-          opts.upgrade &&
-          !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), (line) => console.log(line)))
-        ) {
+        if (opts.upgrade && !(await lazy.upgrade().upgradeDaemon(ipcPath(opts), say))) {
           // As the original does: with nothing to upgrade, re-read the config, then restart.
           const reloaded = await request(ipcPath(opts), 'reload');
-          console.log(`reloaded: ${reloaded.actions.join('; ')}`);
+          say(`reloaded: ${reloaded.actions.join('; ')}`);
         }
         const target = ipcPath(opts);
         const reply = await withProgress(
@@ -241,16 +246,16 @@ export function buildProgram(): Command {
           () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
         );
         if (opts.json) {
-          console.log(JSON.stringify(reply));
+          say(JSON.stringify(reply));
           return;
         }
         const list = reply.workers.map((w) => `${w.slot}:${w.id}(${w.pid})`).join(' ');
-        console.log(
+        say(
           `generation ${reply.generation} serving: ${list}${opts.suspended ? ' (suspended: run `nodesockd resume`)' : ''}`,
         );
         const c = reply.connections;
         if (c && c.moved + c.busy + c.drained > 0) {
-          console.log(
+          say(
             `connections: ${c.moved} moved to the new workers, ${c.busy} busy (move as their responses end), ${c.drained} close the old way`,
           );
         }
@@ -261,7 +266,7 @@ export function buildProgram(): Command {
     .description('release suspended workers')
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'resume');
-      console.log(`resumed ${reply.resumed} worker(s)`);
+      say(`resumed ${reply.resumed} worker(s)`);
     });
 
   addClientOptions(program.command('reload'))
@@ -270,7 +275,7 @@ export function buildProgram(): Command {
     )
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'reload');
-      console.log(`reloaded: ${reply.actions.join('; ')}`);
+      say(`reloaded: ${reply.actions.join('; ')}`);
     });
 
   addClientOptions(program.command('set-workers'))
@@ -278,7 +283,7 @@ export function buildProgram(): Command {
     .argument('<count>', 'number of workers (1-256)', positiveInt)
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-workers', { count });
-      console.log(`workers: ${reply.workers}`);
+      say(`workers: ${reply.workers}`);
     });
 
   addClientOptions(program.command('set-standby'))
@@ -286,7 +291,7 @@ export function buildProgram(): Command {
     .argument('<count>', 'number of standby workers (0-64)', nonNegativeInt)
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-standby', { count });
-      console.log(`standby: ${reply.standby}`);
+      say(`standby: ${reply.standby}`);
     });
 
   addClientOptions(program.command('terminate'))
@@ -294,7 +299,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const { pid, supervised } = await request(ipcPath(opts), 'terminate');
       await waitForExit(pid);
-      console.log(`daemon ${pid} stopped`);
+      say(`daemon ${pid} stopped`);
       if (supervised) {
         console.log(
           'note: systemd will start it again (Restart=always); use `systemctl stop` to stop the app',
@@ -509,11 +514,7 @@ export function buildProgram(): Command {
       const config =
         (running?.config as Config | undefined) ??
         lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
-      await showLogs(
-        config,
-        { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 },
-        (line) => process.stdout.write(`${line}\n`),
-      );
+      await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 }, say);
     });
 
   return program;

@@ -4,6 +4,7 @@
  * output and nothing else.
  */
 import type { DaemonStatus } from '../ipc/protocol';
+import { terminalText } from './common';
 
 const WATCH_INTERVAL_MS = 1000;
 const PROGRESS_INTERVAL_MS = 250;
@@ -29,7 +30,7 @@ export async function watch(
     }
     // Home, each line cleared to its end, then everything below cleared: no blank flash.
     out.write(
-      `\x1b[H${text
+      `\x1b[H${terminalText(text)
         .split('\n')
         .map((l) => `${l}\x1b[K`)
         .join('\n')}\n\x1b[J`,

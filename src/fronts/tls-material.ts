@@ -127,6 +127,35 @@ export function readTlsEntry(entry: ListenEntry & { tls: ListenTls }, now = Date
   };
 }
 
+/**
+ * A private key other users can read: by every user an error for `check` (the daemon logs it
+ * as a warning and carries on), by its group a warning (a group such as Debian's ssl-cert may
+ * be meant to). The fix keeps the owner's and the group's access as they are where it can.
+ */
+export function keyModeProblem(
+  entry: ListenEntry & { tls: ListenTls },
+): { level: 'error' | 'warning'; message: string } | null {
+  const file = entry.tls.key;
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode & 0o777;
+  } catch {
+    return null; // Reading it says what is wrong.
+  }
+  const shown = `mode ${mode.toString(8).padStart(4, '0')}`;
+  const where = `${entryLabel(entry)}: tls.key ${file}`;
+  if (mode & 0o004) {
+    return { level: 'error', message: `${where} is readable by every user (${shown}): chmod o-rwx ${file}` };
+  }
+  if (mode & 0o040) {
+    return {
+      level: 'warning',
+      message: `${where} is readable by its group (${shown}); unless that group is meant to read it: chmod 600 ${file}`,
+    };
+  }
+  return null;
+}
+
 function caProblem(ca: string): string | null {
   const blocks = ca.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) return 'holds no PEM certificate';
@@ -162,6 +191,8 @@ export function readTlsMaterial(listen: ListenEntry[]): TlsMaterialSet {
     const reading = readTlsEntry({ ...entry, tls: entry.tls });
     errors.push(...reading.errors);
     warnings.push(...reading.warnings);
+    const exposed = keyModeProblem({ ...entry, tls: entry.tls });
+    if (exposed) warnings.push(exposed.message);
     return reading.material;
   });
   if (errors.length > 0) throw new Error(errors.join('\n'));

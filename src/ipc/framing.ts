@@ -38,8 +38,12 @@ export function encodeFrame(message: unknown): string {
   return `${JSON.stringify(message)}\n`;
 }
 
-/** Peer input quoted in a one-line message: control characters escaped as `\uXXXX`. */
+/**
+ * Peer input quoted in a one-line message: control characters (C0, DEL and the C1 range, which
+ * some terminals also obey) escaped as `\uXXXX`.
+ */
 export function escapeControlChars(text: string): string {
+  const hex = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are the point
-  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, hex);
 }

@@ -97,6 +97,22 @@ const RESERVED_RAW = new Set([MSG_SHUTDOWN, MSG_RESUME, MSG_ONLINE, MSG_RESTART]
 /** Most items one streamed reply may carry from one worker; more ends it with an error. */
 const MAX_STREAM_ITEMS = 10_000;
 
+/**
+ * Throws (one line, for the reply) when the message cannot go over an IPC channel: Node's
+ * channels serialize with JSON.stringify, which fails on data nested some thousands deep. Said
+ * once for the command, not as a closed channel per worker.
+ */
+function assertSendable(message: unknown): void {
+  try {
+    JSON.stringify(message);
+  } catch (err) {
+    const deep = err instanceof RangeError ? ' (it is nested too deeply)' : '';
+    throw new Error(
+      `the data cannot be sent to a worker: ${err instanceof Error ? err.message : String(err)}${deep}`,
+    );
+  }
+}
+
 /** Why a request to a worker that is gone failed, in the words of the daemon's log. */
 function exitedError(exit: ExitInfo | null): string {
   return `worker ${describeExit(exit ?? { code: null, signal: null })}`;
@@ -139,6 +155,7 @@ export class Messenger {
       ? request.name
       : { type: MSG_APP_MSG, name: request.name };
     if (request.data !== undefined && typeof message === 'object') message.data = request.data;
+    assertSendable(message);
     const reply: SendMessageReply = { sent: [], failed: [] };
     for (const target of targets) {
       if (target.worker.send(message)) reply.sent.push(refOf(target));
@@ -151,6 +168,7 @@ export class Messenger {
   /** `send-req`: one request per selected worker; each entry settles on its own. */
   async request(request: SendRequestRequest, sender?: MessageTarget): Promise<SendRequestReply> {
     const targets = selectWorkers(request.workers, this.listWorkers(), sender);
+    assertSendable({ type: MSG_APP_REQ, id: 1, name: request.name, data: request.data });
     const timeoutMs = Math.min(
       Math.max(1, request.timeoutMs ?? APP_REQUEST_TIMEOUT_DEFAULT_MS),
       APP_REQUEST_TIMEOUT_MAX_MS,

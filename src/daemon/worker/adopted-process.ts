@@ -25,7 +25,7 @@ export class AdoptedProcess extends EventEmitter {
   }
 
   get connected(): boolean {
-    return this.channel !== null && !this.channel.destroyed;
+    return this.channel?.writable === true;
   }
 
   /** Takes over a connection on which the worker introduced itself. */

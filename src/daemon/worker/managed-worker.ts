@@ -8,7 +8,7 @@ import {
   MSG_RESUME,
   MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
-import type { Logger } from '../../log';
+import { errorMessage, type Logger } from '../../log';
 import type { Clock, Timer } from '../clock';
 import { clip } from './spawn';
 import type { WorkerProcess } from './worker-process';
@@ -300,14 +300,20 @@ export class ManagedWorker extends EventEmitter {
     this.proc.unref?.();
   }
 
-  /** Sends any message over the worker's channel; false when there is none. */
+  /**
+   * Sends any message over the worker's channel; false when there is none, or the message
+   * cannot be serialized (logged). Node's own `false` means a busy channel that has queued the
+   * message: that is sent.
+   */
   send(message: unknown): boolean {
     if (!this.proc.connected) return false;
     try {
-      return this.proc.send(message, (err: Error | null) => {
+      this.proc.send(message, (err: Error | null) => {
         if (err) this.log.debug(`could not send a message: ${err.message}`);
       });
-    } catch {
+      return true;
+    } catch (err) {
+      this.log.warn(`could not send a message: ${errorMessage(err)}`);
       return false;
     }
   }
