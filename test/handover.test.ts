@@ -79,6 +79,9 @@ for (const fixture of ['lib.js', 'plain.js']) {
       assert.equal(second.socket, first.socket, 'the same connection');
       assert.equal(second.pid, fresh, 'answered by the new worker');
       await waitFor('the old worker to exit', () => !isAlive(first.pid));
+      assert.deepEqual((await d.status()).handovers, { moved: 1, failed: 0 });
+      const status = await d.cli(['status']);
+      assert.match(status.stdout, /connections moved to new workers: 1\n/);
       agent.destroy();
     });
 

@@ -80,8 +80,12 @@ describe('metrics', { skip }, () => {
     await waitFor('the standby', async () =>
       (await daemon!.status()).workers.some((w) => w.role === 'standby'),
     );
+    // A kept-alive connection to slot 0 moves to the new worker at the restart.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    await httpRequest({ socketPath: app.published(0) }, { agent });
     const r = await daemon.cli(['restart']);
     assert.equal(r.code, 0, r.stderr);
+    agent.destroy();
     const text = await scrape({ port });
     for (const name of [
       'nodesockd_workers',
@@ -91,12 +95,15 @@ describe('metrics', { skip }, () => {
       'nodesockd_worker_inflight_requests',
       'nodesockd_worker_event_loop_delay_seconds',
       'nodesockd_restart_duration_seconds',
+      'nodesockd_connections_handed_over_total',
       'process_resident_memory_bytes',
     ]) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is exposed`);
     }
     assert.equal(sample(text, 'nodesockd_workers', { role: 'serving' }), 2);
     assert.equal(sample(text, 'nodesockd_restart_duration_seconds_count', { outcome: 'ok' }), 1);
+    assert.equal(sample(text, 'nodesockd_connections_handed_over_total', { outcome: 'moved' }), 1);
+    assert.equal(sample(text, 'nodesockd_connections_handed_over_total', { outcome: 'failed' }), 0);
     const s = await daemon.status();
     const w0 = s.workers.find((w) => w.slot === 0)!;
     assert.ok(

@@ -57,6 +57,12 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
         (s.front.waiting ? `; ${s.front.waiting} waiting for a worker` : ''),
     );
   }
+  const moves = s.handovers;
+  if (moves && moves.moved + moves.failed > 0) {
+    lines.push(
+      `connections moved to new workers: ${moves.moved}${moves.failed > 0 ? ` (${moves.failed} could not move and closed the old way)` : ''}`,
+    );
+  }
   const rows = [['SLOT', 'ID', 'PID', 'STATE', 'SINCE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU', 'INFLIGHT']];
   for (const w of s.workers) {
     rows.push([

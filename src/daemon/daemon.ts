@@ -208,7 +208,7 @@ export class Daemon {
       const address = metricsAddress(config.metrics, config.tmpDir);
       const metrics = new Metrics(
         {
-          status: () => this.supervisor.status(),
+          status: () => ({ ...this.supervisor.status(), handovers: this.supervisor.handover.totals }),
           eventLoopDelay: (id) =>
             this.supervisor.listWorkers().find((w) => w.worker.id === id)?.worker.eventLoopDelay ?? null,
         },
@@ -335,6 +335,7 @@ export class Daemon {
           }
         : null,
       ...this.supervisor.status(),
+      handovers: { ...this.supervisor.handover.totals },
     };
   }
 

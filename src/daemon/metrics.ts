@@ -12,7 +12,7 @@ import type { SlotStatus, WorkerRole, WorkerStatus } from '../ipc/protocol';
 import { errorMessage, type Logger } from '../log';
 
 export interface PoolView {
-  status(): { slots: SlotStatus[]; workers: WorkerStatus[] };
+  status(): { slots: SlotStatus[]; workers: WorkerStatus[]; handovers?: { moved: number; failed: number } };
   /** Event loop delay the worker last reported (seconds), by worker id. */
   eventLoopDelay(workerId: string): { p99: number; mean: number } | null;
 }
@@ -74,6 +74,18 @@ export class Metrics {
       collect() {
         this.reset();
         for (const slot of view().slots) this.inc({ slot: String(slot.index) }, slot.restarts);
+      },
+    });
+    new Counter({
+      name: 'nodesockd_connections_handed_over_total',
+      help: 'Kept-alive connections of replaced workers by outcome: moved to the successor, or failed (closed the old way)',
+      labelNames: ['outcome'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const totals = view().handovers ?? { moved: 0, failed: 0 };
+        this.inc({ outcome: 'moved' }, totals.moved);
+        this.inc({ outcome: 'failed' }, totals.failed);
       },
     });
     const perWorker = (w: WorkerStatus) => ({

@@ -232,6 +232,11 @@ export interface DaemonStatus {
   } | null;
   slots: SlotStatus[];
   workers: WorkerStatus[];
+  /**
+   * Kept-alive connections moved from replaced workers to their successors since the daemon
+   * started, and moves that failed (those connections closed the old way). Absent: an older daemon.
+   */
+  handovers?: { moved: number; failed: number };
 }
 
 /** The certificate of a TLS `listen` entry, as `status` shows it. */
