@@ -2,6 +2,7 @@
 // connections move to its successor; the client's next request on the same connection is
 // answered by the new release.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -188,6 +189,82 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     assert.equal(next.socket, first.socket, 'the same connection');
     assert.equal(next.pid, fresh);
     await waitFor('the old worker to exit', () => !isAlive(first.pid));
+    agent.destroy();
+  });
+});
+
+/** The lowest free descriptor number of a process: with its soft limit there, its next open fails. */
+function lowestFreeFd(pid: number): number {
+  const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
+  let fd = 0;
+  while (used.has(fd)) fd++;
+  return fd;
+}
+
+const hasPrlimit = (() => {
+  try {
+    execFileSync('prlimit', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('handover: races', () => {
+  test('the daemon at its open-file limit: the connection stays with the old worker, served, and closes the old way', {
+    skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed',
+  }, async () => {
+    const d = await start('lib.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const release = path.join(app.dir, 'release');
+    const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
+    await d.waitOutput(/waiting request started/);
+    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    const pid = d.child.pid!;
+    const limits = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--raw', '--noheadings'], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split(/\s+/);
+    const [soft, hard] = [limits.at(-3)!, limits.at(-2)!];
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${lowestFreeFd(pid)}:${hard}`]);
+    try {
+      fs.writeFileSync(release, '');
+      assert.equal((await held).pid, first.pid);
+      const next = await get(agent, app.published(0));
+      assert.equal(next.pid, first.pid, 'the old worker kept the connection it could not pass');
+      assert.equal(next.headers.connection, 'close');
+    } finally {
+      execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard}`]);
+    }
+    assert.deepEqual((await d.status()).handovers, { moved: 0, failed: 1 });
+    agent.destroy();
+  });
+
+  test('set-workers down while a busy connection waits to move: it stays with the old worker and closes the old way', async () => {
+    app = makeApp({ workers: 2, upstreamKeepaliveTimeout: 60_000 }, 'lib.js');
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    const d = daemon;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(1));
+    const release = path.join(app.dir, 'release');
+    const held = get(agent, app.published(1), `/wait?file=${encodeURIComponent(release)}`);
+    await d.waitOutput(/waiting request started/);
+    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    const scaled = await d.cli(['set-workers', '1']);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    fs.writeFileSync(release, '');
+    assert.equal((await held).pid, first.pid);
+    const next = await get(agent, app.published(1)).catch((err: Error) => err);
+    // Slot 1 is gone: its path may be unpublished by now. If the kept connection answered, it
+    // was the old worker, closing the old way.
+    if (!(next instanceof Error)) {
+      assert.equal(next.pid, first.pid);
+      assert.equal(next.headers.connection, 'close');
+    }
+    await waitFor('the old worker to exit', () => !isAlive(first.pid));
+    assert.equal((await d.status()).handovers?.moved, 0);
     agent.destroy();
   });
 });

@@ -154,3 +154,21 @@ describe('handover behind a real nginx under load', { skip }, () => {
     heldAgent.destroy();
   });
 });
+
+describe('stopping behind an idle nginx', { skip }, () => {
+  test("terminate does not wait out nginx's 60 s keepalive: idle connections close after stopIdleTimeout", async () => {
+    const d = await setUp(path.join(ROOT, 'test/fixtures/apps/plain.js'), {
+      shutdownTimeout: 90_000,
+      stopIdleTimeout: 500,
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    await Promise.all(Array.from({ length: 8 }, () => pidOf(agent)));
+    const r = await d.cli(['terminate']);
+    assert.equal(r.code, 0, r.stderr);
+    // Long before nginx's keepalive_timeout (60 s) or shutdownTimeout (90 s) could end it.
+    await waitFor('the daemon to exit', () => d.child.exitCode !== null || d.child.signalCode !== null, {
+      timeoutMs: 30_000,
+    });
+    agent.destroy();
+  });
+});

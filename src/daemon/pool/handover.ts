@@ -76,6 +76,9 @@ export class ConnectionHandover {
       };
       const onInternal = (message: unknown, handle: unknown): void => {
         if (isHandoverMove(message)) this.#relay(old, child, message.id, handle as RawDescriptor | undefined);
+        // Node shows every descriptor's envelope first; only one without its descriptor is ours to answer.
+        else if ((handle === null || handle === undefined) && isLostDescriptor(message))
+          this.#relay(old, child, message.msg.id, undefined);
         else if (isHandoverReport(message)) {
           done({ moved: message.moved, busy: message.busy, drained: message.drained });
         }
@@ -144,6 +147,17 @@ export class ConnectionHandover {
       },
     );
   }
+}
+
+/**
+ * A move whose descriptor did not arrive (the daemon at its open-file limit: the kernel drops
+ * it, MSG_CTRUNC): Node shows the bare envelope and NACKs it; sent with keepOpen, it is not
+ * sent again, so the old worker can be told at once to keep the connection.
+ */
+function isLostDescriptor(message: unknown): message is { msg: { id: number } } {
+  if (typeof message !== 'object' || message === null) return false;
+  const m = message as { cmd?: unknown; msg?: unknown };
+  return m.cmd === 'NODE_HANDLE' && isHandoverMove(m.msg);
 }
 
 /** Adds reports up (null ones count as nothing). */
