@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
@@ -266,5 +267,57 @@ describe('handover: races', () => {
     await waitFor('the old worker to exit', () => !isAlive(first.pid));
     assert.equal((await d.status()).handovers?.moved, 0);
     agent.destroy();
+  });
+});
+
+describe('handover: a successor that hangs between hops', () => {
+  test('killed while it holds an unconfirmed connection: the old worker keeps it, served the old way', async () => {
+    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
+    const d = await start('plain.js', { env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    fs.writeFileSync(spin, '');
+    try {
+      const restarted = restart(d);
+      await d.waitOutput(/spinning on (\d+)/);
+      const hung = Number(/spinning on (\d+)/.exec(d.output)![1]);
+      process.kill(hung, 'SIGKILL');
+      fs.rmSync(spin, { force: true });
+      assert.deepEqual(await restarted, { moved: 0, busy: 0, drained: 1 });
+      const next = await get(agent, app.published(0));
+      assert.equal(next.socket, first.socket);
+      assert.equal(next.pid, first.pid, 'the old worker kept the connection');
+      assert.equal(next.headers.connection, 'close');
+    } finally {
+      fs.rmSync(spin, { force: true });
+      agent.destroy();
+    }
+  });
+
+  test('hung past the deadlines: the old worker takes the connection back, the successor refuses it late', async () => {
+    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
+    const d = await start('plain.js', { env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    fs.writeFileSync(spin, '');
+    try {
+      const restarted = restart(d);
+      await d.waitOutput(/spinning on \d+/);
+      // The daemon gives up on the hung successor, and says so to the old worker.
+      assert.deepEqual(await restarted, { moved: 0, busy: 0, drained: 1 });
+      const kept = await get(agent, app.published(0));
+      assert.equal(kept.socket, first.socket);
+      assert.equal(kept.pid, first.pid, 'served by the old worker, which took it back');
+      assert.equal(kept.headers.connection, 'close');
+      fs.rmSync(spin, { force: true });
+      await d.waitOutput(/spun on \d+/);
+      const [fresh] = await d.slotPids();
+      const again = await get(new http.Agent({ keepAlive: false }), app.published(0));
+      assert.equal(again.pid, fresh, 'the successor serves new connections');
+      assert.deepEqual((await d.status()).handovers, { moved: 0, failed: 1 });
+    } finally {
+      fs.rmSync(spin, { force: true });
+      agent.destroy();
+    }
   });
 });

@@ -37,12 +37,17 @@ async function setUp(script: string, config: Record<string, unknown> = {}): Prom
   return daemon;
 }
 
-async function pidOf(agent: http.Agent, post = false): Promise<number> {
+async function pidOf(
+  agent: http.Agent,
+  post = false,
+  seen?: (h: http.IncomingHttpHeaders) => void,
+): Promise<number> {
   const res = await httpRequest(
     { port: nginx!.port },
     post ? { agent, method: 'POST', body: 'payload' } : { agent },
   );
   assert.equal(res.status, 200, `HTTP ${res.status}: ${res.body}\n${nginx!.errorLog()}`);
+  seen?.(res.headers);
   return (JSON.parse(res.body) as { pid: number }).pid;
 }
 
@@ -83,9 +88,12 @@ for (const [label, script] of [
 
 describe('handover behind a real nginx under load', { skip }, () => {
   test('10 restarts under GET+POST load: 0 failed, 0 requests started after a restart returned answered by an old release', async (t) => {
-    const d = await setUp(path.join(ROOT, 'test/fixtures/apps/lib.js'));
+    const d = await setUp(
+      path.join(ROOT, 'test/fixtures/apps/lib.js'),
+      process.env.NSD_DEBUG_HANDOVER ? { env: ['NSD_DEBUG_HANDOVER=1'] } : {},
+    );
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    const answers: { started: number; pid: number }[] = [];
+    const answers: { started: number; pid: number; post: boolean }[] = [];
     const failed: string[] = [];
     let stopped = false;
     const clients = Promise.all(
@@ -93,21 +101,22 @@ describe('handover behind a real nginx under load', { skip }, () => {
         for (let i = 0; !stopped; i++) {
           const started = performance.now();
           try {
-            answers.push({ started, pid: await pidOf(agent, (i + n) % 2 === 0) });
+            const post = (i + n) % 2 === 0;
+            answers.push({ started, pid: await pidOf(agent, post), post });
           } catch (err) {
             failed.push((err as Error).message);
           }
         }
       }),
     );
-    const deploys: { returned: number; old: number[] }[] = [];
+    const deploys: { returned: number; old: number[]; said: string }[] = [];
     try {
       await waitFor('some load', () => answers.length > 20);
       for (let i = 0; i < 10; i++) {
         const old = await d.slotPids();
         const r = await d.cli(['restart']);
         assert.equal(r.code, 0, r.stderr);
-        deploys.push({ returned: performance.now(), old });
+        deploys.push({ returned: performance.now(), old, said: r.stdout });
         const count = answers.length;
         await waitFor('load after the restart', () => answers.length > count + 20);
       }
@@ -120,7 +129,11 @@ describe('handover behind a real nginx under load', { skip }, () => {
     const late = answers.filter((a) =>
       deploys.some((dep) => a.started > dep.returned && dep.old.includes(a.pid)),
     );
-    assert.deepEqual(late, [], 'requests started after a restart returned, answered by an old release');
+    assert.deepEqual(
+      late,
+      [],
+      `requests started after a restart returned, answered by an old release\n${deploys.map((dep) => `${dep.returned} ${dep.said}`).join('\n')}\n${d.output.slice(-(Number(process.env.NSD_TAIL) || 4000))}`,
+    );
     t.diagnostic(`${answers.length} requests across 10 restarts, 0 failed, 0 answered by an old release`);
   });
 

@@ -49,12 +49,17 @@ export function httpConnections(server: net.Server): net.Socket[] {
 
 /**
  * Connections whose parser is between two requests and that have no response in flight: not
- * one byte of a next request has been parsed, and nothing is owed to the client.
+ * one byte of a next request has been parsed, and nothing is owed to the client. A connection
+ * that has read nothing yet counts too (Node's list treats a new connection as mid-request from
+ * its start, so that `headersTimeout` covers a client that never sends one).
  */
 export function idleConnections(server: net.Server): Set<net.Socket> {
+  const list = connections(server);
   const idle = new Set<net.Socket>();
-  for (const socket of socketsOf(connections(server)?.idle() ?? [])) {
-    if (!responseInFlight(socket)) idle.add(socket);
+  if (list === null) return idle;
+  for (const socket of socketsOf(list.idle())) if (!responseInFlight(socket)) idle.add(socket);
+  for (const socket of socketsOf(list.all())) {
+    if (socket.bytesRead === 0 && !responseInFlight(socket)) idle.add(socket);
   }
   return idle;
 }

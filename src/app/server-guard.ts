@@ -49,6 +49,7 @@ interface HandedRequest {
   readonly complete: boolean;
   readonly socket: Socket | null;
   once(event: 'end', listener: () => void): unknown;
+  push(chunk: unknown, encoding?: BufferEncoding): boolean;
 }
 interface UpgradeRequest {
   headers: Record<string, string | string[] | undefined>;
@@ -152,7 +153,7 @@ export class ServerGuard {
     this.#interceptEmit();
     this.#guardIdleSweep();
     if (this.#worker.managed) {
-      const handover = new ServerHandover(this.#server, handoverChannel());
+      const handover = new ServerHandover(this.#server, handoverChannel(), () => this.#active.snapshot());
       this.#handover = handover;
       this.#undo.push(handover.unregister);
     }
@@ -364,6 +365,7 @@ export class ServerGuard {
       this.#socketOf.set(res, socket);
     }
     this.#handover?.onRequest(req.socket, res);
+    this.#handover?.holdEnd(res);
     res.once('close', () => {
       this.#active.delete(res);
       this.#inflight--;

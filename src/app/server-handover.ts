@@ -15,7 +15,20 @@ interface Request {
   readonly complete: boolean;
   readonly socket: net.Socket | null;
   once(event: 'end', listener: () => void): unknown;
+  push(chunk: unknown, encoding?: BufferEncoding): boolean;
 }
+interface Response {
+  readonly req?: Request;
+  readonly writableEnded: boolean;
+  end(...args: unknown[]): unknown;
+}
+
+/**
+ * How long a response that ends before its request body has arrived is held back (so that
+ * the client cannot send its next request before the old worker has read this one to the end).
+ * Past it, the response goes out and its connection closes the old way.
+ */
+const BODY_WAIT_MS = 2000;
 
 export class ServerHandover implements HandoverParticipant {
   readonly #server: net.Server;
@@ -28,8 +41,12 @@ export class ServerHandover implements HandoverParticipant {
   readonly #moving = new WeakSet<net.Socket>();
   #active = false;
 
-  constructor(server: net.Server, channel: HandoverChannel) {
+  /** The server's responses in flight (the guard's list). */
+  readonly #inFlight: () => Iterable<Response>;
+
+  constructor(server: net.Server, channel: HandoverChannel, inFlight: () => Iterable<Response> = () => []) {
     this.#server = server;
+    this.#inFlight = inFlight;
     this.#channel = channel;
     this.unregister = channel.register(this);
   }
@@ -63,6 +80,7 @@ export class ServerHandover implements HandoverParticipant {
   async begin(): Promise<{ moved: number; busy: number; drained: number } | null> {
     if (this.#active) return null;
     this.#active = true;
+    for (const res of this.#inFlight()) this.holdEnd(res);
     const idle = idleConnections(this.#server);
     let busy = 0;
     let drained = 0;
@@ -73,7 +91,12 @@ export class ServerHandover implements HandoverParticipant {
         this.#stay.add(socket);
         drained++;
       } else if (idle.has(socket)) moves.push(this.#move(socket));
-      else busy++;
+      else {
+        busy++;
+        // Answered already, its body still arriving: it moves once the body has been read.
+        const req = (socket as unknown as { parser?: { incoming?: Request | null } | null }).parser?.incoming;
+        if (req && !req.complete && !responseInFlight(socket)) this.afterResponse(req);
+      }
     }
     const results = await Promise.all(moves);
     const moved = results.filter(Boolean).length;
@@ -85,6 +108,49 @@ export class ServerHandover implements HandoverParticipant {
     if (!this.#active) return;
     // Node's HTTP server set the connection up in its own 'connection' listener, which ran first.
     if (idleConnections(this.#server).has(socket)) void this.#move(socket);
+  }
+
+  /**
+   * A response that ends while its request body is still arriving (an app that answers a POST
+   * without reading it) is held back until the body has been read: until then the client cannot
+   * send its next request, so none can reach this worker. Called for each response while
+   * handing over, before the app can end it.
+   */
+  holdEnd(res: Response): void {
+    const req = res.req;
+    const socket = req?.socket ?? null;
+    if (!this.#active || !req || req.complete || socket === null || this.#stay.has(socket)) return;
+    if (res.writableEnded) return;
+    const stay = this.#stay;
+    res.end = function heldEnd(this: Response, ...args: unknown[]) {
+      delete (res as { end?: unknown }).end;
+      if (!req.complete && !socket.destroyed) {
+        socket.cork();
+        const push = req.push;
+        let held = true;
+        const release = (): void => {
+          if (!held) return;
+          held = false;
+          clearTimeout(timer);
+          delete (req as { push?: unknown }).push;
+          socket.off('close', release);
+          socket.uncork();
+        };
+        // The parser pushes null when the request's last byte is read (parserOnMessageComplete).
+        req.push = function pushed(this: Request, chunk: unknown, encoding?: BufferEncoding) {
+          const more = push.call(this, chunk, encoding);
+          if (chunk === null) release();
+          return more;
+        };
+        const timer = setTimeout(() => {
+          stay.add(socket);
+          release();
+        }, BODY_WAIT_MS);
+        timer.unref();
+        socket.once('close', release);
+      }
+      return res.end(...args);
+    };
   }
 
   /** A response closed: its connection moves once the request has been read to the end. */

@@ -242,6 +242,7 @@ export class Supervisor {
     }
     this.onChange();
     this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
+    const workers = slots.map((slot) => ({ slot: slot.index, id: slot.worker!.id, pid: slot.worker!.pid }));
     // Returns once the old workers' idle connections have moved (or will close the old way).
     const connections = sumCounts(await Promise.all(handovers));
     if (handovers.length > 0 && connections.moved + connections.busy + connections.drained > 0) {
@@ -249,11 +250,7 @@ export class Supervisor {
         `connections: ${connections.moved} moved to generation ${generation}, ${connections.busy} busy (move as their responses end), ${connections.drained} close the old way`,
       );
     }
-    return {
-      generation,
-      workers: slots.map((slot) => ({ slot: slot.index, id: slot.worker!.id, pid: slot.worker!.pid })),
-      connections,
-    };
+    return { generation, workers, connections };
   }
 
   /** Releases suspended workers (the end of a migration window). */
