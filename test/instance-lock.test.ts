@@ -6,10 +6,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { type AppDir, cleanupsAfterAll, makeApp, teardown } from './helpers/app';
-import { BIN, cli, Daemon, isAlive, killAll, makeTempDir } from './helpers/daemon';
+import { cli, Daemon, isAlive, killAll, makeTempDir } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { buildNextVersion, install, NEXT_VERSION } from './helpers/next-version';
 import { waitFor } from './helpers/wait';
+import { daemonUnderNonReapingParent, isZombie } from './helpers/zombie';
 
 // The one-daemon lock (src/daemon/instance-lock.ts), attacked as in the red team's
 // 01-instance-lock-squat.sh and 02-instance-lock-fd-exhaustion.sh, and the zombie daemon of
@@ -153,44 +154,6 @@ test('tmpDir removed and re-created: the daemon takes its lock again, and a seco
   assert.equal((await d.status()).pid, pid);
 });
 
-/**
- * A daemon whose parent never reaps it: `sh` starts it in the background, then becomes `sleep`.
- * Once it exits it stays a zombie until the sleep is killed.
- */
-async function daemonUnderNonReapingParent(a: AppDir, bin = BIN, env = process.env): Promise<number> {
-  const log = path.join(a.dir, 'daemon.log');
-  const parent = spawn(
-    'sh',
-    ['-c', `"$0" "$1" daemon -c "$2" >"$3" 2>&1 & exec sleep 600`, process.execPath, bin, a.configFile, log],
-    { stdio: 'ignore', env },
-  );
-  cleanups.push(() => {
-    parent.kill('SIGKILL');
-  });
-  const s = await waitFor('the daemon under sh', async () => {
-    const r = await cli(['status', '--json', '--ipc-file', a.ipcFile]);
-    const status =
-      r.code === 0 ? (JSON.parse(r.stdout) as { pid: number; workers: { state: string }[] }) : null;
-    return status?.workers.some((w) => w.state === 'online') ? status : null;
-  });
-  const ppid = fs.readFileSync(`/proc/${s.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1];
-  assert.equal(Number(ppid), parent.pid, 'the daemon is a child of the sleep');
-  return s.pid;
-}
-
-const isZombie = (pid: number) => /^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-
-test('terminate returns when the stopped daemon is a zombie its parent has not reaped', async () => {
-  const a = openApp();
-  cleanups.push(() => fs.rmSync(a.dir, { recursive: true, force: true }));
-  const pid = await daemonUnderNonReapingParent(a);
-  const r = await cli(['terminate', '--ipc-file', a.ipcFile]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`daemon ${pid} stopped`));
-  assert.ok(isZombie(pid), 'the daemon is a zombie (exited, not reaped)');
-  assert.ok(!fs.existsSync(lockOf(a)), 'its lock is gone');
-});
-
 let work = '';
 let nextDist = '';
 before(() => {
@@ -208,7 +171,8 @@ test('restart --upgrade passes the lock to the successor with no gap, from a zom
   cleanups.push(() => fs.rmSync(a.dir, { recursive: true, force: true, maxRetries: 5 }));
   const env = { ...process.env };
   delete env.NODESOCKD_SUPERVISED; // no supervisor: the old daemon starts its successor itself
-  const oldPid = await daemonUnderNonReapingParent(a, bin, env);
+  const { pid: oldPid, parent } = await daemonUnderNonReapingParent(a, { bin, env });
+  cleanups.push(parent.kill);
   const lockIno = inode(lockOf(a));
   const squat = asRoot ? attacker(a, 10) : null;
   if (squat) assert.equal((await squat.report).squat, 'holding');

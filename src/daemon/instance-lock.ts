@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { errorMessage, type Logger } from '../log';
-import { lockOwner } from './lock';
+import { DaemonLock, lockOwner } from './lock';
 import { socketInode as inodeOf, probeSocket } from './socket-probe';
 import { dirProblem } from './tmpdir';
 
@@ -110,6 +110,8 @@ export class InstanceLock {
       this.ino = taken.ino;
       this.lastProblem = '';
       await closeServer(old);
+      // And the pid file beside it (daemon/lock.ts), if it went too: its content is the same.
+      DaemonLock.acquire(this.ipcFile);
       this.log.warn(`${this.path} was gone or replaced; took the daemon lock again`);
     } catch (err) {
       this.report(
