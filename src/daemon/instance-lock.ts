@@ -100,8 +100,9 @@ export class InstanceLock {
       }
       if (taken === 'held') {
         const owner = lockOwner(this.ipcFile);
+        const pid = owner && owner !== process.pid ? ` (pid ${owner})` : '';
         return this.report(
-          `${this.path} was replaced by a lock another process holds${owner ? ` (pid ${owner})` : ''}: ` +
+          `${this.path} was replaced by a lock another process holds${pid}: ` +
             'two daemons may now run for this app; stop one of them',
         );
       }
@@ -114,8 +115,10 @@ export class InstanceLock {
       DaemonLock.acquire(this.ipcFile);
       this.log.warn(`${this.path} was gone or replaced; took the daemon lock again`);
     } catch (err) {
+      // The code only: the message names a temporary file, and would make each report new.
+      const why = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
       this.report(
-        `${this.path} is gone; the daemon lock is taken again once ${path.dirname(this.path)} is back (${errorMessage(err)})`,
+        `${this.path} is gone; the daemon lock is taken again once ${path.dirname(this.path)} is back (${why})`,
       );
     } finally {
       this.watching = false;
@@ -161,7 +164,7 @@ async function take(file: string): Promise<{ server: net.Server; ino: number } |
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         await closeServer(server);
-        throw err;
+        throw new Error(`cannot take the lock ${file} (a hard link to a socket): ${errorMessage(err)}`);
       }
     } finally {
       fs.rmSync(tmp, { force: true });
