@@ -19,7 +19,7 @@ export function isAlive(pid: number): boolean {
 }
 
 /** The state letter of a process (R, S, D, T, Z, X, …) from /proc, or null where /proc has none. */
-export function processState(pid: number): string | null {
+function processState(pid: number): string | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.charAt(stat.lastIndexOf(')') + 2) || null;
