@@ -209,11 +209,7 @@ test('restart --upgrade passes the lock to the successor with no gap, from a zom
     version: string;
     workers: { pid: number }[];
   };
-  cleanups.push(async () => {
-    process.kill(s.pid, 'SIGTERM');
-    await waitFor('the upgraded daemon to exit', () => !isAlive(s.pid));
-    killAll(s.workers.map((w) => w.pid).filter(isAlive));
-  });
+  cleanups.push(() => killAll([s.pid, ...s.workers.map((w) => w.pid)].filter(isAlive)));
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, new RegExp(`runs nodesockd ${NEXT_VERSION} and serves with 2 adopted worker`));
   assert.equal(s.version, NEXT_VERSION);
@@ -226,4 +222,15 @@ test('restart --upgrade passes the lock to the successor with no gap, from a zom
   );
   const log = fs.readFileSync(path.join(a.dir, 'daemon.log'), 'utf8');
   assert.doesNotMatch(log, /taking the lock anew|already running/);
+
+  // The lock's socket went to the new daemon alone, not to the workers it started: once it is
+  // killed, nobody holds the lock, and the next daemon can take it.
+  process.kill(s.pid, 'SIGKILL');
+  await waitFor('the new daemon to be gone', () => !isAlive(s.pid));
+  const probe = await new Promise<string>((resolve) => {
+    const c = net.connect(lockOf(a));
+    c.on('connect', () => resolve('held'));
+    c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  assert.equal(probe, 'ECONNREFUSED');
 });
