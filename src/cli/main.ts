@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { logicalCwd } from '../config/discover';
 import type { Config } from '../config/schema';
-import { isAlive } from '../daemon/proc';
+import { waitForExit } from '../daemon/proc';
 import { request } from '../ipc/client';
 import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../ipc/limits';
 import type { ConfigReply, WorkerRef, WorkerResult } from '../ipc/protocol';
@@ -37,10 +37,8 @@ function nonNegativeInt(value: string): number {
   return Number(value);
 }
 
-/** Polls until the process is gone (it drains its workers first, which may take a while). */
-async function waitForExit(pid: number): Promise<void> {
-  while (isAlive(pid)) await new Promise((r) => setTimeout(r, 100));
-}
+/** How long `terminate` waits beyond the daemon's own drain deadline before it gives up. */
+const TERMINATE_MARGIN_MS = 30_000;
 
 function requestTimeout(value: string): number {
   const n = Number(value);
@@ -297,8 +295,14 @@ export function buildProgram(): Command {
   addClientOptions(program.command('terminate'))
     .description('drain all workers and stop the daemon')
     .action(async (opts: ClientOptions) => {
-      const { pid, supervised } = await request(ipcPath(opts), 'terminate');
-      await waitForExit(pid);
+      const { pid, supervised, drainMs } = await request(ipcPath(opts), 'terminate');
+      // A daemon older than drainMs: its workers' default deadlines.
+      const deadlineMs = (drainMs ?? 95_000) + TERMINATE_MARGIN_MS;
+      if (!(await waitForExit(pid, deadlineMs))) {
+        throw new Error(
+          `daemon ${pid} still runs ${Math.round(deadlineMs / 1000)} s after terminate; see \`nodesockd logs\`, or stop it with kill -KILL ${pid}`,
+        );
+      }
       say(`daemon ${pid} stopped`);
       if (supervised) {
         console.log(

@@ -1,7 +1,7 @@
 // The two functions alone: the whole semver package costs the daemon ~6 MB of memory.
 import semverGt from 'semver/functions/gt';
 import semverValid from 'semver/functions/valid';
-import { isAlive } from '../daemon/proc';
+import { waitForExit } from '../daemon/proc';
 import { request } from '../ipc/client';
 import { VERSION } from '../version';
 
@@ -36,9 +36,11 @@ export async function upgradeDaemon(ipcPath: string, log: (line: string) => void
     return false;
   }
   log(`daemon ${reply.pid} (nodesockd ${before.version}) is handing its workers over to ${VERSION}`);
-  await poll('the old daemon did not exit', NEW_DAEMON_DEADLINE_MS, async () =>
-    isAlive(reply.pid) ? undefined : true,
-  );
+  if (!(await waitForExit(reply.pid, NEW_DAEMON_DEADLINE_MS))) {
+    throw new Error(
+      `the old daemon (pid ${reply.pid}) did not exit within ${NEW_DAEMON_DEADLINE_MS / 1000} s`,
+    );
+  }
   const after = await poll(
     'no daemon of the new version answered (under systemd, the unit needs Restart=always: see `nodesockd systemd`)',
     NEW_DAEMON_DEADLINE_MS,

@@ -11,16 +11,16 @@ import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
-import { InstanceLock } from './instance-lock';
+import { InstanceLock, LOCK_FD_ENV } from './instance-lock';
 import { lazy } from './lazy';
 import { DaemonLock } from './lock';
 import { Messenger } from './messaging/messenger';
 import type { Metrics } from './metrics';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
-import { isAlive } from './proc';
+import { waitForExit } from './proc';
 import { Publisher } from './publisher';
-import { canConnect, probeSocket } from './socket-probe';
+import { canConnect, socketInode as inodeOf, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
@@ -82,6 +82,7 @@ export class Daemon {
   private output!: WorkerOutput;
   private ipcWatch: NodeJS.Timeout | null = null;
   private ipcIno: number | null = null;
+  private instanceLock: InstanceLock | null = null;
   private detachedState: ReturnType<Supervisor['detach']> | null = null;
   readonly startedAt = Date.now();
   readonly log: Logger;
@@ -125,9 +126,10 @@ export class Daemon {
     for (const problem of inherited.problems) log.warn(`listen: ${problem}`);
     await waitForPredecessor(log);
 
-    const instance = await InstanceLock.acquire(config.ipcFile).catch((err: unknown) => {
+    const instance = await InstanceLock.acquire(config.ipcFile, log).catch((err: unknown) => {
       throw new DaemonStartError(errorMessage(err));
     });
+    this.instanceLock = instance;
     this.onTeardown('instance lock', () => instance.release());
     let lock: DaemonLock;
     try {
@@ -357,7 +359,8 @@ export class Daemon {
       terminate: () => {
         // Reply first: the client waits for the pid to disappear.
         setImmediate(() => void this.close({ workers: 'drain' }).then(() => process.exit(0)));
-        return { pid: process.pid, supervised: underSupervisor() };
+        const { shutdownTimeout, killTimeout } = this.supervisor.currentConfig;
+        return { pid: process.pid, supervised: underSupervisor(), drainMs: shutdownTimeout + killTimeout };
       },
     };
   }
@@ -433,14 +436,17 @@ export class Daemon {
         // and until the successor accepts, connections wait in the kernel's accept queue. The
         // successor waits for this process to exit before it takes the locks and the workers.
         const fds = this.front?.listeningFds() ?? [];
+        // The lock's socket too, after them: the successor holds the lock from its first moment.
+        const lock = this.instanceLock?.passOn(fds.length + 3);
         const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
           detached: true,
           // Not a dead pipe: a successor inherits only the streams that still work.
-          stdio: [...successorStdio(), ...fds],
+          stdio: [...successorStdio(), ...fds, ...(lock ? [lock.fd] : [])],
           env: {
             ...process.env,
             [PREDECESSOR_ENV]: String(process.pid),
             ...(fds.length > 0 ? { [HANDOVER_FDS_ENV]: fds.map((_, i) => i + 3).join(',') } : {}),
+            ...(lock ? { [LOCK_FD_ENV]: lock.env } : {}),
           },
         });
         next.on('error', (err) => this.log.error(`starting the new daemon failed: ${errorMessage(err)}`));
@@ -526,24 +532,10 @@ async function waitForPredecessor(log: Logger): Promise<void> {
   const pid = Number(process.env[PREDECESSOR_ENV]);
   delete process.env[PREDECESSOR_ENV];
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
-  const gone = () => {
-    if (!isAlive(pid)) return true;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-    } catch {
-      return true;
-    }
-  };
-  const deadline = Date.now() + PREDECESSOR_WAIT_MS;
-  while (!gone()) {
-    if (Date.now() > deadline) {
-      log.warn(
-        `the previous daemon (pid ${pid}) has not exited after ${PREDECESSOR_WAIT_MS} ms; starting anyway`,
-      );
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  if (!(await waitForExit(pid, PREDECESSOR_WAIT_MS, 20))) {
+    log.warn(
+      `the previous daemon (pid ${pid}) has not exited after ${PREDECESSOR_WAIT_MS} ms; starting anyway`,
+    );
   }
 }
 
@@ -558,15 +550,6 @@ function closeUnused(sockets: InheritedSocket[], log: Logger): void {
     } catch {
       // Not open after all.
     }
-  }
-}
-
-function inodeOf(file: string): number | null {
-  try {
-    const stat = fs.lstatSync(file);
-    return stat.isSocket() ? stat.ino : null;
-  } catch {
-    return null;
   }
 }
 

@@ -75,6 +75,12 @@ export class DaemonLock {
   }
 }
 
+/** The pid a daemon wrote into `<ipcFile>.lock`, for messages; null when there is none. */
+export function lockOwner(ipcFile: string): number | null {
+  const { pid } = parseLock(readOr(`${ipcFile}.lock`));
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
 function readOr(path: string): string {
   try {
     return fs.readFileSync(path, 'utf8');

@@ -2,14 +2,44 @@ import fs from 'node:fs';
 
 /** Facts about a process by pid, from signals and /proc (Linux first). */
 
-/** Whether a process exists (EPERM: it does, it just is not ours to signal). */
+/**
+ * Whether a process runs: it exists (EPERM: it does, it just is not ours to signal) and is not a
+ * zombie. A zombie has exited and holds nothing (no file, socket or lock); it only waits for its
+ * parent to reap it, which a parent that never waits (a deploy script's `execSync`, a container's
+ * PID 1 that reaps nothing) never does, while `kill(pid, 0)` keeps succeeding.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = processState(pid);
+  return state !== 'Z' && state !== 'X';
+}
+
+/** The state letter of a process (R, S, D, T, Z, X, …) from /proc, or null where /proc has none. */
+function processState(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the process `pid` has exited (a zombie has; a pid reused by another process has
+ * too: its start time differs). Resolves false if it still runs after `deadlineMs`.
+ */
+export async function waitForExit(pid: number, deadlineMs: number, stepMs = 100): Promise<boolean> {
+  const ticks = processStartTicks(pid);
+  const deadline = Date.now() + deadlineMs;
+  while (isAlive(pid) && (ticks === null || processStartTicks(pid) === ticks)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+  return true;
 }
 
 /** The start time of a process in clock ticks since boot, to tell it from a reused pid. */

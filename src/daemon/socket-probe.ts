@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import net from 'node:net';
 
 /**
@@ -35,4 +36,14 @@ export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
     socket.on('connect', () => done(true));
     socket.on('error', () => done(false));
   });
+}
+
+/** The inode of the socket file at `file` (to tell it from one bound there since), or null. */
+export function socketInode(file: string): number | null {
+  try {
+    const stat = fs.lstatSync(file);
+    return stat.isSocket() ? stat.ino : null;
+  } catch {
+    return null;
+  }
 }

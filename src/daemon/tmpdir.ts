@@ -78,6 +78,12 @@ export function inspectIpcDir(ipcFile: string, tmpDir: string, uid = process.get
   return unsafe ? [{ level: 'error', message: unsafe }] : [];
 }
 
+/** The error for an existing directory someone else can write (null when it is safe, or missing). */
+export function dirProblem(dir: string, uid = process.getuid?.() ?? -1): string | null {
+  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  return stat ? writableByOthers(dir, stat, uid, `the directory ${dir}`) : null;
+}
+
 /** The error for a directory that someone other than `uid` (and root) can write, or null. */
 function writableByOthers(dir: string, stat: fs.Stats, uid: number, what = `tmpDir ${dir}`): string | null {
   const mode = stat.mode & 0o7777;

@@ -180,6 +180,8 @@ export interface TerminateResult {
   pid: number;
   /** A supervisor (systemd) starts the daemon again. */
   supervised: boolean;
+  /** The longest the workers take to stop (shutdownTimeout + killTimeout); absent from older daemons. */
+  drainMs?: number;
 }
 
 export interface WorkerStatus {

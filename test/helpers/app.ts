@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { after } from 'node:test';
 import { stringify } from 'yaml';
 import { type Daemon, FIXTURES, isAlive, killAll, makeTempDir } from './daemon';
 
@@ -37,4 +38,16 @@ export async function teardown(daemon: Daemon | undefined, app: AppDir): Promise
   }
   killAll([...pids].filter(isAlive));
   fs.rmSync(app.dir, { recursive: true, force: true, maxRetries: 5 });
+}
+
+/** A list of cleanups that all run after the file's tests, in reverse, whatever one of them throws. */
+export function cleanupsAfterAll(): (() => Promise<void> | void)[] {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const c of cleanups.reverse())
+      await Promise.resolve()
+        .then(c)
+        .catch(() => undefined);
+  });
+  return cleanups;
 }
