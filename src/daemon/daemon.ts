@@ -100,7 +100,16 @@ export class Daemon {
     try {
       await daemon.bringUp();
     } catch (err) {
-      await daemon.close({ workers: 'drain' });
+      // Whatever failed, the workers it adopted keep serving (and the state file naming them
+      // stays) for the next daemon: a failed start never stops the app. Workers of its own it
+      // starts only once nothing more can fail.
+      const adopted = daemon.supervisor?.listWorkers().length ?? 0;
+      if (adopted > 0)
+        daemon.log.error(
+          `cannot start: ${errorMessage(err)}; the ${adopted} adopted worker(s) keep serving for the next daemon`,
+        );
+      await daemon.close({ workers: 'detach' });
+      await daemon.front?.close();
       throw err;
     }
     return daemon;
@@ -143,8 +152,9 @@ export class Daemon {
 
     this.stateFile = new StateFile(`${config.ipcFile}.state`);
     this.onTeardown('state file', (workers) => {
-      if (workers === 'detach' && this.detachedState) this.stateFile.write(this.detachedState);
-      else this.stateFile.remove();
+      // Detached before the workers' step ran (a failed start): the file still names them.
+      if (workers === 'drain') this.stateFile.remove();
+      else if (this.detachedState) this.stateFile.write(this.detachedState);
     });
 
     let ready = false;
@@ -162,6 +172,10 @@ export class Daemon {
       },
       onRestart: (ms, ok) => this.metrics?.observeRestart(ms, ok),
     });
+    // Everything that can refuse the start comes before the adoption: a daemon that took the
+    // workers over and then failed would leave them with no supervisor.
+    await this.bindFront(inherited);
+
     const previous = this.stateFile.read();
     if (previous.problem) log.warn(previous.problem);
     const adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
@@ -224,45 +238,9 @@ export class Daemon {
       }
     }
 
-    if (config.listen.length > 0) {
-      if (hasTls(config.listen)) {
-        let material: ReturnType<typeof readTlsMaterial>;
-        try {
-          material = readTlsMaterial(config.listen);
-        } catch (err) {
-          throw new DaemonStartError(errorMessage(err));
-        }
-        for (const warning of material.warnings) log.warn(warning);
-        this.frontTls = new TlsDistributor(material, config.debug);
-      }
-      const front = new TcpFront({
-        addresses: config.listen,
-        targets: () =>
-          this.supervisor
-            .listWorkers()
-            .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
-            .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
-            .map(({ worker, slot }) => ({
-              id: worker.id,
-              slot: slot ?? 0,
-              child: worker.childProcess,
-              socketPath: worker.socketPath,
-            })),
-        slots: () => this.supervisor.currentConfig.workers,
-        sticky: () => this.supervisor.currentConfig.sticky,
-        inherited: inherited.sockets,
-        log,
-        tls: this.frontTls,
-      });
-      this.front = front;
-      // Closed before the workers drain: no new connection goes to a worker being stopped.
-      this.onTeardown('listen front', () => front.close());
-      await front.listen().catch((err: unknown) => {
-        throw new DaemonStartError(errorMessage(err));
-      });
-    } else {
-      closeUnused(inherited.sockets, log);
-    }
+    // Closed before the workers drain: no new connection goes to a worker being stopped.
+    const front = this.front;
+    if (front) this.onTeardown('listen front', () => front.close());
 
     if (config.devServer !== false) {
       const dev = new DevServer(config.devServer, () => this.supervisor.servingSockets(), log);
@@ -289,6 +267,48 @@ export class Daemon {
         (err: unknown) => log.error(errorMessage(err)),
       );
     }
+  }
+
+  /** Reads the TLS files and binds (or takes over) the `listen` addresses; throws what stops a start. */
+  private async bindFront(inherited: ReturnType<typeof takeInheritedSockets>): Promise<void> {
+    const { config, log } = this;
+    if (config.listen.length === 0) {
+      closeUnused(inherited.sockets, log);
+      return;
+    }
+    if (hasTls(config.listen)) {
+      let material: ReturnType<typeof readTlsMaterial>;
+      try {
+        material = readTlsMaterial(config.listen);
+      } catch (err) {
+        throw new DaemonStartError(errorMessage(err));
+      }
+      for (const warning of material.warnings) log.warn(warning);
+      this.frontTls = new TlsDistributor(material, config.debug);
+    }
+    const front = new TcpFront({
+      addresses: config.listen,
+      targets: () =>
+        this.supervisor
+          .listWorkers()
+          .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
+          .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
+          .map(({ worker, slot }) => ({
+            id: worker.id,
+            slot: slot ?? 0,
+            child: worker.childProcess,
+            socketPath: worker.socketPath,
+          })),
+      slots: () => this.supervisor.currentConfig.workers,
+      sticky: () => this.supervisor.currentConfig.sticky,
+      inherited: inherited.sockets,
+      log,
+      tls: this.frontTls,
+    });
+    this.front = front;
+    await front.listen().catch((err: unknown) => {
+      throw new DaemonStartError(errorMessage(err));
+    });
   }
 
   /** Takes everything down in the reverse order it came up; idempotent. */
@@ -474,6 +494,15 @@ export class Daemon {
       this.log.error(`cannot bind ${this.config.ipcFile} again: ${errorMessage(err)}`);
     }
   }
+}
+
+/**
+ * What `daemon --check-config` checks beyond loading the config (the pre-check of `restart
+ * --upgrade`): the files a start reads, so a successor never adopts the workers and then fails
+ * on them. The `listen` addresses are not tried: the running daemon holds them.
+ */
+export function checkStartable(config: LoadedConfig['config']): void {
+  if (hasTls(config.listen)) readTlsMaterial(config.listen);
 }
 
 /** Runs a daemon in this process until SIGTERM/SIGINT (or terminate) has drained it. */
