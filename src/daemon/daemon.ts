@@ -150,11 +150,16 @@ export class Daemon {
     this.output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr, (m) => log.warn(m));
     this.onTeardown('worker output', () => this.output.close());
 
-    this.stateFile = new StateFile(`${config.ipcFile}.state`);
+    this.stateFile = new StateFile(`${config.ipcFile}.state`, log);
     this.onTeardown('state file', (workers) => {
+      this.stateFile.stop();
       // Detached before the workers' step ran (a failed start): the file still names them.
       if (workers === 'drain') this.stateFile.remove();
-      else if (this.detachedState) this.stateFile.write(this.detachedState);
+      else if (this.detachedState) {
+        const state = this.detachedState;
+        this.stateFile.save(() => state);
+        this.stateFile.stop();
+      }
     });
 
     let ready = false;
@@ -178,15 +183,23 @@ export class Daemon {
 
     const previous = this.stateFile.read();
     if (previous.problem) log.warn(previous.problem);
-    const adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
+    let adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
     if (adopted > 0)
       log.info(`adopted ${adopted} worker(s) of the previous daemon (pid ${previous.state?.daemonPid})`);
-    const leftovers = await publisher.cleanStale();
-    const adoptedSockets = new Set(this.supervisor.listWorkers().map(({ worker }) => worker.socketPath));
-    for (const file of leftovers.filter((f) => !adoptedSockets.has(f))) {
+    const known = () => new Set(this.supervisor.listWorkers().map(({ worker }) => worker.socketPath));
+    const listed = known();
+    const unlisted = (await publisher.cleanStale()).filter((f) => !listed.has(f));
+    // A state file that could not be written before the last daemon died misses workers that
+    // still serve: found by their sockets, they are adopted too rather than left unsupervised.
+    const found = await this.supervisor.adoptUnlisted(unlisted, previous.state);
+    if (found > 0)
+      log.warn(`adopted ${found} running worker(s) the state file did not list (it was out of date)`);
+    adopted += found;
+    const adoptedSockets = known();
+    for (const file of unlisted.filter((f) => !adoptedSockets.has(f))) {
       log.warn(`${file} is still served by a process nodesockd does not know; leaving it alone`);
     }
-    this.stateFile.write(this.supervisor.snapshot());
+    this.stateFile.save(() => this.supervisor.snapshot());
     ready = true;
     this.messenger = new Messenger(
       () => this.supervisor.listWorkers(),
@@ -354,6 +367,7 @@ export class Daemon {
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,
+      problems: [this.stateFile.problem].filter((p): p is string => p !== null),
       ...this.supervisor.status(),
     };
   }
@@ -489,7 +503,7 @@ export class Daemon {
       fs.mkdirSync(this.config.tmpDir, { recursive: true });
       await this.ipc.rebind();
       this.ipcIno = inodeOf(this.config.ipcFile);
-      this.stateFile.write(this.supervisor.snapshot());
+      this.stateFile.save(() => this.supervisor.snapshot());
     } catch (err) {
       this.log.error(`cannot bind ${this.config.ipcFile} again: ${errorMessage(err)}`);
     }

@@ -15,7 +15,7 @@ import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
 import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
-import { snapshotOf, whyNotAdoptable } from './adoption';
+import { snapshotOf, unlistedRecord, whyNotAdoptable } from './adoption';
 import { AbortedError, Launcher } from './launcher';
 import { planReconfigure } from './reconfigure';
 import type { RestartPolicyOptions } from './restart-policy';
@@ -390,6 +390,31 @@ export class Supervisor {
       this.suspendedWindow = state.suspended;
     }
     return adopted;
+  }
+
+  /**
+   * Adopts the workers behind live sockets of this naming that no state file listed (it was
+   * stale): each found by the process listening on it (adoption.ts). Returns how many.
+   */
+  adoptUnlisted(sockets: string[], state: { running: boolean; suspended: boolean } | null): Promise<number> {
+    const publisher = this.slots.publisher;
+    const workers = sockets.flatMap((socketPath) => {
+      const id = publisher.workerIdOf(socketPath);
+      const slot = this.slots
+        .list()
+        .find((s) => !s.worker && publisher.currentTarget(s.index) === socketPath);
+      const record = id ? unlistedRecord(id, socketPath, slot?.index ?? null, this.generation) : null;
+      return record ? [record] : [];
+    });
+    if (workers.length === 0) return Promise.resolve(0);
+    return this.adopt({
+      version: 1,
+      daemonPid: 0,
+      running: state?.running ?? true,
+      suspended: state?.suspended ?? false,
+      generation: this.generation,
+      workers,
+    });
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
