@@ -136,4 +136,55 @@ describe('operations', () => {
       execFileSync('umount', ['-l', app.tmpDir]);
     }
   });
+
+  test('tmpDir removed: an outage said in the log and status; once it is back (re-created by the daemon as it was, or by the operator) every slot serves again', async () => {
+    const broken = () => path.join(app.dir, 'broken');
+    app = makeApp({ workers: 2, shutdownTimeout: 2000, maxStartAttempts: 1 });
+    fs.appendFileSync(app.configFile, `env: ['FAIL_IF_EXISTS=${broken()}']\n`);
+    fs.chmodSync(app.tmpDir, 0o2750);
+    const was = fs.statSync(app.tmpDir);
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    const d = daemon;
+    const serving = async () => {
+      for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
+      return ((await d.status()).problems ?? []).length === 0;
+    };
+    const first = await d.slotPids();
+
+    // (a) Re-created by the operator while new workers cannot start: the outage lasts, and says so.
+    fs.writeFileSync(broken(), '');
+    fs.rmSync(app.tmpDir, { recursive: true });
+    fs.mkdirSync(app.tmpDir, { mode: 0o750 });
+    const problems = async () => (await d.status().catch(() => undefined))?.problems ?? [];
+    await waitFor(
+      'the outage in status',
+      async () => (await problems()).some((p) => /replacing the workers failed/.test(p)),
+      {
+        intervalMs: 200,
+      },
+    );
+    assert.match((await d.cli(['status'])).stdout, /problem: tmpDir .* every slot is unreachable/);
+    assert.match(d.output, /every slot is unreachable/);
+    fs.rmSync(broken());
+    await waitFor('every slot served again', serving, { intervalMs: 200 });
+    const second = await d.slotPids();
+    assert.ok(
+      second.every((pid) => !first.includes(pid)),
+      'new workers',
+    );
+    assert.match(d.output, /is back: every slot serves again/);
+
+    // (b) Not re-created: the daemon makes it again exactly as it was.
+    fs.rmSync(app.tmpDir, { recursive: true });
+    await d.waitOutput(/re-created tmpDir .* as it was \(2750/);
+    await waitFor('every slot served again', serving, { intervalMs: 200 });
+    const now = fs.statSync(app.tmpDir);
+    assert.deepEqual([now.mode, now.uid, now.gid], [was.mode, was.uid, was.gid]);
+    assert.ok(
+      (await d.slotPids()).every((pid) => !second.includes(pid)),
+      'new workers',
+    );
+    const check = await cli(['check', '-c', app.configFile]);
+    assert.doesNotMatch(check.stdout + check.stderr, /error: tmpDir/);
+  });
 });

@@ -24,6 +24,7 @@ import { canConnect, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
+import { TmpDirWatch } from './tmpdir-watch';
 import { isServing } from './worker/worker-state';
 
 export class DaemonStartError extends Error {}
@@ -37,8 +38,8 @@ const PREDECESSOR_ENV = 'NODESOCKD_PREDECESSOR_PID';
 /** How long a successor waits for its predecessor to let go. */
 const PREDECESSOR_WAIT_MS = 60_000;
 
-/** How often the daemon checks that its control socket is still in tmpDir. */
-const IPC_WATCH_MS = 2000;
+/** How often the daemon checks that tmpDir and its control socket are still there (tmpdir-watch.ts). */
+const TMPDIR_WATCH_MS = 2000;
 
 /**
  * Whether a supervisor starts this daemon again when it exits (the unit of `nodesockd systemd`
@@ -82,6 +83,7 @@ export class Daemon {
   private output!: WorkerOutput;
   private ipcWatch: NodeJS.Timeout | null = null;
   private ipcIno: number | null = null;
+  private tmpDirWatch: TmpDirWatch | null = null;
   private detachedState: ReturnType<Supervisor['detach']> | null = null;
   readonly startedAt = Date.now();
   readonly log: Logger;
@@ -222,7 +224,25 @@ export class Daemon {
       await this.ipc.close();
       if (inodeOf(config.ipcFile) === this.ipcIno) fs.rmSync(config.ipcFile, { force: true });
     });
-    this.ipcWatch = setInterval(() => void this.watchIpcFile(), IPC_WATCH_MS);
+    this.tmpDirWatch = new TmpDirWatch({
+      tmpDir: config.tmpDir,
+      log,
+      ipcBound: () => inodeOf(config.ipcFile) === this.ipcIno,
+      rebindIpc: async () => {
+        await this.ipc.rebind();
+        this.ipcIno = inodeOf(config.ipcFile);
+      },
+      saveState: () => this.stateFile.save(() => this.supervisor.snapshot()),
+      servingSockets: () => this.supervisor.servingSockets(),
+      restartWorkers: () =>
+        this.supervisor.isRunning
+          ? this.supervisor.restart({ suspended: this.supervisor.isSuspended })
+          : null,
+    });
+    const watch = this.tmpDirWatch;
+    this.ipcWatch = setInterval(() => {
+      if (!this.closing) void watch.check();
+    }, TMPDIR_WATCH_MS);
     this.ipcWatch.unref();
 
     this.onTeardown('workers', async (workers) => {
@@ -367,7 +387,9 @@ export class Daemon {
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,
-      problems: [this.stateFile.problem].filter((p): p is string => p !== null),
+      problems: [this.tmpDirWatch?.problem ?? null, this.stateFile.problem].filter(
+        (p): p is string => p !== null,
+      ),
       ...this.supervisor.status(),
     };
   }
@@ -488,25 +510,6 @@ export class Daemon {
       process.exit(0);
     })();
     return { handover: true, version: VERSION, pid: process.pid };
-  }
-
-  /**
-   * A tmp cleaner or a script that removes tmpDir takes the control socket with it: the CLI
-   * would then say no daemon runs. Put it back (the instance lock still keeps a second daemon out).
-   */
-  private async watchIpcFile(): Promise<void> {
-    if (this.closing) return;
-    const ino = inodeOf(this.config.ipcFile);
-    if (ino !== null && ino === this.ipcIno) return;
-    this.log.warn(`${this.config.ipcFile} is gone or replaced; binding the control socket again`);
-    try {
-      fs.mkdirSync(this.config.tmpDir, { recursive: true });
-      await this.ipc.rebind();
-      this.ipcIno = inodeOf(this.config.ipcFile);
-      this.stateFile.save(() => this.supervisor.snapshot());
-    } catch (err) {
-      this.log.error(`cannot bind ${this.config.ipcFile} again: ${errorMessage(err)}`);
-    }
   }
 }
 
