@@ -43,9 +43,12 @@ function distrust(stat: fs.Stats): string | null {
   return null;
 }
 
-/** The first retry of a failed write, doubled after each failure up to the last. */
+/**
+ * The first retry of a failed write, doubled after each failed retry up to the last: a file
+ * that small costs nothing to try, and space freed is used within seconds.
+ */
 const RETRY_FIRST_MS = 500;
-const RETRY_MAX_MS = 30_000;
+const RETRY_MAX_MS = 5000;
 
 /**
  * What the next daemon needs to take over the workers if this one dies (SPEC §4.8), kept in
@@ -75,7 +78,7 @@ export class StateFile {
   }
 
   /** Writes the state now; if that fails, says so (once) and tries again later. */
-  save(snapshot: () => DaemonState): boolean {
+  save(snapshot: () => DaemonState, retrying = false): boolean {
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
     try {
@@ -88,9 +91,10 @@ export class StateFile {
         );
       }
       this.failure = { since: this.failure?.since ?? Date.now(), error };
-      this.retry = setTimeout(() => this.save(snapshot), this.retryMs);
+      // Only a failed retry backs off: a burst of changes must not push the next try away.
+      if (retrying) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.retry = setTimeout(() => this.save(snapshot, true), this.retryMs);
       this.retry.unref();
-      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       return false;
     }
     if (this.failure) {
