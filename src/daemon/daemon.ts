@@ -111,7 +111,8 @@ export class Daemon {
           `cannot start: ${errorMessage(err)}; the ${adopted} adopted worker(s) keep serving for the next daemon`,
         );
       await daemon.close({ workers: 'detach' });
-      await daemon.front?.close();
+      // Bound before its close was registered (that comes after the workers'): close it here.
+      if (!daemon.teardown.some((step) => step.name === 'listen front')) await daemon.front?.close();
       throw err;
     }
     return daemon;

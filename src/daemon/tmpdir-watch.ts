@@ -72,7 +72,8 @@ export class TmpDirWatch {
     try {
       await this.checkOnce();
     } catch (err) {
-      this.deps.log.error(`tmpDir ${this.deps.tmpDir}: ${errorMessage(err)}`);
+      // Said once per cause, not every poll.
+      this.wait(`${errorMessage(err)}; trying again`);
     } finally {
       this.busy = false;
     }
@@ -102,6 +103,7 @@ export class TmpDirWatch {
       log.warn(`${tmpDir}: the control socket is gone or replaced; binding it again`);
       await this.deps.rebindIpc();
     }
+    // A later re-creation still restores the owner, group and mode the daemon started with.
     this.dir = { ...this.dir, ino: stat.ino };
     this.deps.saveState();
     if (!this.outage) return;
@@ -110,10 +112,10 @@ export class TmpDirWatch {
       restarted = await this.deps.restartWorkers();
     } catch (err) {
       this.nextTryAt = Date.now() + this.retryMs;
-      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       this.wait(
         `replacing the workers failed (${errorMessage(err)}); trying again in ${this.retryMs / 1000} s`,
       );
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       return;
     }
     log.info(
