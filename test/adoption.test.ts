@@ -178,6 +178,31 @@ describe('workers outlive the daemon', () => {
   });
 });
 
+describe('an out-of-date state file', () => {
+  test('names a replaced worker as serving: the published link wins, and the worker it points at is adopted', async () => {
+    app = makeApp({ workers: 1, shutdownTimeout: 5000 });
+    const first = await startDaemon(1);
+    const [old] = await first.slotPids();
+    extraPids.add(old!);
+    const stale = fs.readFileSync(`${app.ipcFile}.state`);
+    // Stopped, the replaced worker cannot act on its shutdown: its socket still accepts.
+    process.kill(old!, 'SIGSTOP');
+    const r = await first.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    const [fresh] = await first.slotPids();
+    extraPids.add(fresh!);
+    // The daemon dies after the switch, before its state file says so.
+    await first.kill();
+    fs.writeFileSync(`${app.ipcFile}.state`, stale, { mode: 0o600 });
+    const second = await startDaemon(1);
+    assert.match(second.output, /slot 0 no longer publishes worker .* \(the state file is out of date\)/);
+    assert.deepEqual(await second.slotPids(), [fresh]);
+    process.kill(old!, 'SIGCONT');
+    await waitFor('the replaced worker to exit', () => !isAlive(old!));
+    assert.equal((await getJson<{ pid: number }>({ socketPath: app.published(0) })).pid, fresh);
+  });
+});
+
 describe('a daemon that cannot start leaves the workers it would adopt serving', () => {
   /** Kills the daemon, breaks something with `spoil`, and checks a new daemon refuses to start and keeps the workers. */
   const failedStartKeeps = async (spoil: () => Promise<void> | void, why: RegExp) => {

@@ -365,8 +365,15 @@ export class Supervisor {
         this.log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
         continue;
       }
-      const slot =
+      let slot =
         record.slot !== null && record.role === 'serving' ? this.slots.list()[record.slot] : undefined;
+      if (slot && (await this.publishedElsewhere(slot.index, record.socketPath))) {
+        // The link is the truth: a state file written before a switch (or not since) is out of date.
+        this.log.info(
+          `slot ${slot.index} no longer publishes worker ${record.id} (the state file is out of date)`,
+        );
+        slot = undefined;
+      }
       const worker = this.launcher.adopt(record, slot?.index ?? null);
       adopted++;
       if (slot && !slot.worker) {
@@ -415,6 +422,12 @@ export class Supervisor {
       generation: this.generation,
       workers,
     });
+  }
+
+  /** Whether the slot's published link points at another socket than `socketPath`, one that answers. */
+  private async publishedElsewhere(index: number, socketPath: string): Promise<boolean> {
+    const target = this.slots.publisher.currentTarget(index);
+    return target !== null && target !== socketPath && (await this.canConnect(target));
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
