@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive, killAll } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { startLoad } from './helpers/load';
-import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
+import { freePort, KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
+import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
 let daemons: Daemon[] = [];
@@ -173,5 +175,86 @@ describe('workers outlive the daemon', () => {
     assert.equal(reply.pid, pid);
     assert.equal(reply.suspended, false);
     assert.equal((await second.status()).workers[0]?.state, 'online');
+  });
+});
+
+describe('an out-of-date state file', () => {
+  test('names a replaced worker as serving: the published link wins, and the worker it points at is adopted', async () => {
+    app = makeApp({ workers: 1, shutdownTimeout: 5000 });
+    const first = await startDaemon(1);
+    const [old] = await first.slotPids();
+    extraPids.add(old!);
+    const stale = fs.readFileSync(`${app.ipcFile}.state`);
+    // Stopped, the replaced worker cannot act on its shutdown: its socket still accepts.
+    process.kill(old!, 'SIGSTOP');
+    const r = await first.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    const [fresh] = await first.slotPids();
+    extraPids.add(fresh!);
+    // The daemon dies after the switch, before its state file says so.
+    await first.kill();
+    fs.writeFileSync(`${app.ipcFile}.state`, stale, { mode: 0o600 });
+    const second = await startDaemon(1);
+    assert.match(second.output, /slot 0 no longer publishes worker .* \(the state file is out of date\)/);
+    assert.deepEqual(await second.slotPids(), [fresh]);
+    process.kill(old!, 'SIGCONT');
+    await waitFor('the replaced worker to exit', () => !isAlive(old!));
+    assert.equal((await getJson<{ pid: number }>({ socketPath: app.published(0) })).pid, fresh);
+  });
+});
+
+describe('a daemon that cannot start leaves the workers it would adopt serving', () => {
+  /** Kills the daemon, breaks something with `spoil`, and checks a new daemon refuses to start and keeps the workers. */
+  const failedStartKeeps = async (spoil: () => Promise<void> | void, why: RegExp) => {
+    const first = await startDaemon(2);
+    const pids = await first.slotPids();
+    for (const pid of pids) extraPids.add(pid);
+    await first.kill();
+    await spoil();
+    const failed = new Daemon(['daemon', '-c', app.configFile], app.ipcFile);
+    daemons.push(failed);
+    const exit = await failed.exited;
+    assert.notEqual(exit.code, 0, failed.output);
+    assert.match(failed.output, why);
+    assert.doesNotMatch(failed.output, /stopped \d+ worker/);
+    assert.ok(pids.every(isAlive), 'the workers still run');
+    for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
+    return pids;
+  };
+
+  test('a TLS key that does not match the certificate (a crash restart mid-renewal)', async () => {
+    app = makeApp({
+      workers: 2,
+      listen: [{ host: '127.0.0.1', port: 0, tls: { key: 'a.key', cert: 'a.crt' } }],
+    });
+    makeCert(app.dir, 'a', 'a.test');
+    const other = makeCert(app.dir, 'b', 'b.test');
+    const keep = path.join(app.dir, 'a.key.good');
+    fs.copyFileSync(path.join(app.dir, 'a.key'), keep);
+    const pids = await failedStartKeeps(
+      () => fs.copyFileSync(other.key, path.join(app.dir, 'a.key')),
+      /does not match/,
+    );
+    // Once the key is right again, the next daemon adopts them.
+    fs.copyFileSync(keep, path.join(app.dir, 'a.key'));
+    const next = await startDaemon(2);
+    assert.deepEqual(await next.slotPids(), pids);
+  });
+
+  test('a listen port another process holds', async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 2, listen: `127.0.0.1:${port}` });
+    const squatter = net.createServer();
+    try {
+      const pids = await failedStartKeeps(
+        () => new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve)),
+        /EADDRINUSE/,
+      );
+      await new Promise((resolve) => squatter.close(resolve));
+      const next = await startDaemon(2);
+      assert.deepEqual(await next.slotPids(), pids);
+    } finally {
+      squatter.close();
+    }
   });
 });

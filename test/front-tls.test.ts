@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http2 from 'node:http2';
@@ -12,38 +11,13 @@ import { readTlsEntry } from '../src/fronts/tls-material';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { cli, Daemon, isAlive, killAll } from './helpers/daemon';
 import { freePort } from './helpers/nginx';
+import { makeCert } from './helpers/tls';
 
 interface Seen {
   id: string;
   remoteAddress: string;
   remotePort: number;
   httpVersion?: string;
-}
-
-/** A self-signed certificate for `cn`, made by openssl, as `<name>.key` and `<name>.crt` in `dir`. */
-function makeCert(dir: string, name: string, cn: string): { key: string; cert: string } {
-  const key = path.join(dir, `${name}.key`);
-  const cert = path.join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${cn}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key, cert };
 }
 
 function frontPort(address: string | undefined): number {

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { cli, Daemon } from './helpers/daemon';
 import { startLoad } from './helpers/load';
+import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
 interface Seen {
@@ -98,27 +97,7 @@ describe('listen: an app that ends TLS itself (an https server on LISTEN_ON)', (
       { workers: 2, listen: '127.0.0.1:0', shutdownTimeout: 5000, env: ['TLS_KEY', 'TLS_CERT'] },
       'front-https.js',
     );
-    const key = path.join(app.dir, 'key.pem');
-    const cert = path.join(app.dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { key, cert } = makeCert(app.dir, 'front', 'localhost');
     daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, {
       online: 2,
       env: { ...process.env, TLS_KEY: key, TLS_CERT: cert },

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { BIN, cli, Daemon } from './helpers/daemon';
+import { BIN, cli, Daemon, isAlive, killAll } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { NGINX_BIN } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
@@ -71,5 +71,120 @@ describe('operations', () => {
     assert.ok(lines.includes(`WorkingDirectory=${app.dir}`));
     assert.ok(lines.includes('ExecReload=/bin/kill -HUP $MAINPID'));
     assert.ok(lines.some((l) => /^User=\S+$/.test(l)));
+  });
+
+  test('a state file that cannot be written is said, shown in status, retried; the next daemon still finds the workers', async (t) => {
+    app = makeApp({ workers: 2, shutdownTimeout: 2000 });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0750', 'tmpfs', app.tmpDir], {
+        stdio: 'pipe',
+      });
+    } catch (err) {
+      t.skip(`cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}): needs root`);
+      return;
+    }
+    const stateFile = `${app.ipcFile}.state`;
+    const listed = () =>
+      [...fs.readFileSync(stateFile, 'utf8').matchAll(/"pid": (\d+)/g)].map((m) => Number(m[1]));
+    const filler = path.join(app.tmpDir, 'filler');
+    const fill = () => {
+      try {
+        fs.writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024));
+      } catch {
+        // ENOSPC: full now.
+      }
+    };
+    const seen = new Set<number>();
+    let first: Daemon | undefined;
+    try {
+      first = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+      for (const pid of await first.slotPids()) seen.add(pid);
+      const restartWhileFull = async (d: Daemon) => {
+        fill();
+        const r = await d.cli(['restart']);
+        assert.equal(r.code, 0, r.stderr);
+        const pids = await d.slotPids();
+        for (const pid of pids) seen.add(pid);
+        await waitFor(
+          'the state file problem in status',
+          async () => ((await d.status()).problems ?? []).length > 0,
+        );
+        assert.notDeepEqual(listed().sort(), [...pids].sort(), 'the file is out of date');
+        return pids;
+      };
+      await restartWhileFull(first);
+      assert.match(first.output, /cannot write the state file .*ENOSPC.*retrying/);
+      assert.match((await first.cli(['status'])).stdout, /problem: the state file .* cannot be written/);
+      // Space back: written again without any command.
+      fs.rmSync(filler);
+      await first.waitOutput(/state file .* written again/);
+      assert.deepEqual(listed().sort(), (await first.slotPids()).sort());
+      assert.deepEqual((await first.status()).problems, []);
+      // Full again, and the daemon dies before it could write: the next one finds the serving workers.
+      const serving = await restartWhileFull(first);
+      await first.kill();
+      fs.rmSync(filler);
+      daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+      assert.match(daemon.output, /adopted 2 running worker\(s\) the state file did not list/);
+      assert.deepEqual(await daemon.slotPids(), serving);
+      assert.equal((await daemon.status()).workers.length, 2, 'no second generation beside them');
+    } finally {
+      await first?.kill();
+      await teardown(daemon, app).catch(() => undefined);
+      daemon = undefined;
+      killAll([...seen].filter(isAlive));
+      execFileSync('umount', ['-l', app.tmpDir]);
+    }
+  });
+
+  test('tmpDir removed: an outage said in the log and status; once it is back (re-created by the daemon as it was, or by the operator) every slot serves again', async () => {
+    const broken = () => path.join(app.dir, 'broken');
+    app = makeApp({ workers: 2, shutdownTimeout: 2000, maxStartAttempts: 1 });
+    fs.appendFileSync(app.configFile, `env: ['FAIL_IF_EXISTS=${broken()}']\n`);
+    fs.chmodSync(app.tmpDir, 0o2750);
+    const was = fs.statSync(app.tmpDir);
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    const d = daemon;
+    const serving = async () => {
+      for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
+      return ((await d.status()).problems ?? []).length === 0;
+    };
+    const first = await d.slotPids();
+
+    // (a) Re-created by the operator while new workers cannot start: the outage lasts, and says so.
+    fs.writeFileSync(broken(), '');
+    fs.rmSync(app.tmpDir, { recursive: true });
+    fs.mkdirSync(app.tmpDir, { mode: 0o750 });
+    const problems = async () => (await d.status().catch(() => undefined))?.problems ?? [];
+    await waitFor(
+      'the outage in status',
+      async () => (await problems()).some((p) => /replacing the workers failed/.test(p)),
+      {
+        intervalMs: 200,
+      },
+    );
+    assert.match((await d.cli(['status'])).stdout, /problem: tmpDir .* every slot is unreachable/);
+    assert.match(d.output, /every slot is unreachable/);
+    fs.rmSync(broken());
+    await waitFor('every slot served again', serving, { intervalMs: 200 });
+    const second = await d.slotPids();
+    assert.ok(
+      second.every((pid) => !first.includes(pid)),
+      'new workers',
+    );
+    assert.match(d.output, /is back: every slot serves again/);
+
+    // (b) Not re-created: the daemon makes it again exactly as it was.
+    fs.rmSync(app.tmpDir, { recursive: true });
+    await d.waitOutput(/re-created tmpDir .* as it was \(2750/);
+    await waitFor('every slot served again', serving, { intervalMs: 200 });
+    const now = fs.statSync(app.tmpDir);
+    assert.deepEqual([now.mode, now.uid, now.gid], [was.mode, was.uid, was.gid]);
+    assert.ok(
+      (await d.slotPids()).every((pid) => !second.includes(pid)),
+      'new workers',
+    );
+    const check = await cli(['check', '-c', app.configFile]);
+    assert.doesNotMatch(check.stdout + check.stderr, /error: tmpDir/);
   });
 });

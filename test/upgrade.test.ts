@@ -9,6 +9,7 @@ import { getJson } from './helpers/http';
 import { type Load, startLoad } from './helpers/load';
 import { buildNextVersion, install, NEXT_VERSION } from './helpers/next-version';
 import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
+import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
 describe('daemon upgrade (restart --upgrade)', () => {
@@ -21,6 +22,8 @@ describe('daemon upgrade (restart --upgrade)', () => {
   before(() => {
     work = makeTempDir('nsd-upgrade-');
     nextDist = buildNextVersion(path.join(work, 'next'));
+    makeCert(work, 'a', 'a.test');
+    makeCert(work, 'b', 'b.test');
   });
 
   after(async () => {
@@ -147,11 +150,17 @@ describe('daemon upgrade (restart --upgrade)', () => {
       fs.rmSync(unitApp.dir, { recursive: true, force: true, maxRetries: 5 });
     }
   });
-  test('with a config the new version cannot load, the upgrade is refused and the old daemon keeps its workers', async () => {
-    const installed = path.join(work, 'badconfig');
+  /** Starts a daemon of the installed version, installs the next one, spoils the start with `spoil`: the upgrade must be refused. */
+  const refusedUpgrade = async (
+    name: string,
+    config: Record<string, unknown>,
+    spoil: (app: AppDir) => void,
+    why: RegExp,
+  ) => {
+    const installed = path.join(work, name);
     fs.mkdirSync(installed);
     const bin = install(installed);
-    const badApp = makeApp({ workers: 1 }, 'lib.js');
+    const badApp = makeApp(config, 'lib.js');
     const d = await Daemon.start(['daemon', '-c', badApp.configFile], badApp.ipcFile, { bin });
     const seen = new Set<number>();
     try {
@@ -159,10 +168,10 @@ describe('daemon upgrade (restart --upgrade)', () => {
       for (const w of before.workers) seen.add(w.pid!);
       fs.rmSync(path.join(installed, 'dist'), { recursive: true });
       fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
-      fs.appendFileSync(badApp.configFile, 'workerz: 3\n');
+      spoil(badApp);
       const r = await cli(['restart', '--upgrade', '--ipc-file', badApp.ipcFile], { bin });
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /cannot start with this daemon's config.*workerz/);
+      assert.match(r.stderr, why);
       const after = await d.status();
       assert.equal(after.pid, before.pid, 'the same daemon');
       assert.deepEqual(
@@ -174,5 +183,30 @@ describe('daemon upgrade (restart --upgrade)', () => {
       killAll([...seen].filter(isAlive));
       fs.rmSync(badApp.dir, { recursive: true, force: true, maxRetries: 5 });
     }
-  });
+  };
+
+  test('with a config the new version cannot load, the upgrade is refused and the old daemon keeps its workers', () =>
+    refusedUpgrade(
+      'badconfig',
+      { workers: 1 },
+      (a) => fs.appendFileSync(a.configFile, 'workerz: 3\n'),
+      /cannot start with this daemon's config.*workerz/,
+    ));
+
+  test('with a TLS key that does not match its certificate, the upgrade is refused and the old daemon keeps its workers', () =>
+    refusedUpgrade(
+      'badkey',
+      {
+        workers: 1,
+        listen: [
+          {
+            host: '127.0.0.1',
+            port: 0,
+            tls: { key: path.join(work, 'a.key'), cert: path.join(work, 'a.crt') },
+          },
+        ],
+      },
+      () => fs.copyFileSync(path.join(work, 'b.key'), path.join(work, 'a.key')),
+      /cannot start with this daemon's config.*does not match/,
+    ));
 });

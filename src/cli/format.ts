@@ -43,6 +43,7 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
       `workers ${s.running ? (s.suspended ? 'running (suspended)' : 'running') : 'stopped'}` +
       (s.devServer ? `; dev server ${s.devServer}` : ''),
   ];
+  for (const problem of s.problems ?? []) lines.push(`problem: ${problem}`);
   if (s.front) {
     const handed = Object.entries(s.front.handedOut).map(([id, n]) => `${id} ${n}`);
     const relayed = Object.entries(s.front.relayed ?? {}).map(([id, n]) => `${id} ${n}`);

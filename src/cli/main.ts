@@ -188,6 +188,7 @@ export function buildProgram(): Command {
         });
       const loaded = load();
       if (opts.checkConfig === true) {
+        lazy.daemon().checkStartable(loaded.config);
         console.log(`config OK: ${loaded.files.join(', ') || 'defaults and command line'}`);
         return;
       }

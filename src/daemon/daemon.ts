@@ -24,6 +24,7 @@ import { canConnect, socketInode as inodeOf, probeSocket } from './socket-probe'
 import { StateFile } from './state-file';
 import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
+import { TmpDirWatch } from './tmpdir-watch';
 import { isServing } from './worker/worker-state';
 
 export class DaemonStartError extends Error {}
@@ -37,8 +38,8 @@ const PREDECESSOR_ENV = 'NODESOCKD_PREDECESSOR_PID';
 /** How long a successor waits for its predecessor to let go. */
 const PREDECESSOR_WAIT_MS = 60_000;
 
-/** How often the daemon checks that its control socket is still in tmpDir. */
-const IPC_WATCH_MS = 2000;
+/** How often the daemon checks that tmpDir and its control socket are still there (tmpdir-watch.ts). */
+const TMPDIR_WATCH_MS = 2000;
 
 /**
  * Whether a supervisor starts this daemon again when it exits (the unit of `nodesockd systemd`
@@ -83,6 +84,7 @@ export class Daemon {
   private ipcWatch: NodeJS.Timeout | null = null;
   private ipcIno: number | null = null;
   private instanceLock: InstanceLock | null = null;
+  private tmpDirWatch: TmpDirWatch | null = null;
   private detachedState: ReturnType<Supervisor['detach']> | null = null;
   readonly startedAt = Date.now();
   readonly log: Logger;
@@ -101,7 +103,17 @@ export class Daemon {
     try {
       await daemon.bringUp();
     } catch (err) {
-      await daemon.close({ workers: 'drain' });
+      // Whatever failed, the workers it adopted keep serving (and the state file naming them
+      // stays) for the next daemon: a failed start never stops the app. Workers of its own it
+      // starts only once nothing more can fail.
+      const adopted = daemon.supervisor?.listWorkers().length ?? 0;
+      if (adopted > 0)
+        daemon.log.error(
+          `cannot start: ${errorMessage(err)}; the ${adopted} adopted worker(s) keep serving for the next daemon`,
+        );
+      await daemon.close({ workers: 'detach' });
+      // Bound before its close was registered (that comes after the workers'): close it here.
+      if (!daemon.teardown.some((step) => step.name === 'listen front')) await daemon.front?.close();
       throw err;
     }
     return daemon;
@@ -143,10 +155,16 @@ export class Daemon {
     this.output = new WorkerOutput(config.outputPrefix, config.stdout, config.stderr, (m) => log.warn(m));
     this.onTeardown('worker output', () => this.output.close());
 
-    this.stateFile = new StateFile(`${config.ipcFile}.state`);
+    this.stateFile = new StateFile(`${config.ipcFile}.state`, log);
     this.onTeardown('state file', (workers) => {
-      if (workers === 'detach' && this.detachedState) this.stateFile.write(this.detachedState);
-      else this.stateFile.remove();
+      this.stateFile.stop();
+      // Detached before the workers' step ran (a failed start): the file still names them.
+      if (workers === 'drain') this.stateFile.remove();
+      else if (this.detachedState) {
+        const state = this.detachedState;
+        this.stateFile.save(() => state);
+        this.stateFile.stop();
+      }
     });
 
     let ready = false;
@@ -164,17 +182,29 @@ export class Daemon {
       },
       onRestart: (ms, ok) => this.metrics?.observeRestart(ms, ok),
     });
+    // Everything that can refuse the start comes before the adoption: a daemon that took the
+    // workers over and then failed would leave them with no supervisor.
+    await this.bindFront(inherited);
+
     const previous = this.stateFile.read();
     if (previous.problem) log.warn(previous.problem);
-    const adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
+    let adopted = previous.state ? await this.supervisor.adopt(previous.state) : 0;
     if (adopted > 0)
       log.info(`adopted ${adopted} worker(s) of the previous daemon (pid ${previous.state?.daemonPid})`);
-    const leftovers = await publisher.cleanStale();
-    const adoptedSockets = new Set(this.supervisor.listWorkers().map(({ worker }) => worker.socketPath));
-    for (const file of leftovers.filter((f) => !adoptedSockets.has(f))) {
+    const known = () => new Set(this.supervisor.listWorkers().map(({ worker }) => worker.socketPath));
+    const listed = known();
+    const unlisted = (await publisher.cleanStale()).filter((f) => !listed.has(f));
+    // A state file that could not be written before the last daemon died misses workers that
+    // still serve: found by their sockets, they are adopted too rather than left unsupervised.
+    const found = await this.supervisor.adoptUnlisted(unlisted, previous.state);
+    if (found > 0)
+      log.warn(`adopted ${found} running worker(s) the state file did not list (it was out of date)`);
+    adopted += found;
+    const adoptedSockets = known();
+    for (const file of unlisted.filter((f) => !adoptedSockets.has(f))) {
       log.warn(`${file} is still served by a process nodesockd does not know; leaving it alone`);
     }
-    this.stateFile.write(this.supervisor.snapshot());
+    this.stateFile.save(() => this.supervisor.snapshot());
     ready = true;
     this.messenger = new Messenger(
       () => this.supervisor.listWorkers(),
@@ -197,7 +227,25 @@ export class Daemon {
       await this.ipc.close();
       if (inodeOf(config.ipcFile) === this.ipcIno) fs.rmSync(config.ipcFile, { force: true });
     });
-    this.ipcWatch = setInterval(() => void this.watchIpcFile(), IPC_WATCH_MS);
+    this.tmpDirWatch = new TmpDirWatch({
+      tmpDir: config.tmpDir,
+      log,
+      ipcBound: () => inodeOf(config.ipcFile) === this.ipcIno,
+      rebindIpc: async () => {
+        await this.ipc.rebind();
+        this.ipcIno = inodeOf(config.ipcFile);
+      },
+      saveState: () => this.stateFile.save(() => this.supervisor.snapshot()),
+      servingSockets: () => this.supervisor.servingSockets(),
+      restartWorkers: () =>
+        this.supervisor.isRunning
+          ? this.supervisor.restart({ suspended: this.supervisor.isSuspended })
+          : null,
+    });
+    const watch = this.tmpDirWatch;
+    this.ipcWatch = setInterval(() => {
+      if (!this.closing) void watch.check();
+    }, TMPDIR_WATCH_MS);
     this.ipcWatch.unref();
 
     this.onTeardown('workers', async (workers) => {
@@ -226,45 +274,9 @@ export class Daemon {
       }
     }
 
-    if (config.listen.length > 0) {
-      if (hasTls(config.listen)) {
-        let material: ReturnType<typeof readTlsMaterial>;
-        try {
-          material = readTlsMaterial(config.listen);
-        } catch (err) {
-          throw new DaemonStartError(errorMessage(err));
-        }
-        for (const warning of material.warnings) log.warn(warning);
-        this.frontTls = new TlsDistributor(material, config.debug);
-      }
-      const front = new TcpFront({
-        addresses: config.listen,
-        targets: () =>
-          this.supervisor
-            .listWorkers()
-            .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
-            .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
-            .map(({ worker, slot }) => ({
-              id: worker.id,
-              slot: slot ?? 0,
-              child: worker.childProcess,
-              socketPath: worker.socketPath,
-            })),
-        slots: () => this.supervisor.currentConfig.workers,
-        sticky: () => this.supervisor.currentConfig.sticky,
-        inherited: inherited.sockets,
-        log,
-        tls: this.frontTls,
-      });
-      this.front = front;
-      // Closed before the workers drain: no new connection goes to a worker being stopped.
-      this.onTeardown('listen front', () => front.close());
-      await front.listen().catch((err: unknown) => {
-        throw new DaemonStartError(errorMessage(err));
-      });
-    } else {
-      closeUnused(inherited.sockets, log);
-    }
+    // Closed before the workers drain: no new connection goes to a worker being stopped.
+    const front = this.front;
+    if (front) this.onTeardown('listen front', () => front.close());
 
     if (config.devServer !== false) {
       const dev = new DevServer(config.devServer, () => this.supervisor.servingSockets(), log);
@@ -291,6 +303,48 @@ export class Daemon {
         (err: unknown) => log.error(errorMessage(err)),
       );
     }
+  }
+
+  /** Reads the TLS files and binds (or takes over) the `listen` addresses; throws what stops a start. */
+  private async bindFront(inherited: ReturnType<typeof takeInheritedSockets>): Promise<void> {
+    const { config, log } = this;
+    if (config.listen.length === 0) {
+      closeUnused(inherited.sockets, log);
+      return;
+    }
+    if (hasTls(config.listen)) {
+      let material: ReturnType<typeof readTlsMaterial>;
+      try {
+        material = readTlsMaterial(config.listen);
+      } catch (err) {
+        throw new DaemonStartError(errorMessage(err));
+      }
+      for (const warning of material.warnings) log.warn(warning);
+      this.frontTls = new TlsDistributor(material, config.debug);
+    }
+    const front = new TcpFront({
+      addresses: config.listen,
+      targets: () =>
+        this.supervisor
+          .listWorkers()
+          .filter(({ role, worker }) => role === 'serving' && isServing(worker.state))
+          .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
+          .map(({ worker, slot }) => ({
+            id: worker.id,
+            slot: slot ?? 0,
+            child: worker.childProcess,
+            socketPath: worker.socketPath,
+          })),
+      slots: () => this.supervisor.currentConfig.workers,
+      sticky: () => this.supervisor.currentConfig.sticky,
+      inherited: inherited.sockets,
+      log,
+      tls: this.frontTls,
+    });
+    this.front = front;
+    await front.listen().catch((err: unknown) => {
+      throw new DaemonStartError(errorMessage(err));
+    });
   }
 
   /** Takes everything down in the reverse order it came up; idempotent. */
@@ -336,6 +390,9 @@ export class Daemon {
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,
+      problems: [this.tmpDirWatch?.problem ?? null, this.stateFile.problem].filter(
+        (p): p is string => p !== null,
+      ),
       ...this.supervisor.status(),
       handovers: { ...this.supervisor.handover.totals },
     };
@@ -462,25 +519,15 @@ export class Daemon {
     })();
     return { handover: true, version: VERSION, pid: process.pid };
   }
+}
 
-  /**
-   * A tmp cleaner or a script that removes tmpDir takes the control socket with it: the CLI
-   * would then say no daemon runs. Put it back (the instance lock still keeps a second daemon out).
-   */
-  private async watchIpcFile(): Promise<void> {
-    if (this.closing) return;
-    const ino = inodeOf(this.config.ipcFile);
-    if (ino !== null && ino === this.ipcIno) return;
-    this.log.warn(`${this.config.ipcFile} is gone or replaced; binding the control socket again`);
-    try {
-      fs.mkdirSync(this.config.tmpDir, { recursive: true });
-      await this.ipc.rebind();
-      this.ipcIno = inodeOf(this.config.ipcFile);
-      this.stateFile.write(this.supervisor.snapshot());
-    } catch (err) {
-      this.log.error(`cannot bind ${this.config.ipcFile} again: ${errorMessage(err)}`);
-    }
-  }
+/**
+ * What `daemon --check-config` checks beyond loading the config (the pre-check of `restart
+ * --upgrade`): the files a start reads, so a successor never adopts the workers and then fails
+ * on them. The `listen` addresses are not tried: the running daemon holds them.
+ */
+export function checkStartable(config: LoadedConfig['config']): void {
+  if (hasTls(config.listen)) readTlsMaterial(config.listen);
 }
 
 /** Runs a daemon in this process until SIGTERM/SIGINT (or terminate) has drained it. */

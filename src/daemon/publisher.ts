@@ -41,6 +41,14 @@ export class Publisher {
     return path.join(this.tmpDir, `${this.before}${workerId}${this.after}`);
   }
 
+  /** The worker id in a unique socket path of this naming, or null. */
+  workerIdOf(socketPath: string): string | null {
+    const name = path.basename(socketPath);
+    if (!name.startsWith(this.before) || !name.endsWith(this.after)) return null;
+    const id = name.slice(this.before.length, name.length - this.after.length);
+    return new RegExp(`^${WORKER_ID_PATTERN}$`).test(id) && this.uniquePath(id) === socketPath ? id : null;
+  }
+
   publishedPath(slot: number): string {
     return path.join(this.tmpDir, `${this.before}${slot}${this.after}`);
   }

@@ -44,13 +44,28 @@ function distrust(stat: fs.Stats): string | null {
 }
 
 /**
+ * The first retry of a failed write, doubled after each failed retry up to the last: a file
+ * that small costs nothing to try, and space freed is used within seconds.
+ */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 5000;
+
+/**
  * What the next daemon needs to take over the workers if this one dies (SPEC §4.8), kept in
- * tmpDir next to the control socket and replaced atomically on every change.
+ * tmpDir next to the control socket and replaced atomically on every change. A write that
+ * fails (a full file system) is said once, retried with backoff until one succeeds, and shown
+ * by {@link problem} meanwhile (`status`).
  */
 export class StateFile {
   private pending = false;
+  private retry: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_FIRST_MS;
+  private failure: { since: number; error: string } | null = null;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly log: { error: (m: string) => void; info: (m: string) => void },
+  ) {}
 
   /** Coalesces bursts of changes (a restart swaps every slot) into one write. */
   schedule(snapshot: () => DaemonState): void {
@@ -58,29 +73,68 @@ export class StateFile {
     this.pending = true;
     setImmediate(() => {
       this.pending = false;
-      this.write(snapshot());
+      this.save(snapshot);
     });
   }
 
+  /** Writes the state now; if that fails, says so (once) and tries again later. */
+  save(snapshot: () => DaemonState, retrying = false): boolean {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    try {
+      this.write(snapshot());
+    } catch (err) {
+      const error = (err as Error).message;
+      if (!this.failure) {
+        this.log.error(
+          `cannot write the state file ${this.path} (${error}): a daemon started after this one dies would not know the current workers; retrying`,
+        );
+      }
+      this.failure = { since: this.failure?.since ?? Date.now(), error };
+      // Only a failed retry backs off: a burst of changes must not push the next try away.
+      if (retrying) this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+      this.retry = setTimeout(() => this.save(snapshot, true), this.retryMs);
+      this.retry.unref();
+      return false;
+    }
+    if (this.failure) {
+      const seconds = Math.round((Date.now() - this.failure.since) / 1000);
+      this.log.info(`state file ${this.path} written again (it could not be for ${seconds} s)`);
+    }
+    this.failure = null;
+    this.retryMs = RETRY_FIRST_MS;
+    return true;
+  }
+
+  /** Why the file on disk may not match the workers, or null. */
+  get problem(): string | null {
+    if (!this.failure) return null;
+    const since = new Date(this.failure.since).toISOString();
+    return `the state file ${this.path} cannot be written (${this.failure.error}) since ${since}; retrying`;
+  }
+
+  /** No more retries (the daemon is closing). */
+  stop(): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+  }
+
   /**
-   * Replaces the file atomically. The temporary name is random and created with O_EXCL and
-   * O_NOFOLLOW, so nothing planted in tmpDir (a symlink at a guessed name) is ever written
-   * through.
+   * Replaces the file atomically, or throws. The temporary name is random and created with
+   * O_EXCL and O_NOFOLLOW, so nothing planted in tmpDir (a symlink at a guessed name) is ever
+   * written through.
    */
   write(state: DaemonState): void {
     const temp = `${this.path}.${randomBytes(8).toString('hex')}.tmp`;
-    let fd: number;
+    const fd = fs.openSync(temp, CREATE_FLAGS, 0o600);
     try {
-      fd = fs.openSync(temp, CREATE_FLAGS, 0o600);
-    } catch {
-      return;
-    }
-    try {
-      fs.writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+      // writeFileSync writes it all or throws (a bare write(2) may write part of it on a full disk).
+      fs.writeFileSync(fd, `${JSON.stringify(state, null, 2)}\n`);
       fs.closeSync(fd);
       fs.renameSync(temp, this.path);
-    } catch {
+    } catch (err) {
       fs.rmSync(temp, { force: true });
+      throw err;
     }
   }
 

@@ -232,6 +232,11 @@ export interface DaemonStatus {
     waiting?: number;
     tls?: (FrontCertificate | null)[];
   } | null;
+  /**
+   * What is wrong that the worker table does not show, one line each: tmpDir gone (every slot
+   * unreachable), a state file that cannot be written. Absent from older daemons.
+   */
+  problems?: string[];
   slots: SlotStatus[];
   workers: WorkerStatus[];
   /**

@@ -1,4 +1,6 @@
+import { ENV } from '../../ipc/worker-protocol';
 import { processStartTicks } from '../proc';
+import { socketOwner } from '../socket-owner';
 import type { DaemonState, WorkerRecord } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { WorkerRole } from '../worker/worker-state';
@@ -49,4 +51,31 @@ export async function whyNotAdoptable(
     return 'its pid now belongs to another process';
   if (!(await canConnect(record.socketPath))) return 'its socket does not answer';
   return null;
+}
+
+/**
+ * A record for a live worker the state file does not list (the file could not be written
+ * before the last daemon died), found by the process that listens on its socket and was
+ * started for it (socket-owner.ts), or null. It serves `slot` when a published link points at
+ * its socket; otherwise it was a standby or draining, and is drained.
+ */
+export function unlistedRecord(
+  id: string,
+  socketPath: string,
+  slot: number | null,
+  generation: number,
+): WorkerRecord | null {
+  const pid = socketOwner(socketPath, { [ENV.workerId]: id, [ENV.socketPath]: socketPath });
+  if (pid === null) return null;
+  return {
+    id,
+    pid,
+    socketPath,
+    slot,
+    role: slot === null ? 'draining' : 'serving',
+    suspended: false,
+    startedAt: Date.now(),
+    generation,
+    startTicks: processStartTicks(pid),
+  };
 }

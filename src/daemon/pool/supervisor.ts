@@ -15,7 +15,7 @@ import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
 import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
-import { snapshotOf, whyNotAdoptable } from './adoption';
+import { snapshotOf, unlistedRecord, whyNotAdoptable } from './adoption';
 import { ConnectionHandover, type HandoverCounts, sumCounts } from './handover';
 import { AbortedError, Launcher } from './launcher';
 import { planReconfigure } from './reconfigure';
@@ -391,8 +391,15 @@ export class Supervisor {
         this.log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
         continue;
       }
-      const slot =
+      let slot =
         record.slot !== null && record.role === 'serving' ? this.slots.list()[record.slot] : undefined;
+      if (slot && (await this.publishedElsewhere(slot.index, record.socketPath))) {
+        // The link is the truth: a state file written before a switch (or not since) is out of date.
+        this.log.info(
+          `slot ${slot.index} no longer publishes worker ${record.id} (the state file is out of date)`,
+        );
+        slot = undefined;
+      }
       const worker = this.launcher.adopt(record, slot?.index ?? null);
       adopted++;
       if (slot && !slot.worker) {
@@ -416,6 +423,37 @@ export class Supervisor {
       this.suspendedWindow = state.suspended;
     }
     return adopted;
+  }
+
+  /**
+   * Adopts the workers behind live sockets of this naming that no state file listed (it was
+   * stale): each found by the process listening on it (adoption.ts). Returns how many.
+   */
+  adoptUnlisted(sockets: string[], state: { running: boolean; suspended: boolean } | null): Promise<number> {
+    const publisher = this.slots.publisher;
+    const workers = sockets.flatMap((socketPath) => {
+      const id = publisher.workerIdOf(socketPath);
+      const slot = this.slots
+        .list()
+        .find((s) => !s.worker && publisher.currentTarget(s.index) === socketPath);
+      const record = id ? unlistedRecord(id, socketPath, slot?.index ?? null, this.generation) : null;
+      return record ? [record] : [];
+    });
+    if (workers.length === 0) return Promise.resolve(0);
+    return this.adopt({
+      version: 1,
+      daemonPid: 0,
+      running: state?.running ?? true,
+      suspended: state?.suspended ?? false,
+      generation: this.generation,
+      workers,
+    });
+  }
+
+  /** Whether the slot's published link points at another socket than `socketPath`, one that answers. */
+  private async publishedElsewhere(index: number, socketPath: string): Promise<boolean> {
+    const target = this.slots.publisher.currentTarget(index);
+    return target !== null && target !== socketPath && (await this.canConnect(target));
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */

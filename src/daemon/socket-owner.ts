@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+
+/**
+ * Which process listens on a UNIX socket path, from /proc (Linux): the listening socket's inode
+ * in /proc/net/unix, then the process of this user holding it among its descriptors whose
+ * environment says what it is. Used when the state file is stale (it could not be written): a
+ * worker socket in tmpDir that answers still leads to the worker behind it.
+ */
+
+/** Set in /proc/net/unix's Flags column for a listening socket (__SO_ACCEPTCON). */
+const ACCEPTING = 0x10000;
+
+/** The inodes of the listening sockets bound at `socketPath`. */
+function listeningInodes(socketPath: string): Set<string> {
+  const inodes = new Set<string>();
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return inodes;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path (the path may hold spaces).
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 8 || fields.slice(7).join(' ') !== socketPath) continue;
+    if (Number.parseInt(fields[3] ?? '0', 16) & ACCEPTING) inodes.add(fields[6] ?? '');
+  }
+  return inodes;
+}
+
+/** Whether the initial environment of `pid` holds every `NAME=value` of `wanted`. */
+function environmentHas(pid: string, wanted: string[]): boolean {
+  try {
+    const entries = new Set(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'));
+    return wanted.every((entry) => entries.has(entry));
+  } catch {
+    return false;
+  }
+}
+
+function holdsSocket(pid: string, inodes: Set<string>): boolean {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      return target.startsWith('socket:[') && inodes.has(target.slice(8, -1));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The pid of the one process of this user that listens on `socketPath` and was started with
+ * every variable of `env` (a worker's id and socket), or null (none, several, or no /proc).
+ */
+export function socketOwner(socketPath: string, env: Record<string, string>): number | null {
+  const inodes = listeningInodes(socketPath);
+  if (inodes.size === 0) return null;
+  const uid = process.getuid?.();
+  const wanted = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  const owners: number[] = [];
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return null;
+  }
+  for (const pid of pids) {
+    try {
+      if (uid !== undefined && fs.statSync(`/proc/${pid}`).uid !== uid) continue;
+    } catch {
+      continue;
+    }
+    if (environmentHas(pid, wanted) && holdsSocket(pid, inodes)) owners.push(Number(pid));
+  }
+  return owners.length === 1 ? (owners[0] ?? null) : null;
+}
