@@ -4,12 +4,12 @@
  * shortened for the daemon under test with NODESOCKD_TEST_LIMITS (documented as for tests).
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
 import { freePort } from './helpers/nginx';
+import { silent } from './helpers/silent';
 import { waitFor } from './helpers/wait';
 
 let daemon: Daemon | undefined;
@@ -19,19 +19,6 @@ afterEach(async () => {
   await teardown(daemon, app);
   daemon = undefined;
 });
-
-/** A connection that sends nothing; `closed` settles when the daemon closes it. */
-function silent(
-  target: { port: number } | { path: string },
-): Promise<{ socket: net.Socket; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect('port' in target ? { host: '127.0.0.1', port: target.port } : target);
-    const closed = new Promise<void>((done) => socket.once('close', () => done()));
-    socket.on('error', () => undefined);
-    socket.once('connect', () => resolve({ socket, closed }));
-    socket.once('error', reject);
-  });
-}
 
 function isClosed(closed: Promise<void>): Promise<boolean> {
   return Promise.race([closed.then(() => true), new Promise<boolean>((r) => setImmediate(() => r(false)))]);

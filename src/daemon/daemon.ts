@@ -253,6 +253,7 @@ export class Daemon {
         inherited: inherited.sockets,
         log,
         tls: this.frontTls,
+        onStalled: (id, why) => this.supervisor.replaceStalled(id, why),
       });
       this.front = front;
       // Closed before the workers drain: no new connection goes to a worker being stopped.
@@ -331,6 +332,8 @@ export class Daemon {
             handedOut: this.front.counts(),
             relayed: this.front.relayed(),
             waiting: this.front.waitingCount,
+            totals: this.front.totalCounts(),
+            stalled: this.front.stalled(),
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,
