@@ -58,11 +58,11 @@ export function listenerLimits(fds = openFileLimit(), env: NodeJS.ProcessEnv = p
     controlIdentified: share(1 / 16, 256),
     metricsIdleMs: 10_000,
     metricsConnections: share(1 / 16, 64),
-    relayHandshakeMs: 60_000,
+    relayHandshakeMs: 15_000,
     relayIdleMs: 120_000,
     devConnections: share(1 / 16, 1024),
     relays: share(1 / 16, 1024),
-    frontWaiting: share(1 / 8, 4096),
+    frontWaiting: share(1 / 2, 4096),
     handoffStallMs: 10_000,
     warnIntervalMs: 10_000,
   };
