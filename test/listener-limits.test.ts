@@ -4,6 +4,7 @@
  * shortened for the daemon under test with NODESOCKD_TEST_LIMITS (documented as for tests).
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon } from './helpers/daemon';
@@ -56,6 +57,23 @@ describe('metrics', () => {
       assert.equal(await isClosed(c.closed), false, 'only the oldest were closed');
     await d.waitOutput(/metrics: 4 connections open \(the cap\); closed the oldest idle one for a new one/);
     for (const c of idle) c.socket.destroy();
+  });
+});
+
+const prlimit = spawnSync('prlimit', ['--version']).status === 0;
+
+describe('a flood on one listener', () => {
+  test('800 silent metrics connections against a daemon limited to 256 descriptors: the CLI still gets in', {
+    skip: prlimit ? false : 'needs prlimit (util-linux) to lower the daemon fd limit',
+  }, async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 1, metrics: `127.0.0.1:${port}` }, 'lib.js');
+    const d = await start('');
+    execFileSync('prlimit', ['--pid', String(d.child.pid), '--nofile=256:256']);
+    const flood = await Promise.all(Array.from({ length: 800 }, () => silent({ port }).catch(() => null)));
+    for (let i = 0; i < 3; i++) assert.equal((await d.status()).running, true);
+    assert.equal((await httpRequest({ port }, { path: '/metrics' })).status, 200);
+    for (const c of flood) c?.socket.destroy();
   });
 });
 
