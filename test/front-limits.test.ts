@@ -140,20 +140,34 @@ describe('listen: counts and warnings', () => {
   });
 });
 
+/** A daemon SIGKILLed, and the next one, which relays to the worker it adopted. */
+async function adoptedFront(limits: string): Promise<{ port: number; adopted: string; d: Daemon }> {
+  const port = await freePort();
+  app = makeApp({ workers: 1, listen: `127.0.0.1:${port}`, shutdownTimeout: 2000 }, 'front.js');
+  const first = await start(limits, 1);
+  const adopted = (await first.status()).workers[0]!.id;
+  await first.kill();
+  daemon = undefined;
+  return { port, adopted, d: await start(limits, 1) };
+}
+
 describe('listen: relayed to adopted workers', () => {
   test('a relayed connection that sends nothing is closed; requests are still relayed', async () => {
-    const port = await freePort();
-    app = makeApp({ workers: 1, listen: `127.0.0.1:${port}`, shutdownTimeout: 2000 }, 'front.js');
-    const limits = 'relayHandshakeMs=300';
-    const first = await start(limits, 1);
-    const adopted = (await first.status()).workers[0]!.id;
-    await first.kill();
-    daemon = undefined;
-    const d = await start(limits, 1);
+    const { port, adopted, d } = await adoptedFront('relayHandshakeMs=300');
     assert.equal(await served(port), adopted);
     assert.ok((await d.status()).front?.relayed?.[adopted], 'relayed');
     const clients = await Promise.all(Array.from({ length: 5 }, () => silent({ port })));
     await Promise.all(clients.map((c) => c.closed));
     assert.equal(await served(port), adopted);
+  });
+
+  test('at the relay cap a new connection waits for room, then is relayed', async () => {
+    const { port, adopted, d } = await adoptedFront('relays=2');
+    const held = [await silent({ port }), await silent({ port })];
+    const answer = served(port);
+    await waitFor('the third connection waiting', async () => (await d.status()).front?.waiting === 1);
+    held[0]!.socket.destroy();
+    assert.equal(await answer, adopted);
+    held[1]!.socket.destroy();
   });
 });
