@@ -89,6 +89,23 @@ describe('control socket', () => {
     await Promise.all(flood.map((c) => c.closed));
   });
 
+  test('at the cap of connections that sent a request, the oldest idle one makes room for the CLI', async () => {
+    app = makeApp({ workers: 1 }, 'plain.js');
+    const d = await start('controlIdentified=4');
+    const held = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await silent({ path: app.ipcFile });
+      const replied = new Promise((resolve) => c.socket.once('data', resolve));
+      c.socket.write(`${JSON.stringify({ id: 1, type: 'status' })}\n`);
+      await replied;
+      held.push(c);
+    }
+    assert.equal((await d.status()).running, true);
+    await held[0]!.closed;
+    await d.waitOutput(/control socket: 4 connections open \(the cap\); closed the oldest idle one/);
+    for (const c of held) c.socket.destroy();
+  });
+
   test("the workers' links to a new daemon stay up past the handshake deadline", async () => {
     app = makeApp({ workers: 2 }, 'lib.js');
     const limits = 'controlHandshakeMs=300';

@@ -122,13 +122,16 @@ export class IpcServer {
     let first = true;
     let pending = 0;
     /** The first frame: no more deadline; a command connection counts towards the second cap. */
+    let refused = false;
     const identify = (value: unknown): boolean => {
       if (!first) return false;
       first = false;
       this.unidentified.release(socket);
       socket.setTimeout(0);
-      // A worker's link (its hello) leaves for the pool; a command connection counts here.
-      if ((value as { type?: unknown } | null)?.type !== 'worker-hello') this.identified.admit(socket);
+      // A worker's link (its hello) leaves for the pool; a command connection counts here, and
+      // is refused (closed, its request not run) when every other one has a request under way.
+      if ((value as { type?: unknown } | null)?.type !== 'worker-hello')
+        refused = !this.identified.admit(socket);
       return true;
     };
     const track = async (run: Promise<void>) => {
@@ -139,6 +142,7 @@ export class IpcServer {
     connection.setHandlers({
       frame: (value) => {
         const isFirst = identify(value);
+        if (refused) return;
         void track(this.dispatch(connection, value, isFirst));
       },
       invalid: (reason) => {
