@@ -47,6 +47,8 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   if (s.front) {
     const handed = Object.entries(s.front.handedOut).map(([id, n]) => `${id} ${n}`);
     const relayed = Object.entries(s.front.relayed ?? {}).map(([id, n]) => `${id} ${n}`);
+    const stalled = Object.entries(s.front.stalled ?? {}).map(([id, t]) => `${id} for ${duration(now - t)}`);
+    if (s.front.totals) handed.unshift(`${s.front.totals.handedOut} in all`);
     const tls = s.front.tls;
     const addresses = s.front.addresses.map((address, i) => {
       const cert = tls?.[i];
@@ -55,7 +57,8 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
     lines.push(
       `listen ${addresses.join(', ')}; connections handed out: ${handed.length > 0 ? handed.join(', ') : 'none yet'}` +
         (relayed.length > 0 ? `; relayed to adopted workers: ${relayed.join(', ')}` : '') +
-        (s.front.waiting ? `; ${s.front.waiting} waiting for a worker` : ''),
+        (s.front.waiting ? `; ${s.front.waiting} waiting for a worker` : '') +
+        (stalled.length > 0 ? `; stalled (being replaced): ${stalled.join(', ')}` : ''),
     );
   }
   const moves = s.handovers;

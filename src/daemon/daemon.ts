@@ -340,6 +340,7 @@ export class Daemon {
       inherited: inherited.sockets,
       log,
       tls: this.frontTls,
+      onStalled: (id, why) => this.supervisor.replaceStalled(id, why),
     });
     this.front = front;
     await front.listen().catch((err: unknown) => {
@@ -387,6 +388,8 @@ export class Daemon {
             handedOut: this.front.counts(),
             relayed: this.front.relayed(),
             waiting: this.front.waitingCount,
+            totals: this.front.totalCounts(),
+            stalled: this.front.stalled(),
             tls: this.frontTls?.certificates() ?? this.front.addressesBound().map(() => null),
           }
         : null,

@@ -6,9 +6,12 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import type net from 'node:net';
 import path from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ConnectionCap } from '../connection-guard';
 import type { SlotStatus, WorkerRole, WorkerStatus } from '../ipc/protocol';
+import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 
 export interface PoolView {
@@ -152,7 +155,13 @@ export class Metrics {
 
   /** Serves `GET /metrics` on the address; a failure to listen is reported, never fatal. */
   async listen(address: { host: string; port: number } | { path: string }): Promise<string> {
-    const server = http.createServer((req, res) => {
+    // Any local user can connect to the TCP form: an idle connection is closed after a few
+    // seconds (one that never sends a byte too), and at the cap the oldest idle one makes room.
+    const { metricsIdleMs: idleMs, metricsConnections, warnIntervalMs } = limits();
+    const cap = new ConnectionCap(metricsConnections, 'metrics', this.log, warnIntervalMs);
+    const server = http.createServer({ headersTimeout: idleMs, requestTimeout: idleMs }, (req, res) => {
+      cap.busy(req.socket, true);
+      res.once('close', () => cap.busy(req.socket, false));
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
         return;
@@ -163,6 +172,8 @@ export class Metrics {
       );
     });
     server.on('clientError', (_err, socket) => socket.destroy());
+    server.on('connection', (socket: net.Socket) => cap.admit(socket));
+    server.setTimeout(idleMs);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       if ('path' in address) {

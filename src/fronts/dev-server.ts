@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { ConnectionCap, closeWhenSilent } from '../connection-guard';
+import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 
 const NO_WORKER =
@@ -8,17 +10,21 @@ const NO_WORKER =
  * The developer's front (SPEC §6): a TCP proxy on 127.0.0.1 that hands each connection to the
  * next online worker's socket, round robin, so an app runs under nodesockd without nginx.
  * Never a production path: behind nginx the daemon is not in the data path at all.
+ * A connection that sends nothing, or goes idle, is closed ({@link closeWhenSilent}); at the
+ * cap the oldest one that has sent nothing yet makes room ({@link ConnectionCap}).
  */
 export class DevServer {
   private readonly server: net.Server;
   private next = 0;
   private readonly connections = new Set<net.Socket>();
+  private readonly cap: ConnectionCap;
 
   constructor(
     private readonly port: number,
     private readonly sockets: () => string[],
     private readonly log: Logger,
   ) {
+    this.cap = new ConnectionCap(limits().devConnections, 'dev server', log, limits().warnIntervalMs);
     this.server = net.createServer((client) => this.accept(client));
     this.server.on('error', (err) => this.log.error(`dev server: ${errorMessage(err)}`));
   }
@@ -47,10 +53,13 @@ export class DevServer {
   }
 
   private accept(client: net.Socket): void {
+    client.on('error', () => client.destroy());
+    if (!this.cap.admit(client)) return;
     this.connections.add(client);
     client.on('close', () => this.connections.delete(client));
-    client.on('error', () => client.destroy());
     client.pause();
+    const { relayHandshakeMs, relayIdleMs } = limits();
+    closeWhenSilent(client, relayHandshakeMs, relayIdleMs, () => this.cap.busy(client, true));
     this.connect(client, this.sockets(), 0);
   }
 

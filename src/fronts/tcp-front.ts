@@ -10,7 +10,11 @@
  * worker still listens on, until `nodesockd restart` replaces it with a child of this daemon.
  * A worker that exited or is draining is skipped. With no serving worker the connection stays
  * paused (the client's bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS},
- * then closed.
+ * then closed (one warning line, then a count per interval). A worker with a full window of
+ * unconfirmed handoffs gets none (src/fronts/handoff-window.ts); one stalled past the deadline
+ * is reported through `onStalled`. The connections waiting and the relays are capped
+ * (src/listener-limits.ts): beyond the waiting cap a new connection is closed at once; a relayed
+ * one that stays silent or idle is closed.
  *
  * The listening sockets may be inherited instead of bound: from the daemon this one took over
  * from (`restart --upgrade`, {@link HANDOVER_FDS_ENV}) or from systemd's socket activation
@@ -19,16 +23,22 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
+import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../pool/handoff';
+import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
+import { HandoffWindow } from './handoff-window';
 import { lazyTls } from './lazy-tls';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed. */
 export const NO_WORKER_GRACE_MS = 5000;
 const RETRY_MS = 50;
+/** Unconfirmed handoffs a worker may have (node:cluster's round robin allows one). */
+const HANDOFF_WINDOW = 4;
 /** How long a closing front waits for its accepted connections to reach a worker. */
 const CLOSE_SETTLE_MS = 5000;
 
@@ -110,15 +120,25 @@ export interface FrontOptions {
   inherited?: InheritedSocket[];
   /** The TLS entries' material: given to a worker before its first TLS connection. */
   tls?: TlsDistributor | null;
+  /** A worker that has confirmed no handed connection for the stall deadline (once per worker). */
+  onStalled?: (id: string, why: string) => void;
   log: Logger;
 }
 
 export class TcpFront {
   private readonly servers: net.Server[] = [];
+  /** Children whose exit already prunes their counts. */
+  private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
   private readonly relayedTo = new Map<string, number>();
   private readonly waiting = new Set<net.Socket>();
-  private readonly relays = new Set<net.Socket>();
+  /** Relayed connections open now, with the worker each goes to. */
+  private readonly relays = new Map<net.Socket, string>();
+  private readonly totals = { handedOut: 0, relayed: 0 };
+  private readonly window: HandoffWindow;
+  private readonly noWorker: RepeatedWarning;
+  private readonly full: RepeatedWarning;
+  private readonly limits = limits();
   private next = 0;
   private closed = false;
   private relayNoted = false;
@@ -133,6 +153,24 @@ export class TcpFront {
 
   constructor(private readonly options: FrontOptions) {
     this.log = options.log;
+    const { handoffStallMs, warnIntervalMs, frontWaiting } = this.limits;
+    this.window = new HandoffWindow(HANDOFF_WINDOW, handoffStallMs, (id, n) => {
+      const why = `${n} handed connection(s) unconfirmed for ${handoffStallMs} ms`;
+      this.log.warn(`listen: worker ${id} is stalled (${why}); it gets no new connection`);
+      options.onStalled?.(id, why);
+    });
+    this.noWorker = new RepeatedWarning(
+      (line) => this.log.warn(line),
+      (n) =>
+        `listen: no serving worker for ${NO_WORKER_GRACE_MS} ms; ${n === 1 ? 'closing a connection' : `closed ${n} connections`}`,
+      warnIntervalMs,
+    );
+    this.full = new RepeatedWarning(
+      (line) => this.log.warn(line),
+      (n) =>
+        `listen: ${frontWaiting} connections already wait for a worker (the cap); closed ${n} new one(s)`,
+      warnIntervalMs,
+    );
   }
 
   /**
@@ -179,9 +217,21 @@ export class TcpFront {
     return Object.fromEntries(this.handedOut);
   }
 
-  /** Connections relayed to each adopted worker so far, by worker id. */
+  /** Connections relayed to each adopted worker so far, by worker id (workers gone left out). */
   relayed(): Record<string, number> {
+    const live = new Set([...this.options.targets().map((t) => t.id), ...this.relays.values()]);
+    for (const id of this.relayedTo.keys()) if (!live.has(id)) this.relayedTo.delete(id);
     return Object.fromEntries(this.relayedTo);
+  }
+
+  /** Connections handed out and relayed since this daemon started, workers gone included. */
+  totalCounts(): { handedOut: number; relayed: number } {
+    return { ...this.totals };
+  }
+
+  /** Stalled workers (no handoff confirmed for the stall deadline), with since when (epoch ms). */
+  stalled(): Record<string, number> {
+    return this.window.stalled();
   }
 
   /** Connections accepted and not yet taken by a worker. */
@@ -310,6 +360,11 @@ export class TcpFront {
   private accept(socket: net.Socket, entry: number): void {
     // A client that resets while it waits must not become an uncaught error.
     socket.on('error', () => undefined);
+    if (this.waiting.size >= this.limits.frontWaiting) {
+      this.full.note();
+      socket.destroy();
+      return;
+    }
     this.waiting.add(socket);
     void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS, entry);
   }
@@ -330,24 +385,41 @@ export class TcpFront {
 
   private async dispatch(socket: net.Socket, deadline: number, entry: number): Promise<void> {
     const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
+    let extended = false;
     try {
       while (!socket.destroyed) {
+        // A worker with no room now (window full, relays at the cap): wait for a handoff to settle.
+        let noRoom = false;
         for (const target of this.order(socket, this.options.targets())) {
           try {
             if (target.child) {
-              const sender = this.senderFor(target.child);
+              const { child } = target;
+              const sender = this.senderFor(target.id, child);
               if (!sender) continue;
-              if (meta.tls) this.options.tls?.prepare(target.child);
-              await sender.send(socket, meta);
+              if (!this.window.hasRoom(target.id)) {
+                noRoom = true;
+                continue;
+              }
+              if (meta.tls) this.options.tls?.prepare(child);
+              await this.window.track(target.id, () => sender.send(socket, meta));
               count(this.handedOut, target.id);
+              this.totals.handedOut++;
             } else {
+              if (this.relays.size >= this.limits.relays) {
+                noRoom = true;
+                continue;
+              }
               await this.relay(socket, target, meta);
               count(this.relayedTo, target.id);
+              this.totals.relayed++;
             }
             return;
           } catch (err) {
             this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
             if (socket.destroyed) return;
+            // Given back (its worker exited, maybe after a stall): it may wait once more.
+            if (!extended) deadline = Math.max(deadline, Date.now() + NO_WORKER_GRACE_MS);
+            extended = true;
           }
         }
         // A closing daemon does not wait for workers to come: close() says how many it closed.
@@ -357,11 +429,12 @@ export class TcpFront {
           return;
         }
         if (Date.now() >= deadline) {
-          this.log.warn(`listen: no serving worker for ${NO_WORKER_GRACE_MS} ms; closing a connection`);
+          this.noWorker.note();
           socket.destroy();
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        const pause = new Promise<void>((resolve) => setTimeout(resolve, RETRY_MS));
+        await (noRoom ? Promise.race([pause, this.window.settled()]) : pause);
       }
     } finally {
       this.waiting.delete(socket);
@@ -369,8 +442,17 @@ export class TcpFront {
     }
   }
 
-  private senderFor(child: ChildProcess): HandoffSender | null {
-    return handoffSenderFor(child);
+  private senderFor(id: string, child: ChildProcess): HandoffSender | null {
+    const sender = handoffSenderFor(child);
+    if (sender && !this.watched.has(child)) {
+      this.watched.add(child);
+      // A worker gone takes its count and window with it (the totals keep its connections).
+      child.once('exit', () => {
+        this.handedOut.delete(id);
+        this.window.forget(id);
+      });
+    }
+    return sender;
   }
 
   /**
@@ -395,16 +477,15 @@ export class TcpFront {
         }
         // An adopted worker never got the TLS material: the daemon ends TLS for it.
         const context = meta.tls ? this.options.tls?.secureContext(meta.entry) : undefined;
-        this.splice(
-          context
-            ? new (lazyTls().TLSSocket)(client, {
-                isServer: true,
-                secureContext: context,
-                ALPNProtocols: ['http/1.1'],
-              })
-            : client,
-          upstream,
-        );
+        const tls = context
+          ? new (lazyTls().TLSSocket)(client, {
+              isServer: true,
+              secureContext: context,
+              ALPNProtocols: ['http/1.1'],
+            })
+          : null;
+        tls?.once('close', () => client.destroy());
+        this.splice(tls ?? client, upstream, target.id);
         if (!this.relayNoted) {
           this.relayNoted = true;
           this.log.warn(
@@ -416,8 +497,11 @@ export class TcpFront {
     });
   }
 
-  private splice(client: net.Socket, upstream: net.Socket): void {
-    this.relays.add(client);
+  private splice(client: net.Socket, upstream: net.Socket, id: string): void {
+    this.relays.set(client, id);
+    // The worker's own timeouts start with its first byte: a client that sends nothing, or
+    // nothing more, must not hold two descriptors here for as long as it likes.
+    closeWhenSilent(client, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
     const broken = () => {
       client.destroy();
       upstream.destroy();

@@ -223,7 +223,10 @@ export interface DaemonStatus {
    * The `listen` front: its bound addresses, the connections handed to each worker and those
    * relayed to each adopted worker (by id; `relayed` is absent from older daemons), the
    * connections accepted and not yet taken by a worker (`waiting`), and by address the
-   * certificate the workers end TLS with (null: plain TCP; absent: an older daemon).
+   * certificate the workers end TLS with (null: plain TCP; absent: an older daemon). The
+   * per-worker counts cover the workers that exist; `totals` all since the daemon started.
+   * `stalled`: workers that confirmed no handed connection for the stall deadline, with since
+   * when (epoch ms); each is being replaced.
    */
   front?: {
     addresses: string[];
@@ -231,6 +234,8 @@ export interface DaemonStatus {
     relayed?: Record<string, number>;
     waiting?: number;
     tls?: (FrontCertificate | null)[];
+    totals?: { handedOut: number; relayed: number };
+    stalled?: Record<string, number>;
   } | null;
   /**
    * What is wrong that the worker table does not show, one line each: tmpDir gone (every slot

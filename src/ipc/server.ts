@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { ConnectionCap } from '../connection-guard';
+import { limits } from '../listener-limits';
 import type { Logger } from '../log';
 import { errorMessage } from '../log';
 import { FrameConnection } from './connection';
@@ -31,10 +33,18 @@ const refuseUpgrades: UpgradeHandler = () => {
 /**
  * The daemon's control socket. Nothing a peer sends can throw out of here: bad frames get an
  * error reply, a peer that vanishes just loses its replies.
+ *
+ * A new connection must send a complete first frame within `controlHandshakeMs`
+ * (src/listener-limits.ts), or it is closed; such unidentified connections have their own cap,
+ * at which the oldest is closed, so that a flood of silent ones cannot lock the CLI out. Once it
+ * has sent a frame a connection has no idle timeout (a worker's link, a long command): it counts
+ * towards a second cap, at which the oldest connection with no request under way is closed.
  */
 export class IpcServer {
   private server: net.Server;
   private readonly connections = new Set<FrameConnection>();
+  private readonly unidentified: ConnectionCap;
+  private readonly identified: ConnectionCap;
 
   constructor(
     private readonly path: string,
@@ -42,7 +52,15 @@ export class IpcServer {
     private readonly log: Logger,
     private readonly onUpgrade: UpgradeHandler = refuseUpgrades,
   ) {
-    this.server = net.createServer((socket) => this.accept(new FrameConnection(socket)));
+    const { controlUnidentified, controlIdentified, warnIntervalMs } = limits();
+    this.unidentified = new ConnectionCap(
+      controlUnidentified,
+      'control socket (connections yet to send a request)',
+      log,
+      warnIntervalMs,
+    );
+    this.identified = new ConnectionCap(controlIdentified, 'control socket', log, warnIntervalMs);
+    this.server = net.createServer((socket) => this.accept(socket));
   }
 
   /** Binds the socket readable and writable by its owner only (docs/permissions.md). */
@@ -76,7 +94,7 @@ export class IpcServer {
   async rebind(): Promise<void> {
     // Closing a listener unlinks its path (libuv): close the old one before binding anew.
     this.server.close();
-    this.server = net.createServer((socket) => this.accept(new FrameConnection(socket)));
+    this.server = net.createServer((socket) => this.accept(socket));
     fs.rmSync(this.path, { force: true });
     await this.listen();
   }
@@ -92,21 +110,43 @@ export class IpcServer {
     clearTimeout(stragglers);
   }
 
-  private accept(connection: FrameConnection): void {
+  private accept(socket: net.Socket): void {
+    const connection = new FrameConnection(socket);
+    if (!this.unidentified.admit(socket)) return;
+    socket.setTimeout(limits().controlHandshakeMs, () => connection.destroy());
     this.connections.add(connection);
     connection.onClose((err) => {
       this.connections.delete(connection);
       if (err) this.log.debug(`control client: ${errorMessage(err)}`);
     });
     let first = true;
+    let pending = 0;
+    /** The first frame: no more deadline; a command connection counts towards the second cap. */
+    let refused = false;
+    const identify = (value: unknown): boolean => {
+      if (!first) return false;
+      first = false;
+      this.unidentified.release(socket);
+      socket.setTimeout(0);
+      // A worker's link (its hello) leaves for the pool; a command connection counts here, and
+      // is refused (closed, its request not run) when every other one has a request under way.
+      if ((value as { type?: unknown } | null)?.type !== 'worker-hello')
+        refused = !this.identified.admit(socket);
+      return true;
+    };
+    const track = async (run: Promise<void>) => {
+      this.identified.busy(socket, ++pending > 0);
+      await run;
+      this.identified.busy(socket, --pending > 0);
+    };
     connection.setHandlers({
       frame: (value) => {
-        const isFirst = first;
-        first = false;
-        void this.dispatch(connection, value, isFirst);
+        const isFirst = identify(value);
+        if (refused) return;
+        void track(this.dispatch(connection, value, isFirst));
       },
       invalid: (reason) => {
-        first = false;
+        identify(null);
         this.reply(connection, { id: null, ok: false, error: reason });
       },
       overflow: (err) => this.reply(connection, { id: null, ok: false, error: err.message }),

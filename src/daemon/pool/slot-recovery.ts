@@ -42,9 +42,9 @@ export class SlotRecovery {
   }
 
   /** A slot's worker reported itself broken; it keeps serving until its replacement is online. */
-  onBroken(slot: Slot, worker: ManagedWorker): void {
+  onBroken(slot: Slot, worker: ManagedWorker, why = `reported broken: ${worker.brokenReason ?? ''}`): void {
     if (slot.recovering) return;
-    slot.lastExit = `reported broken: ${worker.brokenReason ?? ''}`;
+    slot.lastExit = why;
     this.failed(slot, 'broken', worker);
   }
 

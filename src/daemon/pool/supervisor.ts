@@ -568,6 +568,17 @@ export class Supervisor {
     if (slot) this.recovery.onCrash(slot, worker, exit);
   }
 
+  /**
+   * The `listen` front saw a slot worker confirm no handed connection for its stall deadline (a
+   * stuck event loop, a stopped process): replaced as one that reported itself broken, so its
+   * replacement starts now and it is drained, up to SIGKILL, once that one serves.
+   */
+  replaceStalled(id: string, why: string): void {
+    const worker = this.launcher.all().find((w) => w.id === id);
+    const slot = worker && this.slots.slotOf(worker);
+    if (slot) this.recovery.onBroken(slot, worker, `stalled: ${why}`);
+  }
+
   private onBroken(worker: ManagedWorker): void {
     if (this.standbys.onBroken(worker)) return;
     const slot = this.slots.slotOf(worker);
