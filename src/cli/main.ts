@@ -485,10 +485,21 @@ export function buildProgram(): Command {
   addClientOptions(program.command('check'))
     .description('validate the config and the permissions of tmpDir; print what is wrong')
     .option('--json', 'machine-readable output')
-    .action(async (opts: ClientOptions) => {
+    .option('--nginx-user <user>', 'the user nginx runs as: a name, or uid:gid for an nginx elsewhere')
+    .option(
+      '--nginx-conf <file>',
+      'the nginx config whose `user` line says it (default: `nginx -T`, /etc/nginx/nginx.conf)',
+    )
+    .action(async (opts: ClientOptions & { nginxUser?: string; nginxConf?: string }) => {
       const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
       const check = lazy.check();
-      const findings = [...check.checkSetup(loaded.config), ...(await check.checkListen(loaded.config))];
+      const running = await check.runningDaemon(loaded.config);
+      const findings = [
+        ...check.checkSetup(loaded.config),
+        ...check.checkNginx(loaded.config, opts),
+        ...(await check.checkPorts(loaded.config, running)),
+        ...(await check.checkListen(loaded.config, running)),
+      ];
       const errors = findings.filter((f) => f.level === 'error').length;
       const warnings = findings.length - errors;
       print(opts, { files: loaded.files, findings }, () =>
