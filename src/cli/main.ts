@@ -276,6 +276,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'reload');
       say(`reloaded: ${reply.actions.join('; ')}`);
+      if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
 
   addClientOptions(program.command('set-workers'))
@@ -284,6 +285,7 @@ export function buildProgram(): Command {
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-workers', { count });
       say(`workers: ${reply.workers}`);
+      if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
 
   addClientOptions(program.command('set-standby'))
@@ -429,10 +431,26 @@ export function buildProgram(): Command {
     .option('--listen <address>', 'listen directive of the server example', '80')
     .option('--server-name <name>', 'server_name of the server example', '_')
     .option('--debug', 'print stack traces of errors')
-    .action((opts: { config?: string; listen: string; serverName: string }) => {
+    .action(async (opts: { config?: string; listen: string; serverName: string }) => {
       const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+      // The slots nginx needs now: the running daemon's (set-workers changes them until a reload).
+      const running = await request(config.ipcFile, 'config', undefined, { timeoutMs: 3_000 }).catch(
+        () => null,
+      );
+      const live = running?.config as Partial<Config> | undefined;
+      const workersFrom =
+        live?.workers !== undefined && live.workers !== config.workers
+          ? `in the running daemon; the config file says ${config.workers}`
+          : undefined;
       process.stdout.write(
-        lazy.generate().nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }),
+        lazy.generate().nginxConfig(
+          {
+            ...config,
+            workers: live?.workers ?? config.workers,
+            socketFile: live?.socketFile ?? config.socketFile,
+          },
+          { listen: opts.listen, serverName: opts.serverName, workersFrom },
+        ),
       );
     });
 
