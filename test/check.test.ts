@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -6,7 +7,15 @@ import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { cli, Daemon } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
-import { freePort, isRoot, NGINX_GROUP, NGINX_USER, prepareSocketDir } from './helpers/nginx';
+import {
+  freePort,
+  isRoot,
+  NGINX_BIN,
+  NGINX_GROUP,
+  NGINX_USER,
+  Nginx,
+  prepareSocketDir,
+} from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
 // `nodesockd check` through the binary: whether nginx's user can reach the sockets (real users,
@@ -21,6 +30,9 @@ afterEach(async () => {
   app = undefined;
 });
 
+/** nginx's user in the tests that run as any user: nobody, or daemon when the tests run as nobody. */
+const WEB = execFileSync('id', ['-un']).toString().trim() === NGINX_USER ? 'daemon' : NGINX_USER;
+const WEB_GROUP = execFileSync('id', ['-gn', WEB]).toString().trim();
 const ROOT_ONLY = isRoot ? false : 'needs root (chgrp to nginx group, chown to another user)';
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const lines = (out: string, re: RegExp) => out.split('\n').filter((l) => re.test(l));
@@ -39,7 +51,7 @@ describe("check: nginx's user and the sockets", () => {
     // The first-day mistake: the app's own group (here: this user's), not nginx's.
     fs.chownSync(app.tmpDir, process.getuid!(), process.getgid!());
     fs.chmodSync(app.tmpDir, 0o2750);
-    const conf = nginxConf(app.dir, `user ${NGINX_USER};`);
+    const conf = nginxConf(app.dir, `user ${WEB};`);
     const r = await cli(['check', '-c', app.configFile, '--nginx-conf', conf]);
     assert.equal(r.code, 1, r.stdout);
     const [line, ...more] = lines(r.stdout, /nginx's user/);
@@ -47,14 +59,17 @@ describe("check: nginx's user and the sockets", () => {
     assert.match(
       line!,
       new RegExp(
-        `^error: nginx's user ${NGINX_USER} \\(uid \\d+, groups ${NGINX_GROUP}; the user line of ${escapeRe(conf)}\\) ` +
+        `^error: nginx's user ${WEB} \\(uid \\d+, groups ${WEB_GROUP}; the user line of ${escapeRe(conf)}\\) ` +
           `cannot enter ${escapeRe(app.tmpDir)} \\(mode 2750, .*\\), so nginx cannot reach the sockets .*` +
-          `run: chgrp ${NGINX_GROUP} ${escapeRe(app.tmpDir)} && chmod 2750 ${escapeRe(app.tmpDir)}$`,
+          `run: chgrp ${WEB_GROUP} ${escapeRe(app.tmpDir)} && chmod 2750 ${escapeRe(app.tmpDir)}$`,
       ),
     );
     // The same from --nginx-user.
-    const named = await cli(['check', '-c', app.configFile, '--nginx-user', NGINX_USER]);
-    assert.match(named.stdout, /^error: nginx's user nobody \(uid \d+, .*; --nginx-user\) cannot enter /m);
+    const named = await cli(['check', '-c', app.configFile, '--nginx-user', WEB]);
+    assert.match(
+      named.stdout,
+      new RegExp(`^error: nginx's user ${WEB} \\(uid \\d+, .*; --nginx-user\\) cannot enter `, 'm'),
+    );
 
     if (!isRoot) {
       t.skip('chgrp to the nginx group needs root: the passing half is skipped');
@@ -66,16 +81,51 @@ describe("check: nginx's user and the sockets", () => {
     assert.match(ok.stdout, /^setup OK$/m);
   });
 
+  test('with nginx running here: its 502, then check finds its user by `nginx -T` and the fix makes both pass', {
+    skip: !isRoot
+      ? 'needs root (nginx workers as nobody, chgrp)'
+      : !NGINX_BIN
+        ? 'nginx is not installed'
+        : false,
+  }, async () => {
+    app = makeApp({ workers: 1 });
+    prepareSocketDir(app.tmpDir);
+    fs.chownSync(app.tmpDir, 0, 0); // the mistake: the app's own group
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile);
+    const nginx = await Nginx.start(path.join(app.dir, 'nginx'), [app.published(0)]);
+    try {
+      assert.equal((await httpRequest({ port: nginx.port })).status, 502);
+      assert.match(nginx.errorLog(), /13: Permission denied/);
+      const r = await daemon.cli(['check', '-c', app.configFile]);
+      assert.equal(r.code, 1, r.stdout);
+      const conf = path.join(app.dir, 'nginx', 'nginx.conf');
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `^error: nginx's user ${NGINX_USER} \\(uid \\d+, groups ${NGINX_GROUP}; the user line of \`nginx -T -p \\S+ -c ${escapeRe(conf)} .*\` \\(the running nginx\\)\\) cannot enter ${escapeRe(app.tmpDir)} .*run: chgrp ${NGINX_GROUP} `,
+          'm',
+        ),
+      );
+      prepareSocketDir(app.tmpDir); // the fix check gave
+      assert.equal((await daemon.cli(['restart'])).code, 0); // sockets with the new group
+      const ok = await daemon.cli(['check', '-c', app.configFile]);
+      assert.equal(ok.code, 0, ok.stdout);
+      assert.equal((await httpRequest({ port: nginx.port })).status, 200);
+    } finally {
+      await nginx.stop();
+    }
+  });
+
   test('a parent directory nginx cannot search is named, with chmod o+x', async () => {
     app = makeApp({ workers: 1 });
     fs.chmodSync(app.tmpDir, 0o2750);
     fs.chmodSync(app.dir, 0o700);
-    const r = await cli(['check', '-c', app.configFile, '--nginx-user', NGINX_USER]);
+    const r = await cli(['check', '-c', app.configFile, '--nginx-user', WEB]);
     assert.equal(r.code, 1, r.stdout);
     assert.match(
       r.stdout,
       new RegExp(
-        `^error: nginx's user nobody .* cannot enter ${escapeRe(app.dir)} \\(mode 0700, .*run: chmod o\\+x ${escapeRe(app.dir)}$`,
+        `^error: nginx's user ${WEB} .* cannot enter ${escapeRe(app.dir)} \\(mode 0700, .*run: chmod o\\+x ${escapeRe(app.dir)}$`,
         'm',
       ),
     );

@@ -52,7 +52,7 @@ export function checkSetup(config: Config): Finding[] {
 
 /** Whether nginx's user (see nginx-user.ts) can reach the sockets; nothing when no nginx is known. */
 export function checkNginx(config: Config, options: { nginxUser?: string; nginxConf?: string }): Finding[] {
-  const nginx = findNginxUser(options);
+  const nginx = findNginxUser(options, config.tmpDir);
   return nginx ? checkNginxAccess(nginx, config) : [];
 }
 

@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 /**
- * Which user nginx runs its workers as, for `check` (docs/permissions.md#checking-nginxs-access):
- * `--nginx-user`, else the `user` line of `--nginx-conf`, else of `nginx -T` when nginx runs on
- * this host, else of /etc/nginx/nginx.conf; null when none of these exists (no nginx here: an
- * nginx in another container is named with `--nginx-user`).
+ * Which user nginx runs its workers as, for `check` (docs/permissions.md#what-check-proves):
+ * `--nginx-user`, else the `user` line of `--nginx-conf`, else of `nginx -T` for the nginx that
+ * runs on this host (with its own `-p`/`-c`), else of /etc/nginx/nginx.conf; null when none of
+ * these exists (no nginx here: an nginx in another container is named with `--nginx-user`).
  */
 export interface NginxUser {
   /** A user name, or `uid[:gid[,gid…]]` for a user this host does not know. */
@@ -36,27 +36,51 @@ function fromText(text: string, source: string): NginxUser {
     : { user: NGINX_DEFAULT_USER, group: null, source: `${source} has no user line: nginx's default` };
 }
 
-/** Whether an nginx process runs on this host (any user's; /proc shows every process's name). */
-function nginxRuns(): boolean {
+/** A running nginx master: its binary and the `-p`/`-c`/`-e` options it was started with. */
+interface Master {
+  bin: string;
+  args: string[];
+}
+
+/**
+ * The nginx masters running on this host (any user's: /proc shows every process's name; the
+ * master's process title keeps its command line: `nginx: master process nginx -c /etc/…`).
+ */
+function runningMasters(): Master[] {
   let pids: string[];
   try {
     pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
   } catch {
-    return false;
+    return [];
   }
-  return pids.some((pid) => {
+  const masters: Master[] = [];
+  for (const pid of pids) {
     try {
-      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'nginx';
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'nginx') continue;
+      const title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (!title.startsWith('nginx: master process')) continue;
+      const args = ['-p', '-c', '-e'].flatMap((flag) => {
+        const m = new RegExp(`\\s${flag}\\s+(\\S+)`).exec(title);
+        return m ? [flag, m[1]!] : [];
+      });
+      let bin = 'nginx';
+      try {
+        bin = fs.readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        // Another user's process: the nginx on PATH.
+      }
+      masters.push({ bin, args });
     } catch {
-      return false;
+      // Gone meanwhile.
     }
-  });
+  }
+  return masters;
 }
 
 /** `nginx -T`: the whole config, includes and all, or null when it cannot run or the test fails. */
-function nginxDump(): string | null {
+function nginxDump(master: Master): string | null {
   try {
-    return execFileSync('nginx', ['-T'], {
+    return execFileSync(master.bin, ['-T', ...master.args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 10_000,
@@ -66,7 +90,27 @@ function nginxDump(): string | null {
   }
 }
 
-export function findNginxUser(options: { nginxUser?: string; nginxConf?: string }): NginxUser | null {
+/**
+ * The running nginx that serves this app: the one whose config names `tmpDir`, else the only
+ * one; null when none runs, none can be read, or several run and none names it.
+ */
+function runningNginx(tmpDir: string): NginxUser | null {
+  const dumps = runningMasters().flatMap((master) => {
+    const text = nginxDump(master);
+    return text === null ? [] : [{ master, text }];
+  });
+  const serving = dumps.find((d) => d.text.includes(tmpDir)) ?? (dumps.length === 1 ? dumps[0] : undefined);
+  if (!serving) return null;
+  return fromText(
+    serving.text,
+    `\`nginx -T${serving.master.args.map((a) => ` ${a}`).join('')}\` (the running nginx)`,
+  );
+}
+
+export function findNginxUser(
+  options: { nginxUser?: string; nginxConf?: string },
+  tmpDir: string,
+): NginxUser | null {
   if (options.nginxUser !== undefined)
     return { user: options.nginxUser, group: null, source: '--nginx-user' };
   if (options.nginxConf !== undefined) {
@@ -80,8 +124,8 @@ export function findNginxUser(options: { nginxUser?: string; nginxConf?: string 
     }
     return fromText(text, options.nginxConf);
   }
-  const dump = nginxRuns() ? nginxDump() : null;
-  if (dump !== null) return fromText(dump, '`nginx -T`');
+  const running = runningNginx(tmpDir);
+  if (running) return running;
   if (fs.existsSync(DEFAULT_NGINX_CONF)) {
     try {
       return fromText(fs.readFileSync(DEFAULT_NGINX_CONF, 'utf8'), DEFAULT_NGINX_CONF);
