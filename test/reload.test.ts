@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { Daemon, FIXTURES, isAlive } from './helpers/daemon';
+import { cli, Daemon, FIXTURES, isAlive } from './helpers/daemon';
 import { getJson } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
@@ -136,6 +136,58 @@ describe('reload and scaling', () => {
     assert.deepEqual(links(), ['app.0.sock']);
     const config = await d.cli(['config', '--json']);
     assert.equal(JSON.parse(config.stdout).config.workers, 1);
+  });
+
+  test('set-workers and a reload that scales say which upstream lines nginx needs; nginx prints the new block', async () => {
+    app = makeApp({ workers: 1, name: 'shop' });
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    daemon = d;
+    const line = (slot: number) => `server unix:${app.published(slot)} max_fails=0;`;
+    const up = await d.cli(['set-workers', '3']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(
+      up.stdout,
+      [
+        'workers: 3',
+        'nginx: upstream shop must change (new slots get no traffic until it lists them; removed ones fill its error log):',
+        `  add:    ${line(1)}`,
+        `  add:    ${line(2)}`,
+        'then reload nginx: nginx -s reload (`nodesockd nginx` prints the whole block)',
+        '',
+      ].join('\n'),
+    );
+    // The block nginx needs now: the running daemon's 3 slots, not the file's 1.
+    const block = await cli(['nginx', '-c', app.configFile]);
+    assert.equal(block.code, 0, block.stderr);
+    assert.deepEqual(
+      block.stdout
+        .split('\n')
+        .filter((l) => l.includes('server unix:'))
+        .map((l) => l.trim()),
+      [line(0), line(1), line(2)],
+    );
+    assert.match(block.stdout, /workers: 3 in the running daemon; the config file says 1/);
+    const down = await d.cli(['set-workers', '2']);
+    assert.match(
+      down.stdout,
+      new RegExp(`^  remove: ${line(2).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'),
+    );
+    assert.doesNotMatch(down.stdout, /add:/);
+    assert.match(
+      d.output,
+      /nginx's upstream shop must change, then reload nginx \(nginx -s reload\): remove \S+app\.2\.sock/,
+    );
+    // A reload back to the file's 1 worker: a line to remove; one with no change: no nginx lines.
+    const reload = await d.cli(['reload']);
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.match(reload.stdout, /^reloaded: workers 2 -> 1$/m);
+    assert.deepEqual(
+      reload.stdout.split('\n').filter((l) => l.startsWith('  ')),
+      [`  remove: ${line(1)}`],
+    );
+    const again = await d.cli(['reload']);
+    assert.equal(again.stdout, 'reloaded: no change\n');
+    assert.equal((await d.cli(['set-workers', '1'])).stdout, 'workers: 1\n');
   });
 
   test('terminate drains the workers and stops the daemon', async () => {

@@ -1,10 +1,14 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Config, ListenEntry } from '../config/schema';
+import { type Config, DEFAULT_ENV, type ListenEntry } from '../config/schema';
+import { lazy } from '../daemon/lazy';
 import { type DirFinding, inspectIpcDir, inspectTmpDir } from '../daemon/tmpdir';
 import { entryLabel, keyModeProblem, readTlsEntry } from '../fronts/tls-material';
 import { request } from '../ipc/client';
+import type { DaemonStatus } from '../ipc/protocol';
+import { checkNginxAccess } from './nginx-access';
+import { findNginxUser } from './nginx-user';
 
 export type Finding = DirFinding;
 
@@ -26,6 +30,61 @@ export function checkSetup(config: Config): Finding[] {
       `umask ${config.umask.toString(8).padStart(3, '0')} removes group read/write: nginx cannot connect to the sockets`,
     );
   }
+  for (const entry of config.env) {
+    if (!entry.includes('=') && !DEFAULT_ENV.includes(entry) && process.env[entry] === undefined) {
+      warn(
+        `env ${entry} is not set in this environment: workers get it only if the daemon's environment has it; set it there, or write ${entry}=value in env`,
+      );
+    }
+  }
+  if (config.shutdownTimeout <= config.upstreamKeepaliveTimeout) {
+    const which = config.handover
+      ? 'and those a restart cannot move'
+      : 'and every restart: handover is false';
+    warn(
+      `shutdownTimeout (${config.shutdownTimeout} ms) is not above upstreamKeepaliveTimeout (${config.upstreamKeepaliveTimeout} ms): ` +
+        `a worker that drains the old way (stop, terminate, fewer workers, ${which}) can be cut by SIGTERM ` +
+        `while nginx may still use its connections; raise shutdownTimeout above ${config.upstreamKeepaliveTimeout} (docs/lifecycle.md#draining-and-escalation)`,
+    );
+  }
+  return findings;
+}
+
+/** Whether nginx's user (see nginx-user.ts) can reach the sockets; nothing when no nginx is known. */
+export function checkNginx(config: Config, options: { nginxUser?: string; nginxConf?: string }): Finding[] {
+  const nginx = findNginxUser(options, config.tmpDir);
+  return nginx ? checkNginxAccess(nginx, config) : [];
+}
+
+/** The status of this app's running daemon, or null when none answers. */
+export function runningDaemon(config: Config): Promise<DaemonStatus | null> {
+  return request(config.ipcFile, 'status', undefined, { timeoutMs: 3_000 }).catch(() => null);
+}
+
+/**
+ * The dev server's and the metrics' TCP ports, bound and closed: one the daemon cannot bind is a
+ * warning (the daemon logs it and runs without that listener). Not checked while this app's
+ * daemon runs: it holds them itself.
+ */
+export async function checkPorts(config: Config, running: DaemonStatus | null): Promise<Finding[]> {
+  if (running) return [];
+  const ports: { what: string; host: string; port: number }[] = [];
+  if (config.devServer !== false)
+    ports.push({ what: 'devServer', host: '127.0.0.1', port: config.devServer });
+  if (config.metrics !== false) {
+    const address = lazy.metrics().metricsAddress(config.metrics, config.tmpDir);
+    if ('port' in address) ports.push({ what: `metrics ${config.metrics}`, ...address });
+  }
+  const findings: Finding[] = [];
+  for (const { what, host, port } of ports) {
+    const err = await tryBind(host, port);
+    if (!err) continue;
+    const why = err.code === 'EADDRINUSE' ? `port ${port} is in use by another process` : err.message;
+    findings.push({
+      level: 'warning',
+      message: `${what}: the daemon cannot listen on ${host}:${port} (${why}); it would run without it`,
+    });
+  }
   return findings;
 }
 
@@ -36,14 +95,10 @@ export function checkSetup(config: Config): Finding[] {
  * the certificate, and an expired certificate is a warning with its date; a key other users can
  * read is an error (every user) or a warning (its group).
  */
-export async function checkListen(config: Config): Promise<Finding[]> {
+export async function checkListen(config: Config, running: DaemonStatus | null): Promise<Finding[]> {
   if (config.listen.length === 0) return [];
   const findings: Finding[] = [];
-  const running = await request(config.ipcFile, 'status', undefined, { timeoutMs: 3_000 }).then(
-    (status) => status.front?.addresses ?? [],
-    () => null,
-  );
-  const daemonPorts = new Set((running ?? []).map((a) => Number(/:(\d+)$/.exec(a)?.[1])));
+  const daemonPorts = new Set((running?.front?.addresses ?? []).map((a) => Number(/:(\d+)$/.exec(a)?.[1])));
   for (const entry of config.listen) {
     const where = entryLabel(entry);
     const hostProblem = await tryBind(entry.host, 0);

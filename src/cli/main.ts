@@ -275,6 +275,7 @@ export function buildProgram(): Command {
     .action(async (opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'reload');
       say(`reloaded: ${reply.actions.join('; ')}`);
+      if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
 
   addClientOptions(program.command('set-workers'))
@@ -283,6 +284,7 @@ export function buildProgram(): Command {
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-workers', { count });
       say(`workers: ${reply.workers}`);
+      if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
 
   addClientOptions(program.command('set-standby'))
@@ -434,10 +436,26 @@ export function buildProgram(): Command {
     .option('--listen <address>', 'listen directive of the server example', '80')
     .option('--server-name <name>', 'server_name of the server example', '_')
     .option('--debug', 'print stack traces of errors')
-    .action((opts: { config?: string; listen: string; serverName: string }) => {
+    .action(async (opts: { config?: string; listen: string; serverName: string }) => {
       const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+      // The slots nginx needs now: the running daemon's (set-workers changes them until a reload).
+      const running = await request(config.ipcFile, 'config', undefined, { timeoutMs: 3_000 }).catch(
+        () => null,
+      );
+      const live = running?.config as Partial<Config> | undefined;
+      const workersFrom =
+        live?.workers !== undefined && live.workers !== config.workers
+          ? `in the running daemon; the config file says ${config.workers}`
+          : undefined;
       process.stdout.write(
-        lazy.generate().nginxConfig(config, { listen: opts.listen, serverName: opts.serverName }),
+        lazy.generate().nginxConfig(
+          {
+            ...config,
+            workers: live?.workers ?? config.workers,
+            socketFile: live?.socketFile ?? config.socketFile,
+          },
+          { listen: opts.listen, serverName: opts.serverName, workersFrom },
+        ),
       );
     });
 
@@ -490,10 +508,21 @@ export function buildProgram(): Command {
   addClientOptions(program.command('check'))
     .description('validate the config and the permissions of tmpDir; print what is wrong')
     .option('--json', 'machine-readable output')
-    .action(async (opts: ClientOptions) => {
+    .option('--nginx-user <user>', 'the user nginx runs as: a name, or uid:gid for an nginx elsewhere')
+    .option(
+      '--nginx-conf <file>',
+      'the nginx config whose `user` line says it (default: `nginx -T`, /etc/nginx/nginx.conf)',
+    )
+    .action(async (opts: ClientOptions & { nginxUser?: string; nginxConf?: string }) => {
       const loaded = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
       const check = lazy.check();
-      const findings = [...check.checkSetup(loaded.config), ...(await check.checkListen(loaded.config))];
+      const running = await check.runningDaemon(loaded.config);
+      const findings = [
+        ...check.checkSetup(loaded.config),
+        ...check.checkNginx(loaded.config, opts),
+        ...(await check.checkPorts(loaded.config, running)),
+        ...(await check.checkListen(loaded.config, running)),
+      ];
       const errors = findings.filter((f) => f.level === 'error').length;
       const warnings = findings.length - errors;
       print(opts, { files: loaded.files, findings }, () =>

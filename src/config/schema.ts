@@ -204,9 +204,24 @@ const fields = {
     ),
   symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
   debug: z.boolean({ error: 'debug must be true or false' }),
-  metrics: z.union([z.literal(false), nonEmpty('metrics')], {
-    error: 'metrics must be false, "host:port", a port, or a UNIX socket path',
-  }),
+  // A YAML number (`metrics: 9464`) is a port, as the docs write it; the daemon reads the string.
+  metrics: z.union(
+    [
+      z.literal(false),
+      z.pipe(
+        z
+          .number()
+          .check(
+            z.int('metrics port must be a whole number'),
+            z.minimum(1, 'metrics port must be at least 1'),
+            z.maximum(65535, 'metrics port must be at most 65535'),
+          ),
+        z.transform((n: number) => String(n)),
+      ),
+      nonEmpty('metrics'),
+    ],
+    { error: 'metrics must be false, "host:port", a port, or a UNIX socket path' },
+  ),
   preload: z.union(
     [
       z.boolean(),

@@ -6,7 +6,7 @@ import { formatAddress } from '../fronts/address';
 import { DevServer } from '../fronts/dev-server';
 import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
 import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
-import type { DaemonStatus, HandoverResult } from '../ipc/protocol';
+import type { DaemonStatus, HandoverResult, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
@@ -426,7 +426,7 @@ export class Daemon {
   }
 
   /** Re-reads the config; reloads are serialised so two SIGHUPs cannot interleave their diffs. */
-  reload(): Promise<{ actions: string[] }> {
+  reload(): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
     const run = this.reloading.then(async () => {
       if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
       const next = this.options.reload();
@@ -437,7 +437,7 @@ export class Daemon {
       } catch (err) {
         throw new Error(`${errorMessage(err)}; nothing reloaded, the workers keep the current certificates`);
       }
-      let actions = await this.supervisor.reconfigure(
+      let { actions, nginx } = await this.supervisor.reconfigure(
         next.config,
         new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),
       );
@@ -453,7 +453,7 @@ export class Daemon {
       this.loaded.files = next.files;
       process.title = `${titleName(this.supervisor.currentConfig.name)} nodesockd daemon`;
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
-      return { actions };
+      return { actions, ...(nginx ? { nginx } : {}) };
     });
     this.reloading = run.catch(() => undefined);
     return run;

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { accountName } from '../accounts';
 
 /**
  * Whether the directories the daemon writes its sockets, lock and state file into are safe:
@@ -97,7 +98,13 @@ function writableByOthers(dir: string, stat: fs.Stats, uid: number, what = `tmpD
     );
   }
   if (stat.uid !== uid && stat.uid !== 0) {
-    return `${what} belongs to uid ${stat.uid}, not to this user (uid ${uid}) or root; run: chown ${uid} ${dir}`;
+    // As root, the fix is to run as the directory's owner, not to give the directory to root.
+    const owner = accountName('/etc/passwd', stat.uid);
+    const fix =
+      uid === 0
+        ? `run the daemon as its owner ${owner}, not as root (runuser -u ${owner} -- nodesockd daemon, or User=${owner} in its systemd unit)`
+        : `run: chown ${uid} ${dir}`;
+    return `${what} belongs to uid ${stat.uid}, not to this user (uid ${uid}) or root; ${fix}`;
   }
   return null;
 }

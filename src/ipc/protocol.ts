@@ -163,6 +163,16 @@ export interface RestartResult {
   connections?: { moved: number; busy: number; drained: number };
 }
 
+/**
+ * What nginx's upstream must change after the slots changed (scaling, a new `socketFile`): the
+ * published paths to add and to remove, and the upstream's name as `nodesockd nginx` writes it.
+ */
+export interface UpstreamChange {
+  upstream: string;
+  add: string[];
+  remove: string[];
+}
+
 export interface StartResult {
   alreadyRunning: boolean;
   workers: number;
@@ -275,10 +285,10 @@ interface Replies {
   resume: { resumed: number };
   'send-msg': SendMessageReply;
   'send-req': SendRequestReply;
-  reload: { actions: string[] };
+  reload: { actions: string[]; nginx?: UpstreamChange };
   terminate: TerminateResult;
   handover: HandoverResult;
-  'set-workers': { workers: number };
+  'set-workers': { workers: number; nginx?: UpstreamChange };
   'set-standby': { standby: number };
 }
 

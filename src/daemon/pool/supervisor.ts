@@ -5,6 +5,7 @@ import type {
   RestartResult,
   SlotStatus,
   StartResult,
+  UpstreamChange,
   WorkerStatus,
 } from '../../ipc/protocol';
 import { errorMessage, type Logger } from '../../log';
@@ -290,9 +291,39 @@ export class Supervisor {
     });
   }
 
-  /** Changes the number of slots; removed slots lose their published path before their worker drains. */
-  setWorkers(count: number): Promise<{ workers: number }> {
-    return this.serialize(() => this.scaleSlots(count));
+  /**
+   * Changes the number of slots; removed slots lose their published path before their worker
+   * drains. Says which upstream lines nginx now needs (it is not reloaded for us).
+   */
+  setWorkers(count: number): Promise<{ workers: number; nginx?: UpstreamChange }> {
+    return this.serialize(async () => {
+      const before = this.publishedPaths();
+      try {
+        return { ...(await this.scaleSlots(count)), ...this.upstreamChange(before) };
+      } catch (err) {
+        this.upstreamChange(before); // logged: the slots changed even if a new worker failed
+        throw err;
+      }
+    });
+  }
+
+  /** The published path of every slot, as nginx's upstream must list them. */
+  private publishedPaths(): string[] {
+    return this.slots.list().map((s) => this.slots.publisher.publishedPath(s.index));
+  }
+
+  /** The upstream lines to add and remove since `before` (logged), or nothing when none. */
+  private upstreamChange(before: string[]): { nginx?: UpstreamChange } {
+    const after = this.publishedPaths();
+    const add = after.filter((p) => !before.includes(p));
+    const remove = before.filter((p) => !after.includes(p));
+    if (add.length + remove.length === 0) return {};
+    const upstream = this.config.name.replace(/[^A-Za-z0-9_]/g, '_');
+    this.log.warn(
+      `nginx's upstream ${upstream} must change, then reload nginx (nginx -s reload):` +
+        [...add.map((p) => ` add ${p}`), ...remove.map((p) => ` remove ${p}`)].join(';'),
+    );
+    return { nginx: { upstream, add, remove } };
   }
 
   /** Changes the number of standbys; surplus standbys drain, oldest first, missing ones start. */
@@ -304,9 +335,13 @@ export class Supervisor {
    * Applies a reloaded config with the smallest change: scaling, a rename, or a zero-downtime
    * restart when what the workers run changed. Returns what it did.
    */
-  reconfigure(next: Config, nextPublisher: Publisher): Promise<string[]> {
+  reconfigure(
+    next: Config,
+    nextPublisher: Publisher,
+  ): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
     return this.serialize(async () => {
       const prev = this.config;
+      const before = this.publishedPaths();
       const plan = planReconfigure(prev, next);
       if (plan.fixed.length > 0) {
         throw new Error(
@@ -342,7 +377,7 @@ export class Supervisor {
           actions.push(`changed ${plan.restart.join(', ')} (applies at the next start)`);
         }
       }
-      return actions.length > 0 ? actions : ['no change'];
+      return { actions: actions.length > 0 ? actions : ['no change'], ...this.upstreamChange(before) };
     });
   }
 
