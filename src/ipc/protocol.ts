@@ -201,6 +201,12 @@ export interface SlotStatus {
   nextRetryAt: number | null;
   backoffMs: number | null;
   lastExit: string | null;
+  /**
+   * The slot's last failure (crash, failed start, broken report): when, the failed worker's
+   * error line (an uncaught exception's `Error: …`), and its last stderr lines. Absent from
+   * older daemons.
+   */
+  lastFailure?: { at: number; error: string | null; stderr: string[] } | null;
 }
 
 export interface DaemonStatus {
