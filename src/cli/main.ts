@@ -18,6 +18,7 @@ import {
   reportError,
 } from './common';
 import { formatStatus } from './format';
+import { runHealth } from './health';
 import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
@@ -374,6 +375,13 @@ export function buildProgram(): Command {
       const status = await load();
       print(opts, status, () => human(status));
     });
+
+  addClientOptions(program.command('health'))
+    .description(
+      'exit 0 when every slot has a worker that accepts connections (suspended counts), 1 with the reason, 2 when no daemon answers',
+    )
+    .option('--json', 'machine-readable output')
+    .action((opts: ClientOptions) => runHealth(() => ipcPath(opts), opts));
 
   addClientOptions(program.command('config'))
     .description('print the effective config and the files it came from')
