@@ -109,7 +109,8 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const w of view().workers) if (w.inflight !== null) this.set(perWorker(w), w.inflight);
+        // 0 until its server first reports: every live worker has the series from its start.
+        for (const w of view().workers) this.set(perWorker(w), w.inflight ?? 0);
       },
     });
     const delays = (id: string) => this.pool.eventLoopDelay(id);
@@ -133,6 +134,8 @@ export class Metrics {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
       registers: [r],
     });
+    // Both outcomes from the start (count 0), so a rate or an alert has a series before the first restart.
+    for (const outcome of ['ok', 'failed']) this.restartDuration.zero({ outcome });
   }
 
   /** Counts one restart. */
