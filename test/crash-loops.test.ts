@@ -152,10 +152,12 @@ describe('tmpDir turned read-only under a running daemon', () => {
 describe('a failure says why', () => {
   test("a crash's error line: in the daemon log, status (escaped), status --verbose and --json", async () => {
     const marker = path.join(makeTempDir('nsd-once-'), 'crashed');
+    // A terminal escape in the message: status must not pass it to the terminal.
+    const message = 'boom: simulated crash \x1b[2J';
     try {
       const d = await start(
-        { workers: 2, env: ['CRASH_SLOT', 'CRASH_ONCE_FILE'] },
-        { CRASH_SLOT: '1', CRASH_ONCE_FILE: marker },
+        { workers: 2, env: ['CRASH_SLOT', 'CRASH_ONCE_FILE', 'CRASH_MESSAGE'] },
+        { CRASH_SLOT: '1', CRASH_ONCE_FILE: marker, CRASH_MESSAGE: message },
         2,
       );
       const s = await waitFor('slot 1 replaced after its crash', async () => {
@@ -164,25 +166,27 @@ describe('a failure says why', () => {
         return slot.lastFailure && slot.workerId !== null && slot.nextRetryAt === null ? s : undefined;
       });
       const failure = s.slots[1]!.lastFailure!;
-      assert.equal(failure.error, 'Error: boom: simulated crash');
-      assert.ok(failure.stderr.includes('Error: boom: simulated crash'), failure.stderr.join('\n'));
+      // Its cause's stack comes after it: the error line is kept however far up it scrolled.
+      assert.equal(failure.error, `Error: ${message}`);
+      assert.match(failure.stderr.join('\n'), /\[cause\]: Error: inner/);
       assert.match(failure.stderr.at(-1) ?? '', /^Node\.js v\d+/);
       assert.equal(s.slots[0]!.lastFailure, null);
       assert.match(
         d.output,
-        /slot 1: worker w[0-9a-f]{8} \(pid \d+\) exited with code 1: Error: boom: simulated crash; last stderr: /,
+        /slot 1: worker w[0-9a-f]{8} \(pid \d+\) exited with code 1: Error: boom: simulated crash .*; last stderr: /,
       );
 
       const plain = await d.cli(['status']);
       assert.equal(plain.code, 0, plain.stderr);
       assert.match(
         plain.stdout,
-        /^slot 1: last failure \d+s ago: exited with code 1: Error: boom: simulated crash$/m,
+        /^slot 1: last failure \d+s ago: exited with code 1: Error: boom: simulated crash \\u001b\[2J$/m,
       );
+      assert.ok(!plain.stdout.includes('\x1b'), 'no raw escape reaches the terminal');
       assert.doesNotMatch(plain.stdout, /^ {2}\| /m, 'the stderr lines only with --verbose');
       const verbose = await d.cli(['status', '--verbose']);
       assert.equal(verbose.code, 0, verbose.stderr);
-      assert.match(verbose.stdout, /^ {2}\| Error: boom: simulated crash$/m);
+      assert.match(verbose.stdout, /^ {2}\| {3}\[cause\]: Error: inner$/m);
       assert.match(verbose.stdout, /^ {2}\| Node\.js v\d+/m);
     } finally {
       fs.rmSync(path.dirname(marker), { recursive: true, force: true });

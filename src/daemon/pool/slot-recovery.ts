@@ -8,8 +8,25 @@ import type { FailureKind } from './restart-policy';
 import type { Slot, SlotTable } from './slots';
 import type { StandbyPool } from './standby-pool';
 
-/** How many stderr lines of a failed worker a slot keeps for `status --verbose` and `--json`. */
+/**
+ * How much of a failed worker's stderr a slot keeps for `status --verbose` and `--json`: its
+ * last lines, at most this many and this many characters in all (a status of 256 crash-looping
+ * slots must still fit in one reply frame).
+ */
 const FAILURE_STDERR_LINES = 10;
+const FAILURE_STDERR_CHARS = 2048;
+
+/** The last lines of `lines` within both bounds. */
+function lastLines(lines: string[]): string[] {
+  const kept: string[] = [];
+  let chars = 0;
+  for (const line of lines.slice(-FAILURE_STDERR_LINES).reverse()) {
+    chars += line.length + 1;
+    if (chars > FAILURE_STDERR_CHARS) break;
+    kept.unshift(line);
+  }
+  return kept;
+}
 
 export interface RecoveryDeps {
   slots: SlotTable;
@@ -64,7 +81,7 @@ export class SlotRecovery {
   }
 
   private noteFailure(slot: Slot, error: string | null, stderr: string[]): void {
-    slot.lastFailure = { at: this.deps.clock.now(), error, stderr: stderr.slice(-FAILURE_STDERR_LINES) };
+    slot.lastFailure = { at: this.deps.clock.now(), error, stderr: lastLines(stderr) };
   }
 
   /** Publishes the worker in its slot and drains the one it replaces. Throws if it cannot be published. */
