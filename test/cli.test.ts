@@ -577,6 +577,19 @@ describe('what a command loads (a quick CLI, a lean daemon)', () => {
     assert.deepEqual(ownLines(broken), [`nodesockd: ${bad}: tmpDir: tmpDir must be a string (got 5)`]);
   });
 
+  test('health, which a probe runs every few seconds, loads no package either', async () => {
+    const { env } = withTmp();
+    const json = writeJson({});
+    for (const args of [
+      ['health', '-c', json],
+      ['-c', json, 'health', '--json'],
+    ]) {
+      const r = await cli(args, { env, ...MUST_FAIL });
+      assert.equal(r.code, 2, args.join(' '));
+      assert.deepEqual([...packages(r.stderr)], [], args.join(' '));
+    }
+  });
+
   test('status without commander only for its plain forms; every other form gets the full CLI and its words', async () => {
     const { env } = withTmp();
     const ipc = path.join(tempDir(), 'nodesockd.ipc');
