@@ -13,7 +13,7 @@ import { waitFor } from './helpers/wait';
 // The CLI as users meet it: the built binary, its exit codes and what it prints (SPEC §2),
 // and the control socket it talks to, which no input may break (SPEC §4.6).
 
-const COMMANDS = ['daemon', 'start', 'stop', 'restart', 'resume', 'status', 'config', 'check'];
+const COMMANDS = ['daemon', 'start', 'stop', 'restart', 'resume', 'status', 'health', 'config', 'check'];
 const STACK = /^\s+at /m;
 /** A guard for commands that must fail: if a regression let one start a daemon, it ends anyway. */
 const MUST_FAIL = { timeoutMs: 20_000 };
@@ -78,6 +78,16 @@ describe('--help', () => {
     });
   }
 
+  test('health --help gives its exit codes and --json', async () => {
+    const r = await cli(['health', '--help'], { cwd: tempDir() });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout.replace(/\s+/g, ' '),
+      /exit 0 when every slot .* 1 with the reason, 2 when no daemon answers/,
+    );
+    assert.match(r.stdout, /--json/);
+  });
+
   test('nodesockd --help lists every command', async () => {
     const r = await cli(['--help'], { cwd: tempDir() });
     assert.equal(r.code, 0, r.stderr);
@@ -113,6 +123,24 @@ describe('no daemon running', () => {
       assertOneLineError(r, new RegExp(`no daemon is running at ${escapeRe(app.ipcFile)}\\b`));
     }
     assert.deepEqual(fs.readdirSync(app.tmpDir), ['nodesockd.ipc'], 'no worker was started');
+  });
+
+  test('health exits 2, not 1 (unhealthy), with one line, through either path to the socket', async () => {
+    app = makeApp({ workers: 1 });
+    for (const args of [
+      ['health', '--ipc-file', missing],
+      ['health', '-c', app.configFile],
+      ['health', '--json', '-c', app.configFile],
+    ]) {
+      const r = await cli(args, MUST_FAIL);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(stderrLines(r).length, 1, r.stderr);
+      assert.match(r.stderr, /^nodesockd: no daemon is running at /);
+      assert.equal(r.stdout, '');
+    }
+    const bad = await cli(['health', '-c', path.join(app.dir, 'missing.yaml')], MUST_FAIL);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.equal(stderrLines(bad).length, 1, bad.stderr);
   });
 
   test('the config found by discovery in the current directory', async () => {
@@ -549,6 +577,19 @@ describe('what a command loads (a quick CLI, a lean daemon)', () => {
     // The full CLI (zod is bundled into it: src/zod.ts, so it is no package load of its own).
     assert.ok(packages(broken.stderr).has('commander'));
     assert.deepEqual(ownLines(broken), [`nodesockd: ${bad}: tmpDir: tmpDir must be a string (got 5)`]);
+  });
+
+  test('health, which a probe runs every few seconds, loads no package either', async () => {
+    const { env } = withTmp();
+    const json = writeJson({});
+    for (const args of [
+      ['health', '-c', json],
+      ['-c', json, 'health', '--json'],
+    ]) {
+      const r = await cli(args, { env, ...MUST_FAIL });
+      assert.equal(r.code, 2, args.join(' '));
+      assert.deepEqual([...packages(r.stderr)], [], args.join(' '));
+    }
   });
 
   test('status without commander only for its plain forms; every other form gets the full CLI and its words', async () => {

@@ -5,11 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { Daemon, isAlive, killAll } from './helpers/daemon';
+import { Daemon, isAlive, killAll, makeTempDir } from './helpers/daemon';
 import { getJson } from './helpers/http';
+import { freePort } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
 let daemon: Daemon | undefined;
@@ -31,6 +35,8 @@ const start = async (config: Record<string, unknown>, env: NodeJS.ProcessEnv, on
   });
   return daemon;
 };
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const starts = (d: Daemon, what: RegExp) => d.output.match(what)?.length ?? 0;
 
@@ -153,6 +159,110 @@ describe('tmpDir turned read-only under a running daemon', () => {
       assert.match(d.output, /while closing/);
     } finally {
       spawnSync('umount', ['-l', app.tmpDir]);
+    }
+  });
+});
+
+describe('a failure says why', () => {
+  test("a crash's error line: in the daemon log, status (escaped), status --verbose and --json", async () => {
+    const marker = path.join(makeTempDir('nsd-once-'), 'crashed');
+    // A terminal escape in the message: status must not pass it to the terminal.
+    const message = 'boom: simulated crash \x1b[2J';
+    try {
+      const d = await start(
+        { workers: 2, env: ['CRASH_SLOT', 'CRASH_ONCE_FILE', 'CRASH_MESSAGE'] },
+        { CRASH_SLOT: '1', CRASH_ONCE_FILE: marker, CRASH_MESSAGE: message },
+        2,
+      );
+      const s = await waitFor('slot 1 replaced after its crash', async () => {
+        const s = await d.status();
+        const slot = s.slots[1]!;
+        return slot.lastFailure && slot.workerId !== null && slot.nextRetryAt === null ? s : undefined;
+      });
+      const failure = s.slots[1]!.lastFailure!;
+      // Its cause's stack comes after it: the error line is kept however far up it scrolled.
+      assert.equal(failure.error, `Error: ${message}`);
+      assert.match(failure.stderr.join('\n'), /\[cause\]: Error: inner/);
+      assert.match(failure.stderr.at(-1) ?? '', /^Node\.js v\d+/);
+      assert.equal(s.slots[0]!.lastFailure, null);
+      assert.match(
+        d.output,
+        /slot 1: worker w[0-9a-f]{8} \(pid \d+\) exited with code 1: Error: boom: simulated crash .*; last stderr: /,
+      );
+
+      const plain = await d.cli(['status']);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(
+        plain.stdout,
+        /^slot 1: last failure \d+s ago: exited with code 1: Error: boom: simulated crash \\u001b\[2J$/m,
+      );
+      assert.ok(!plain.stdout.includes('\x1b'), 'no raw escape reaches the terminal');
+      assert.doesNotMatch(plain.stdout, /^ {2}\| /m, 'the stderr lines only with --verbose');
+      const verbose = await d.cli(['status', '--verbose']);
+      assert.equal(verbose.code, 0, verbose.stderr);
+      assert.match(verbose.stdout, /^ {2}\| {3}\[cause\]: Error: inner$/m);
+      assert.match(verbose.stdout, /^ {2}\| Node\.js v\d+/m);
+    } finally {
+      fs.rmSync(path.dirname(marker), { recursive: true, force: true });
+    }
+  });
+
+  test('an app listening on its own port: the daemon says so while the worker is still starting', async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 1, onlineTimeout: 120_000, env: ['OWN_PORT'] }, 'own-port.js');
+    daemon = new Daemon(['daemon', '-c', app.configFile], app.ipcFile, {
+      env: { ...process.env, OWN_PORT: String(port) },
+    });
+    await daemon.waitOutput(
+      new RegExp(
+        `worker w[0-9a-f]{8}: listened on port ${port}, not on its socket \\(process\\.env\\.LISTEN_ON\\); ` +
+          'nginx reaches a worker only there: call serve\\(server\\) from nodesockd, or listen on process\\.env\\.LISTEN_ON',
+      ),
+    );
+    const s = await daemon.status();
+    assert.deepEqual(
+      s.workers.map((w) => w.state),
+      ['starting'],
+      'said before the 120 s online timeout',
+    );
+  });
+
+  test('an app listening on its own port: the failure to come online says how to fix it, with its stdout', async () => {
+    const port = await freePort();
+    const taken = net.createServer().listen(port, '0.0.0.0');
+    await once(taken, 'listening');
+    try {
+      app = makeApp({ workers: 1, env: ['OWN_PORT'] }, 'own-port.js');
+      daemon = new Daemon(['daemon', '-c', app.configFile], app.ipcFile, {
+        env: { ...process.env, OWN_PORT: String(port) },
+      });
+      const hint = `it listened on port ${port} instead of process.env.LISTEN_ON: call serve(server) from nodesockd`;
+      const s = await waitFor('slot 0 to fail with the hint', async () => {
+        const s = await daemon!.status().catch(() => undefined);
+        return s?.slots[0]?.lastFailure ? s : undefined;
+      });
+      assert.equal(
+        s.slots[0]!.lastFailure!.error?.startsWith(hint),
+        true,
+        s.slots[0]!.lastFailure!.error ?? '',
+      );
+      const status = await daemon.cli(['status']);
+      assert.match(
+        status.stdout,
+        new RegExp(
+          `^slot 0: no worker online \\(\\d+ restarts.*\\): worker w[0-9a-f]{8} exited with code 0 before reporting online: ${escapeRe(hint)}`,
+          'm',
+        ),
+      );
+      const r = await daemon.cli(['restart']);
+      assert.equal(r.code, 1);
+      assert.ok(r.stderr.includes(hint), r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`its last stdout lines:\\n {2}starting on port ${port}\\n {2}listen failed: EADDRINUSE`),
+      );
+    } finally {
+      taken.close();
     }
   });
 });

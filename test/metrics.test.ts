@@ -113,6 +113,27 @@ describe('metrics', { skip }, () => {
     assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
   });
 
+  test('series whose labels are known exist from the start at 0: in-flight per worker, both restart outcomes', async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 2, metrics: `127.0.0.1:${port}` }, 'plain.js');
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
+    // No request and no restart yet.
+    const text = await scrape({ port });
+    for (const w of (await daemon.status()).workers) {
+      assert.equal(
+        sample(text, 'nodesockd_worker_inflight_requests', { slot: String(w.slot), worker: w.id }),
+        0,
+        `in-flight of ${w.id}`,
+      );
+    }
+    for (const outcome of ['ok', 'failed']) {
+      assert.equal(sample(text, 'nodesockd_restart_duration_seconds_count', { outcome }), 0, outcome);
+      assert.equal(sample(text, 'nodesockd_restart_duration_seconds_bucket', { outcome, le: '+Inf' }), 0);
+    }
+    const check = spawnSync(PROMTOOL!, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+  });
+
   test('a real Prometheus scrapes the daemon: workers by role, and event loop delay reported by the workers', async () => {
     const port = await freePort();
     app = makeApp({ workers: 2, metrics: `127.0.0.1:${port}` }, 'plain.js');

@@ -14,6 +14,7 @@
  *   (fronts/tcp-receiver.ts).
  */
 import { installFrontReceiver } from '../fronts/tcp-receiver.js';
+import { installListenHint } from './listen-hint.js';
 import { installPreloadDrain } from './preload-drain.js';
 import { preloadFeature, shared } from './runtime.js';
 
@@ -40,6 +41,7 @@ if (!inspectorWanted) process.on('SIGUSR1', () => {});
 // Creating the shared runtime is what installs the reconnection (see runtime.ts).
 void shared.worker;
 if (preloadFeature('drain')) installPreloadDrain();
+installListenHint();
 // Connections the daemon's `listen` front hands over go to the app's server on the worker's socket.
 if (shared.worker.managed && shared.worker.socketPath !== undefined)
   installFrontReceiver(shared.worker.socketPath, () => shared.shutdownRequested);

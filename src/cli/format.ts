@@ -1,4 +1,6 @@
+import { escapeControlChars } from '../ipc/framing';
 import type { DaemonStatus } from '../ipc/protocol';
+import { slotFailureSummary } from '../ipc/slot-failure';
 
 export function duration(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -30,14 +32,8 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-/** A multi-line failure report (summary, then stderr lines) folded into one line. */
-function foldLines(text: string, max = 240): string {
-  const folded = text.replace(/:?\s*\n\s*/g, ' | ');
-  return folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
-}
-
 /** The human form of `nodesockd status`. */
-export function formatStatus(s: DaemonStatus, now = Date.now()): string {
+export function formatStatus(s: DaemonStatus, now = Date.now(), opts: { verbose?: boolean } = {}): string {
   const lines = [
     `nodesockd ${s.version} daemon for "${s.name}", pid ${s.pid}, up ${duration(now - s.startedAt)}; ` +
       `workers ${s.running ? (s.suspended ? 'running (suspended)' : 'running') : 'stopped'}` +
@@ -85,15 +81,22 @@ export function formatStatus(s: DaemonStatus, now = Date.now()): string {
   if (s.workers.length > 0) lines.push(table(rows));
   else lines.push('no workers');
   for (const slot of s.slots) {
+    const failure = slot.lastFailure ?? null;
+    const summary = slotFailureSummary(slot);
+    const last = summary === null ? '' : `: ${summary}`;
     if (slot.workerId === null || slot.nextRetryAt !== null) {
       const retry = slot.nextRetryAt === null ? '' : `, next try in ${duration(slot.nextRetryAt - now)}`;
-      const last = slot.lastExit ? `: ${foldLines(slot.lastExit)}` : '';
       // A worker that reported itself broken serves until its replacement is online.
       const who =
         slot.workerId === null
           ? 'no worker online'
           : `${slot.workerId} serves until its replacement is online`;
       lines.push(`slot ${slot.index}: ${who} (${slot.restarts} restarts${retry})${last}`);
+    } else if (failure) {
+      lines.push(`slot ${slot.index}: last failure ${duration(now - failure.at)} ago${last}`);
+    }
+    if (opts.verbose && failure) {
+      for (const line of failure.stderr) lines.push(`  | ${escapeControlChars(line)}`);
     }
   }
   return lines.join('\n');

@@ -6,7 +6,7 @@ import type { Config } from '../config/schema';
 import { waitForExit } from '../daemon/proc';
 import { request } from '../ipc/client';
 import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../ipc/limits';
-import type { ConfigReply, WorkerRef, WorkerResult } from '../ipc/protocol';
+import type { ConfigReply, DaemonStatus, WorkerRef, WorkerResult } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
 import {
@@ -19,6 +19,7 @@ import {
   say,
 } from './common';
 import { formatStatus } from './format';
+import { runHealth } from './health';
 import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
@@ -395,13 +396,22 @@ export function buildProgram(): Command {
     .description('show the daemon and its workers')
     .option('--json', 'machine-readable output')
     .option('-w, --watch', 'redraw every second (on a terminal) until Ctrl-C')
-    .action(async (opts: ClientOptions & { watch?: boolean }) => {
+    .option('-v, --verbose', 'also the last stderr lines of the last failed worker of each slot')
+    .action(async (opts: ClientOptions & { watch?: boolean; verbose?: boolean }) => {
       const target = ipcPath(opts);
       const load = () => request(target, 'status', undefined, { timeoutMs: 10_000 });
-      if (opts.watch) await watch(load, (status) => formatStatus(status));
+      const human = (status: DaemonStatus) => formatStatus(status, Date.now(), { verbose: opts.verbose });
+      if (opts.watch) await watch(load, human);
       const status = await load();
-      print(opts, status, () => formatStatus(status));
+      print(opts, status, () => human(status));
     });
+
+  addClientOptions(program.command('health'))
+    .description(
+      'exit 0 when every slot has a worker that accepts connections (suspended counts), 1 with the reason, 2 when no daemon answers',
+    )
+    .option('--json', 'machine-readable output')
+    .action((opts: ClientOptions) => runHealth(() => ipcPath(opts), opts));
 
   addClientOptions(program.command('config'))
     .description('print the effective config and the files it came from')

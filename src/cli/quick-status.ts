@@ -1,7 +1,7 @@
 /**
- * `nodesockd status` without commander, the command an operator and a probe run most: its
- * plain forms (`-c`, `-i`/`--ipc-file`, `--ipc`, `--json`, `--debug`, before or after the word
- * `status`) are parsed with node:util's parseArgs, which costs nothing to load; commander and
+ * `nodesockd status` and `health` without commander, the commands an operator and a probe run
+ * most: their plain forms (`-c`, `-i`/`--ipc-file`, `--ipc`, `--json`, `--debug`, before or
+ * after the word `status` or `health`) are parsed with node:util's parseArgs, which costs nothing to load; commander and
  * the child_process module it requires cost more than the rest of the command on Node 20.
  *
  * Anything else — `--help`, `--watch`, an unknown or misspelt option, a config that needs the
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { request } from '../ipc/client';
 import { type ClientOptions, commandFirst, exitAfterOutput, print, quickTarget, reportError } from './common';
 import { formatStatus } from './format';
+import { runHealth } from './health';
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -22,12 +23,16 @@ const OPTIONS = {
   debug: { type: 'boolean' },
 } as const;
 
-/** The options of a plain `status` command line, or null when the full CLI must read it. */
-export function quickStatusOptions(argv: string[]): ClientOptions | null {
+/** The commands this path runs: `status`, and `health`, which a container probe runs every few seconds. */
+const QUICK_COMMANDS = ['status', 'health'] as const;
+type QuickCommand = (typeof QUICK_COMMANDS)[number];
+
+/** The command and options of a plain `status`/`health` line, or null when the full CLI must read it. */
+export function quickStatusOptions(argv: string[]): (ClientOptions & { command: QuickCommand }) | null {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({
-      args: commandFirst(argv, ['status']).slice(2),
+      args: commandFirst(argv, QUICK_COMMANDS).slice(2),
       options: OPTIONS,
       allowPositionals: true,
       strict: true,
@@ -36,12 +41,14 @@ export function quickStatusOptions(argv: string[]): ClientOptions | null {
     return null;
   }
   const { values, positionals } = parsed;
-  if (positionals.length !== 1 || positionals[0] !== 'status') return null;
+  const command = QUICK_COMMANDS.find((c) => c === positionals[0]);
+  if (positionals.length !== 1 || command === undefined) return null;
   // An empty or option-like value is the full CLI's to judge (`-c --json`).
   for (const value of [values.config, values['ipc-file'], values.ipc]) {
     if (value !== undefined && (value === '' || value.startsWith('-'))) return null;
   }
   return {
+    command,
     ...(values.config !== undefined ? { config: values.config } : {}),
     ...(values['ipc-file'] !== undefined ? { ipcFile: values['ipc-file'] } : {}),
     ...(values.ipc !== undefined ? { ipc: values.ipc } : {}),
@@ -51,7 +58,7 @@ export function quickStatusOptions(argv: string[]): ClientOptions | null {
 }
 
 /**
- * Runs a plain `status`; false (nothing printed) when the full CLI must run it instead.
+ * Runs a plain `status` or `health`; false (nothing printed) when the full CLI must run it instead.
  * Resolves true once the command has printed its answer or the daemon's failure.
  */
 export async function quickStatus(argv: string[]): Promise<boolean> {
@@ -66,6 +73,10 @@ export async function quickStatus(argv: string[]): Promise<boolean> {
   // A config the quick reader cannot read, or options that disagree: the full CLI finds the
   // socket or says what is wrong, in its words.
   if (target === undefined) return false;
+  if (opts.command === 'health') {
+    await runHealth(() => target, opts);
+    return true;
+  }
   try {
     const status = await request(target, 'status', undefined, { timeoutMs: 10_000 });
     print(opts, status, () => formatStatus(status));

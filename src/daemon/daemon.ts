@@ -6,11 +6,12 @@ import { formatAddress } from '../fronts/address';
 import { DevServer } from '../fronts/dev-server';
 import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
 import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
-import type { DaemonStatus, HandoverResult, UpstreamChange } from '../ipc/protocol';
+import type { DaemonStatus, HandoverResult, HealthReport, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
+import { checkHealth } from './health';
 import { InstanceLock, LOCK_FD_ENV } from './instance-lock';
 import { lazy } from './lazy';
 import { DaemonLock } from './lock';
@@ -259,6 +260,7 @@ export class Daemon {
       const metrics = new Metrics(
         {
           status: () => ({ ...this.supervisor.status(), handovers: this.supervisor.handover.totals }),
+          health: () => this.health(),
           eventLoopDelay: (id) =>
             this.supervisor.listWorkers().find((w) => w.worker.id === id)?.worker.eventLoopDelay ?? null,
         },
@@ -401,10 +403,17 @@ export class Daemon {
     };
   }
 
+  /** `health` and the metrics listener's `/readyz` (daemon/health.ts). */
+  health(): Promise<HealthReport> {
+    const s = this.supervisor;
+    return checkHealth({ running: s.isRunning, ...s.status() }, { closing: this.isClosing, canConnect });
+  }
+
   private commandHandlers(): CommandHandlers {
     const s = this.supervisor;
     return {
       status: () => this.status(),
+      health: () => this.health(),
       config: () => ({ config: s.currentConfig, files: this.loaded.files }),
       start: (data) => s.start(data),
       restart: (data) => s.restart(data),

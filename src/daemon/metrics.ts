@@ -1,8 +1,8 @@
 /**
  * The daemon's Prometheus endpoint (`metrics` in the config; docs/operations.md#metrics):
- * `GET /metrics` in the text exposition format, written by prom-client. Worker metrics are read
- * from the pool at scrape time, so a scrape always shows the workers that exist now; the
- * daemon's own process metrics are prom-client's defaults.
+ * `GET /metrics` in the text exposition format, written by prom-client, and the probes `/healthz`
+ * and `/readyz`. Worker metrics are read from the pool at scrape time, so a scrape always shows
+ * the workers that exist now; the daemon's own process metrics are prom-client's defaults.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,6 +16,8 @@ import { errorMessage, type Logger } from '../log';
 
 export interface PoolView {
   status(): { slots: SlotStatus[]; workers: WorkerStatus[]; handovers?: { moved: number; failed: number } };
+  /** `/readyz`: as `nodesockd health` (daemon/health.ts). */
+  health(): Promise<{ healthy: boolean; reason: string | null }>;
   /** Event loop delay the worker last reported (seconds), by worker id. */
   eventLoopDelay(workerId: string): { p99: number; mean: number } | null;
 }
@@ -122,7 +124,8 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const w of view().workers) if (w.inflight !== null) this.set(perWorker(w), w.inflight);
+        // 0 until its server first reports: every live worker has the series from its start.
+        for (const w of view().workers) this.set(perWorker(w), w.inflight ?? 0);
       },
     });
     const delays = (id: string) => this.pool.eventLoopDelay(id);
@@ -146,6 +149,8 @@ export class Metrics {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
       registers: [r],
     });
+    // Both outcomes from the start (count 0), so a rate or an alert has a series before the first restart.
+    for (const outcome of ['ok', 'failed']) this.restartDuration.zero({ outcome });
   }
 
   /** Counts one restart. */
@@ -153,7 +158,21 @@ export class Metrics {
     this.restartDuration.observe({ outcome: ok ? 'ok' : 'failed' }, ms / 1000);
   }
 
-  /** Serves `GET /metrics` on the address; a failure to listen is reported, never fatal. */
+  /**
+   * `/healthz` (liveness): 200 whenever the daemon answers. `/readyz` (readiness): 200 when
+   * every slot serves, as `nodesockd health` says; 503 with its one-line reason otherwise.
+   */
+  private probe(url: '/healthz' | '/readyz', res: http.ServerResponse): void {
+    const reply = (status: number, body: string) =>
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${body}\n`);
+    if (url === '/healthz') return void reply(200, 'ok');
+    this.pool.health().then(
+      (h) => reply(h.healthy ? 200 : 503, h.healthy ? 'ready' : `not ready: ${h.reason}`),
+      (err: unknown) => reply(500, errorMessage(err)),
+    );
+  }
+
+  /** Serves `GET /metrics` (and the probes) on the address; a failure to listen is reported, never fatal. */
   async listen(address: { host: string; port: number } | { path: string }): Promise<string> {
     // Any local user can connect to the TCP form: an idle connection is closed after a few
     // seconds (one that never sends a byte too), and at the cap the oldest idle one makes room.
@@ -162,8 +181,15 @@ export class Metrics {
     const server = http.createServer({ headersTimeout: idleMs, requestTimeout: idleMs }, (req, res) => {
       cap.busy(req.socket, true);
       res.once('close', () => cap.busy(req.socket, false));
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
+      const url = (req.url ?? '').split('?')[0];
+      if (req.method === 'GET' && (url === '/healthz' || url === '/readyz')) {
+        this.probe(url, res);
+        return;
+      }
+      if (req.method !== 'GET' || url !== '/metrics') {
+        res
+          .writeHead(404, { 'content-type': 'text/plain' })
+          .end('not found: try GET /metrics, /healthz or /readyz\n');
         return;
       }
       this.registry.metrics().then(

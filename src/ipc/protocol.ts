@@ -37,6 +37,7 @@ const sendRequest = z.extend(sendMessage, {
 const commandSchemas = [
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('status') }),
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('config') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('health') }),
   z.strictObject({
     id: z.number().check(z.int()),
     type: z.literal('start'),
@@ -218,6 +219,12 @@ export interface SlotStatus {
   nextRetryAt: number | null;
   backoffMs: number | null;
   lastExit: string | null;
+  /**
+   * The slot's last failure (crash, failed start, broken report): when, the failed worker's
+   * error line (an uncaught exception's `Error: …`), and its last stderr lines. Absent from
+   * older daemons.
+   */
+  lastFailure?: { at: number; error: string | null; stderr: string[] } | null;
 }
 
 export interface DaemonStatus {
@@ -270,6 +277,26 @@ export interface FrontCertificate {
   fingerprint256: string;
 }
 
+/**
+ * The reply to `health`: healthy when the workers run and every slot has a worker (online or
+ * suspended) whose published socket accepted a connection just now (daemon/health.ts).
+ */
+export interface HealthReport {
+  healthy: boolean;
+  /** Why not, in one line: the first slot's problem (and how many more), or null. */
+  reason: string | null;
+  slots: SlotHealth[];
+}
+
+export interface SlotHealth {
+  index: number;
+  workerId: string | null;
+  /** The worker's state (online, suspended, …), or null when the slot has none. */
+  state: string | null;
+  /** Why the slot does not serve, or null when it accepted a connection. */
+  problem: string | null;
+}
+
 export interface ConfigReply {
   config: unknown;
   files: string[];
@@ -278,6 +305,7 @@ export interface ConfigReply {
 /** Each command's reply. */
 interface Replies {
   status: DaemonStatus;
+  health: HealthReport;
   config: ConfigReply;
   start: StartResult;
   restart: RestartResult;

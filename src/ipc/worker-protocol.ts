@@ -88,7 +88,8 @@ export type WorkerToDaemon =
   | InflightMessage
   | StatsMessage
   | AppReply
-  | AppSend;
+  | AppSend
+  | ListenedElsewhereMessage;
 export type DaemonToWorker =
   | typeof MSG_SHUTDOWN
   | typeof MSG_RESUME
@@ -300,4 +301,19 @@ export function isMovedHandoffMeta(m: unknown): m is MovedHandoffMeta {
     (m as { moved?: unknown }).moved === true &&
     typeof (m as { deadline?: unknown }).deadline === 'number'
   );
+}
+
+/**
+ * Worker → daemon, from the preload (app/listen-hint.ts): the app called `listen()` on something
+ * other than its socket (`address`: a port, `host:port` or a path), the usual reason a worker
+ * never comes online under nodesockd (daemon/worker/listen-hint.ts says how to fix it).
+ */
+export interface ListenedElsewhereMessage {
+  type: 'nodesockd:listened-elsewhere';
+  address: string;
+}
+export const MSG_LISTENED_ELSEWHERE = 'nodesockd:listened-elsewhere';
+
+export function isListenedElsewhereMessage(m: unknown): m is ListenedElsewhereMessage {
+  return typeOf(m) === MSG_LISTENED_ELSEWHERE && typeof (m as { address?: unknown }).address === 'string';
 }

@@ -190,7 +190,13 @@ export function fakePool(
       const proc = new FakeProcess(spec);
       spawned.push(proc);
       behave(proc, clock);
-      return { process: proc, processGroup: null, lastStderr: () => [] };
+      return {
+        process: proc,
+        processGroup: null,
+        lastStderr: () => [],
+        errorLine: () => null,
+        lastStdout: () => [],
+      };
     },
     ...extra,
   });

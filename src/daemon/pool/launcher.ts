@@ -5,6 +5,7 @@ import { newWorkerId } from '../../worker-id';
 import type { Clock } from '../clock';
 import type { WorkerOutput } from '../output';
 import { AdoptedProcess } from '../worker/adopted-process';
+import { watchListenHint } from '../worker/listen-hint';
 import { ManagedWorker } from '../worker/managed-worker';
 import { type SpawnedWorker, type SpawnSpec, spawnWorker, workerEnv } from '../worker/spawn';
 import type { DrainReason, ExitInfo } from '../worker/worker-state';
@@ -12,6 +13,20 @@ import type { DrainReason, ExitInfo } from '../worker/worker-state';
 export class AbortedError extends Error {
   constructor() {
     super('aborted');
+  }
+}
+
+/**
+ * A worker did not come online: the reason (with its last stderr lines and, when it listened
+ * elsewhere, the fix), plus its error line and stderr for `status`.
+ */
+export class StartFailure extends Error {
+  constructor(
+    message: string,
+    readonly errorLine: string | null,
+    readonly stderr: string[],
+  ) {
+    super(message);
   }
 }
 
@@ -78,15 +93,21 @@ export class Launcher {
     let lastError: unknown;
     for (let attempt = 1; attempt <= opts.attempts; attempt++) {
       if (opts.signals.some((s) => s.aborted)) throw new AbortedError();
-      const worker = this.spawn(slot, opts.generation, opts.suspended);
+      const { worker, listenHint } = this.spawn(slot, opts.generation, opts.suspended);
       try {
         await raceAbort(worker.waitOnline(this.deps.config().onlineTimeout), opts.signals);
         return worker;
       } catch (err) {
-        lastError = err;
         await worker.abort(this.deps.config().killTimeout);
         if (err instanceof AbortedError) throw err;
-        this.deps.log.warn(`attempt ${attempt}/${opts.attempts} failed: ${errorMessage(err)}`);
+        const hint = listenHint();
+        // Listening elsewhere is the reason to show first: the error line is then its symptom.
+        lastError = new StartFailure(
+          hint === null ? errorMessage(err) : `${errorMessage(err)}\n${hint}`,
+          hint?.split('\n')[0]?.replace(/; its last stdout lines:$/, '') ?? worker.errorLine(),
+          worker.lastStderr(),
+        );
+        this.deps.log.warn(`attempt ${attempt}/${opts.attempts} failed: ${errorMessage(lastError)}`);
       }
     }
     throw lastError;
@@ -143,7 +164,7 @@ export class Launcher {
     slot: { index: number; instances: number } | null,
     generation: number,
     suspended: boolean,
-  ): ManagedWorker {
+  ): { worker: ManagedWorker; listenHint: () => string | null } {
     const c = this.deps.config();
     const id = newWorkerId();
     const socketPath = this.deps.socketPathFor(id);
@@ -180,11 +201,17 @@ export class Launcher {
       spawnTimeoutMs: c.spawnTimeout,
       processGroup: spawned.processGroup,
       lastStderr: spawned.lastStderr,
+      errorLine: spawned.errorLine,
       canConnect: this.deps.canConnect,
       clock: this.deps.clock,
       log: this.deps.log,
     });
-    return this.track(worker);
+    const listenHint = watchListenHint(worker, {
+      listenVar: c.listenVar,
+      lastStdout: spawned.lastStdout,
+      log: this.deps.log,
+    });
+    return { worker: this.track(worker), listenHint };
   }
 
   private track(worker: ManagedWorker): ManagedWorker {

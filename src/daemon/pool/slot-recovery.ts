@@ -3,10 +3,30 @@ import type { Clock } from '../clock';
 import type { ManagedWorker } from '../worker/managed-worker';
 import { clip } from '../worker/spawn';
 import { type DrainReason, describeExit, type ExitInfo } from '../worker/worker-state';
-import { AbortedError } from './launcher';
+import { AbortedError, StartFailure } from './launcher';
 import type { FailureKind } from './restart-policy';
 import type { Slot, SlotTable } from './slots';
 import type { StandbyPool } from './standby-pool';
+
+/**
+ * How much of a failed worker's stderr a slot keeps for `status --verbose` and `--json`: its
+ * last lines, at most this many and this many characters in all (a status of 256 crash-looping
+ * slots must still fit in one reply frame).
+ */
+const FAILURE_STDERR_LINES = 10;
+const FAILURE_STDERR_CHARS = 2048;
+
+/** The last lines of `lines` within both bounds. */
+function lastLines(lines: string[]): string[] {
+  const kept: string[] = [];
+  let chars = 0;
+  for (const line of lines.slice(-FAILURE_STDERR_LINES).reverse()) {
+    chars += line.length + 1;
+    if (chars > FAILURE_STDERR_CHARS) break;
+    kept.unshift(line);
+  }
+  return kept;
+}
 
 export interface RecoveryDeps {
   slots: SlotTable;
@@ -33,9 +53,12 @@ export class SlotRecovery {
   onCrash(slot: Slot, worker: ManagedWorker, exit: ExitInfo): void {
     this.deps.slots.vacate(slot);
     slot.lastExit = describeExit(exit);
+    const error = worker.errorLine();
+    this.noteFailure(slot, error, worker.lastStderr());
     const tail = worker.lastStderr().slice(-5);
     this.deps.log.warn(
       `slot ${slot.index}: worker ${worker.id} (pid ${worker.pid}) ${slot.lastExit}` +
+        (error !== null ? `: ${error}` : '') +
         (tail.length > 0 ? `; last stderr: ${tail.join(' | ')}` : ''),
     );
     this.failed(slot, 'crash', worker);
@@ -45,13 +68,20 @@ export class SlotRecovery {
   onBroken(slot: Slot, worker: ManagedWorker, why = `reported broken: ${worker.brokenReason ?? ''}`): void {
     if (slot.recovering) return;
     slot.lastExit = why;
+    this.noteFailure(slot, null, []);
     this.failed(slot, 'broken', worker);
   }
 
   /** A worker could not be started or published for the slot (start, scale-up, adoption fill). */
   onStartFailure(slot: Slot, err: unknown): void {
     slot.lastExit = clip(errorMessage(err), 4096);
+    if (err instanceof StartFailure) this.noteFailure(slot, err.errorLine, err.stderr);
+    else this.noteFailure(slot, null, []);
     this.failed(slot, 'failed-start', null);
+  }
+
+  private noteFailure(slot: Slot, error: string | null, stderr: string[]): void {
+    slot.lastFailure = { at: this.deps.clock.now(), error, stderr: lastLines(stderr) };
   }
 
   /** Publishes the worker in its slot and drains the one it replaces. Throws if it cannot be published. */

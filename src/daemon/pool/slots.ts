@@ -5,6 +5,13 @@ import type { ManagedWorker } from '../worker/managed-worker';
 import { isServing } from '../worker/worker-state';
 import { RestartPolicy, type RestartPolicyOptions } from './restart-policy';
 
+export interface SlotFailure {
+  at: number;
+  /** The failed worker's error line (worker/error-line.ts), or null. */
+  error: string | null;
+  stderr: string[];
+}
+
 /** One traffic-serving position: a published path and the worker behind it. */
 export class Slot {
   /** The worker the published path points at (null while the slot has none alive). */
@@ -13,6 +20,8 @@ export class Slot {
   instances = 0;
   restarts = 0;
   lastExit: string | null = null;
+  /** The last failure: when, the stderr line that says why, its last stderr lines (SlotFailure). */
+  lastFailure: SlotFailure | null = null;
   /** A replacement scheduled after a failure. */
   retry: { timer: Timer; at: number; delayMs: number } | null = null;
   /** A replacement is starting (so a second failure report does not start another). */

@@ -17,6 +17,7 @@ export function poolStatus(
     nextRetryAt: s.retry?.at ?? null,
     backoffMs: s.retry?.delayMs ?? (s.policy.failures > 0 ? s.policy.currentDelay : null),
     lastExit: s.lastExit,
+    lastFailure: s.lastFailure,
   }));
   const workers = live.map(({ worker: w, role, slot }): WorkerStatus => {
     const stats = w.pid !== null ? readProcStats(w.pid) : null;

@@ -45,6 +45,8 @@ export interface ManagedWorkerOptions {
   /** No 'spawn' event within this many ms: the start is given up (SIGKILL). 0: no limit. */
   spawnTimeoutMs: number;
   lastStderr?: () => string[];
+  /** The stderr line that says why it died (worker/error-line.ts). */
+  errorLine?: () => string | null;
   /** The process group it leads (signalled on escalation, so its helpers stop too); null: none. */
   processGroup: number | null;
   /** Whether a connection to the socket can be established (readiness by connect). */
@@ -73,6 +75,7 @@ export class ManagedWorker extends EventEmitter {
   private readonly readiness: 'message' | 'connect';
   private readonly suspendedStart: boolean;
   private readonly stderrTail: () => string[];
+  private readonly errorLineOf: () => string | null;
   private readonly canConnect: (socketPath: string) => Promise<boolean>;
   /** The process group to signal on escalation (the worker leads its own group). */
   private readonly pgid: number | null;
@@ -101,6 +104,7 @@ export class ManagedWorker extends EventEmitter {
     this.readiness = opts.readiness;
     this.suspendedStart = opts.suspended;
     this.stderrTail = opts.lastStderr ?? (() => []);
+    this.errorLineOf = opts.errorLine ?? (() => null);
     this.canConnect = opts.canConnect;
     this.log = opts.log.child(`worker ${this.id}: `);
     const now = this.clock.now();
@@ -183,6 +187,11 @@ export class ManagedWorker extends EventEmitter {
   /** The last lines the worker wrote to stderr, for error reports. */
   lastStderr(): string[] {
     return this.stderrTail();
+  }
+
+  /** The stderr line that says why it died (an uncaught exception's first line), or null. */
+  errorLine(): string | null {
+    return this.errorLineOf();
   }
 
   /** Why this worker stopped, with its last stderr lines, for a command's error reply. */

@@ -3,12 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ENV } from '../../ipc/worker-protocol';
 import type { OutputTags, WorkerOutput } from '../output';
+import { ErrorLine } from './error-line';
 import type { WorkerProcess } from './worker-process';
 
 /** How many stderr lines of a worker the daemon keeps for error reports. */
 export const STDERR_TAIL_LINES = 20;
 /** How much of one stderr line is kept there (a longer line is cut, with a marker). */
 export const STDERR_TAIL_LINE_BYTES = 2048;
+/** How many stdout lines of a worker the daemon keeps (for the listen hint's report). */
+export const STDOUT_TAIL_LINES = 5;
 
 /** Built beside the CLI bundle's folder (dist/cli/bin.js → dist/worker-preload.js). */
 const PRELOAD = path.resolve(__dirname, '..', 'worker-preload.js');
@@ -44,6 +47,10 @@ export interface SpawnedWorker {
   processGroup: number | null;
   /** Its last stderr lines, oldest first. */
   lastStderr: () => string[];
+  /** The line of its stderr that says why it died (error-line.ts), or null. */
+  errorLine: () => string | null;
+  /** Its last stdout lines, oldest first. */
+  lastStdout: () => string[];
 }
 
 /** The environment a worker gets: the configured one plus the socket and identity variables. */
@@ -88,13 +95,26 @@ export function spawnWorker(spec: SpawnSpec): SpawnedWorker {
     },
   );
   const tail: string[] = [];
-  spec.output.attach(child.stdout, 'stdout', spec.tags);
+  const outTail: string[] = [];
+  const errorLine = new ErrorLine();
+  spec.output.attach(child.stdout, 'stdout', spec.tags, (line) => keep(outTail, line, STDOUT_TAIL_LINES));
   spec.output.attach(child.stderr, 'stderr', spec.tags, (line) => {
-    tail.push(clip(line, STDERR_TAIL_LINE_BYTES));
-    if (tail.length > STDERR_TAIL_LINES) tail.shift();
+    keep(tail, line, STDERR_TAIL_LINES);
+    errorLine.push(tail[tail.length - 1]!);
   });
   // detached: the worker leads a process group of its own, whose id is its pid.
-  return { process: child, processGroup: child.pid ?? null, lastStderr: () => [...tail] };
+  return {
+    process: child,
+    processGroup: child.pid ?? null,
+    lastStderr: () => [...tail],
+    errorLine: () => errorLine.line,
+    lastStdout: () => [...outTail],
+  };
+}
+
+function keep(tail: string[], line: string, max: number): void {
+  tail.push(clip(line, STDERR_TAIL_LINE_BYTES));
+  if (tail.length > max) tail.shift();
 }
 
 /** `text` cut to at most `max` UTF-16 units (a byte bound for the ASCII that logs mostly are). */
