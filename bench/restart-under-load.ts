@@ -15,6 +15,7 @@
  * See bench/README.md for how to read the results.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Backend, bootTime, type Env, startNodesockd, startPm2, type Timing } from './lib/contenders';
@@ -204,9 +205,20 @@ interface Started {
   stop(): Promise<string[]>;
 }
 
+/** After each restart under load: was the deploy atomic? */
+interface Atomicity {
+  /** Sequential requests sent through nginx right after the restart command returned. */
+  probes: number;
+  /** Of those, answered by a worker of the release before the restart. */
+  oldAnswers: number;
+  /** How long the old workers lived after the restart command returned (null: past the bound). */
+  oldLivedMs: number | null;
+}
+
 interface RestartRun {
   wrk: WrkResult;
   restartsUnderLoad: Timing[];
+  atomicity: Atomicity[];
   restartsIdle: Timing[];
   /** CLI round trips without load (`status`, `pm2 ping`). */
   pings: Timing[];
@@ -222,6 +234,57 @@ interface Result {
 }
 
 const rps = (w: WrkResult) => w.requests / (w.durationUs / 1e6);
+
+/** Sequential requests on kept-alive connections through nginx; the pids that answered. */
+async function pidsThrough(port: number, agent: http.Agent, count: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const pid = await new Promise<number | null>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, agent, path: '/' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { pid: number }).pid);
+          } catch {
+            resolve(null);
+          }
+        });
+      });
+      req.setTimeout(5000, () => req.destroy());
+      req.on('error', () => resolve(null));
+    });
+    if (pid !== null) pids.push(pid);
+  }
+  return pids;
+}
+
+/** A pid that is gone (or a zombie: it serves nothing). */
+function gone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Milliseconds from `since` until every pid is gone; null past `boundMs`. Polled every 10 ms. */
+async function livedAfter(pids: number[], since: number, boundMs: number): Promise<number | null> {
+  while (performance.now() - since < boundMs) {
+    if (pids.every(gone)) return performance.now() - since;
+    await sleep(10);
+  }
+  return null;
+}
+
+/** The answers of the old release: probes before the restart, then after it returned. */
+const PROBES_BEFORE = 40;
+const PROBES_AFTER = 100;
+const LIFETIME_BOUND_MS = 120_000;
 const roundsRps = (r: Result) => median(r.rounds.map(rps));
 const roundsP99 = (r: Result) => median(r.rounds.map((w) => w.p99Us / 1000));
 const roundsFailed = (r: Result) => r.rounds.reduce((n, w) => n + failed(w), 0);
@@ -311,6 +374,8 @@ async function restartRun(run: Run, o: Options, s: Started): Promise<RestartRun>
   // The warm-up's (and the idle restarts') error-log lines are not this run's.
   fs.truncateSync(path.join(nginx.dir, 'error.log'), 0);
   const restartsUnderLoad: Timing[] = [];
+  const atomicity: Atomicity[] = [];
+  const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const loadStart = Date.now();
   const load = runWrk(run, wrkOptions(o, nginx.port, o.duration));
   // Awaited below; if a restart throws first, the rejection must not crash the process.
@@ -319,14 +384,26 @@ async function restartRun(run: Run, o: Options, s: Started): Promise<RestartRun>
     const at = loadStart + (o.duration * 1000 * (i + 1)) / (o.restarts + 1);
     await sleep(at - Date.now());
     run.check();
+    const old = new Set(await pidsThrough(nginx.port, probeAgent, PROBES_BEFORE));
     const atMs = Date.now() - loadStart;
     const t = await backend.restart();
+    const returned = performance.now();
+    const lived = livedAfter([...old], returned, LIFETIME_BOUND_MS);
+    const after = await pidsThrough(nginx.port, probeAgent, PROBES_AFTER);
+    const a: Atomicity = {
+      probes: after.length,
+      oldAnswers: after.filter((pid) => old.has(pid)).length,
+      oldLivedMs: await lived,
+    };
+    atomicity.push(a);
     run.check();
     restartsUnderLoad.push({ ...t, atMs });
     console.log(
-      `  restart ${i + 1}/${o.restarts} at ${(atMs / 1000).toFixed(1)} s: ${fmtMs(t.ms)} ms${t.ok ? '' : ` FAILED: ${t.output}`}`,
+      `  restart ${i + 1}/${o.restarts} at ${(atMs / 1000).toFixed(1)} s: ${fmtMs(t.ms)} ms${t.ok ? '' : ` FAILED: ${t.output}`}; ` +
+        `after it returned: ${a.oldAnswers} of ${a.probes} requests answered by the old release, old workers gone after ${a.oldLivedMs === null ? `> ${LIFETIME_BOUND_MS / 1000} s` : `${fmtMs(a.oldLivedMs)} ms`}`,
     );
   }
+  probeAgent.destroy();
   const wrk = await load;
   run.check();
   const nginxErrors = [...nginx.errorSummary()].sort((a, b) => b[1] - a[1]);
@@ -336,7 +413,7 @@ async function restartRun(run: Run, o: Options, s: Started): Promise<RestartRun>
       `p99 ${fmtMs(wrk.p99Us / 1000, 2)} ms`,
   );
   for (const [message, count] of nginxErrors.slice(0, 3)) console.log(`  nginx: ${count}× ${message}`);
-  return { wrk, restartsUnderLoad, restartsIdle, pings, nginxErrors };
+  return { wrk, restartsUnderLoad, atomicity, restartsIdle, pings, nginxErrors };
 }
 
 const THROUGHPUT_HEADERS = [
@@ -387,6 +464,8 @@ const RESTART_HEADERS = [
   'boot ms',
   'beyond boot ms',
   'restart ms loaded med/max',
+  'old-release answers after return',
+  'old workers lived after return ms med/max',
 ];
 
 function restartRows(results: Result[]): string[][] {
@@ -412,9 +491,21 @@ function restartRows(results: Result[]): string[][] {
         loaded.length
           ? `${fmtMs(median(loaded))}/${fmtMs(Math.max(...loaded))}${failedRestarts ? ` (${failedRestarts} failed)` : ''}`
           : '—',
+        x.atomicity.length
+          ? `${x.atomicity.reduce((n, a) => n + a.oldAnswers, 0)} of ${x.atomicity.reduce((n, a) => n + a.probes, 0)}`
+          : '—',
+        livedCell(x.atomicity),
       ],
     ];
   });
+}
+
+function livedCell(list: Atomicity[]): string {
+  if (list.length === 0) return '—';
+  const known = list.flatMap((a) => (a.oldLivedMs === null ? [] : [a.oldLivedMs]));
+  const unbounded = list.length - known.length;
+  const max = unbounded > 0 ? `> ${LIFETIME_BOUND_MS / 1000} s` : fmtMs(Math.max(...known));
+  return `${known.length ? fmtMs(median(known)) : '—'}/${max}`;
 }
 
 const GOAL_MS = 300;
@@ -442,7 +533,12 @@ req/s against the same contender's rounds without restarts (what the restarts co
 of the restart command (\`nodesockd restart\`, \`pm2 reload\`) from spawn to exit, **CLI ms** the
 manager's cheapest command (\`nodesockd status\`, \`pm2 ping\`), **boot ms** the app's own boot
 (\`node app.js\` from spawn to its "listening" line), **beyond boot ms** = restart − boot
-(goal < ${GOAL_MS} ms). **restart ms loaded** are the restarts during the measured run.`;
+(goal < ${GOAL_MS} ms). **restart ms loaded** are the restarts during the measured run.
+**Is the deploy atomic?** Before each restart under load, ${PROBES_BEFORE} sequential requests on
+kept-alive connections through nginx name the old release's pids; the moment the restart command
+returns, ${PROBES_AFTER} more: **old-release answers after return** counts those an old pid answered
+(0 means every request sent after the deploy returned ran the new code), **old workers lived after
+return** how long until every old pid was gone (median/max over the restarts).`;
 
 function markdownReport(o: Options, results: Result[], m: Machine): string {
   const notes: string[] = [];

@@ -124,8 +124,11 @@ describe('the nginx-safe drain of an app that does not use serve()', { skip: ski
 });
 
 describe('the preload without nginx', () => {
-  test('a kept-alive connection gets its next request answered with Connection: close during the drain', async () => {
-    app = makeApp({ workers: 1, upstreamKeepaliveTimeout: 30_000 }, 'readme-app.js');
+  test('handover: false: a kept-alive connection gets its next request answered with Connection: close during the drain', async () => {
+    app = makeApp(
+      { workers: 1, upstreamKeepaliveTimeout: 30_000, handover: false, stopIdleTimeout: 30_000 },
+      'readme-app.js',
+    );
     const d = await startDaemon(1);
     const [pid] = await d.slotPids();
     const socket = net.connect(app.published(0));

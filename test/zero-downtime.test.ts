@@ -47,8 +47,8 @@ describe('zero downtime', () => {
     await waitFor('the old worker to exit after its request', () => !isAlive(oldPid!));
   });
 
-  test('a request on a kept-alive connection during the drain succeeds and closes the connection', async () => {
-    const d = await start({ workers: 1 }, 'lib.js', 1);
+  test('handover: false: a request on a kept-alive connection during the drain succeeds and closes the connection', async () => {
+    const d = await start({ workers: 1, handover: false, stopIdleTimeout: 30_000 }, 'lib.js', 1);
     const [oldPid] = await d.slotPids();
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
