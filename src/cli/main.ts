@@ -15,13 +15,16 @@ import {
   exitAfterOutput,
   ipcFileOption,
   print,
+  quietOnClosedStdout,
   reportError,
   say,
+  terminalText,
 } from './common';
 import { formatStatus } from './format';
 import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
+import { showRecentLogs } from './recent-logs';
 import { watch, withProgress } from './watch';
 
 const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
@@ -129,7 +132,11 @@ export function buildProgram(): Command {
     )
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    // Client commands only: the daemon's own stdout has its EPIPE-safe sink (daemon/stdio.ts).
+    .hook('preAction', (_program, command) => {
+      if (command.name() !== 'daemon') quietOnClosedStdout();
+    });
 
   program
     .command('daemon', { isDefault: true })
@@ -502,20 +509,67 @@ export function buildProgram(): Command {
     });
 
   addClientOptions(program.command('logs'))
-    .description("print the workers' output from the configured log files (stdout/stderr); -f follows them")
-    .option('-f, --follow', 'keep printing new lines, also across a logrotate reopen (SIGUSR2)')
-    .option('--slot <n>', "only the lines of this slot's workers (by outputPrefix)", nonNegativeInt)
+    .description("print the workers' recent output, kept by the daemon (no setup needed); -f follows it")
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('--slot <n>', "only the lines of this slot's workers", nonNegativeInt)
     .option('-n, --lines <n>', 'lines of history to print first (default 50)', nonNegativeInt)
-    .action(async (opts: ClientOptions & { follow?: boolean; slot?: number; lines?: number }) => {
-      // The running daemon's config when it answers (its files are the ones written), else the files'.
-      const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
-        () => null,
-      );
-      const config =
-        (running?.config as Config | undefined) ??
-        lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
-      await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 }, say);
-    });
+    .option('-t, --timestamps', 'start each line with the time the daemon received it')
+    .option('--json', 'one JSON object per line: seq, time, slot, id, stream, text')
+    .option(
+      '--files',
+      'read the configured log files (stdout/stderr) instead: a longer history, and no daemon needed',
+    )
+    .action(
+      async (
+        opts: ClientOptions & {
+          follow?: boolean;
+          slot?: number;
+          lines?: number;
+          timestamps?: boolean;
+          files?: boolean;
+        },
+      ) => {
+        const lines = opts.lines ?? 50;
+        if (!opts.files) {
+          let printed = false;
+          const target = ipcPath(opts);
+          try {
+            await showRecentLogs(
+              target,
+              {
+                follow: opts.follow === true,
+                slot: opts.slot,
+                lines,
+                json: opts.json === true,
+                timestamps: opts.timestamps === true,
+              },
+              (text) => {
+                printed = true;
+                say(text);
+              },
+              (message) => process.stderr.write(terminalText(`nodesockd: ${message}\n`)),
+            );
+            return;
+          } catch (err) {
+            // No daemon (or one older than the `logs` command): the files, when there are some.
+            const message = errorMessage(err);
+            if (printed || !/^no daemon is running|unknown request type/.test(message)) throw err;
+            const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+            if (!config.stdout && !config.stderr) {
+              throw new Error(`${message}, and no log files (stdout/stderr) are configured to read instead`);
+            }
+          }
+        }
+        // The running daemon's config when it answers (its files are the ones written), else the files'.
+        const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
+          () => null,
+        );
+        const config =
+          (running?.config as Config | undefined) ??
+          lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
+        await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines }, say);
+      },
+    );
 
   return program;
 }
