@@ -1,113 +1,116 @@
 /**
  * The workers' recent output, kept in the daemon so that `nodesockd logs` works without log
- * files: one ring per slot (and one for the standbys), each bounded in bytes, under a cap for
- * them all. A worker that floods its output pushes out its own slot's older lines, not the
- * others', and costs the daemon a fixed amount of memory. Every line is numbered in the order
- * the daemon received it, stdout and stderr alike: the order `logs` prints them in.
+ * files: per slot (and one for the standbys) a ring of fixed 32 KiB chunks holding the lines'
+ * bytes, at most SLOT_HISTORY_BYTES each and TOTAL_HISTORY_BYTES in all. When a ring is full,
+ * its oldest chunk is emptied and written again, so a worker that floods its output pushes out
+ * its own slot's older lines, not the others', and the daemon's memory for it is fixed: no
+ * string or object is kept per line (a flood would fill the heap with lines waiting for a
+ * collection). Every line is numbered in the order the daemon received it, stdout and stderr
+ * alike: the order `logs` prints them in.
  */
 import type { LogLine, LogsQuery, LogsReply } from '../ipc/protocol';
 
+export const CHUNK_BYTES = 32 * 1024;
 /** What each slot (and the standbys together) keeps at most. */
 export const SLOT_HISTORY_BYTES = 256 * 1024;
-/** What all of them keep at most: past it, the oldest line of any slot goes first. */
+/** What all of them keep at most: past it, the slots that hold the most give up their oldest chunks. */
 export const TOTAL_HISTORY_BYTES = 2 * 1024 * 1024;
-/** What a kept line costs besides its text (the object and its fields), as counted against the caps. */
-const LINE_OVERHEAD_BYTES = 64;
 /** A reply holds at most this much (its JSON, estimated): half the control protocol's frame limit. */
 const REPLY_BYTES = 512 * 1024;
 
-interface Kept {
-  line: LogLine;
-  bytes: number;
-}
+/** Each line in a chunk: seq (f64), time (f64), the worker id's 8 hex digits (u32), stream (u8), length (u16), text. */
+const HEADER_BYTES = 23;
+const STREAMS = ['out', 'err'] as const;
 
-/** One slot's lines, oldest first: an array read from `head`, compacted now and then. */
-class Ring {
-  private items: (Kept | undefined)[] = [];
-  private head = 0;
-  bytes = 0;
-  /** The number of the newest line dropped to make room (0: none yet). */
-  droppedSeq = 0;
+/** Lines written one after another into a fixed buffer. */
+class Chunk {
+  readonly buf = Buffer.allocUnsafeSlow(CHUNK_BYTES);
+  used = 0;
+  firstSeq = 0;
+  lastSeq = 0;
 
-  push(kept: Kept): void {
-    this.items.push(kept);
-    this.bytes += kept.bytes;
+  fits(bytes: number): boolean {
+    return this.used + HEADER_BYTES + bytes <= CHUNK_BYTES;
   }
 
-  get oldest(): Kept | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): number {
-    const kept = this.items[this.head];
-    if (!kept) return 0;
-    this.items[this.head] = undefined;
-    this.head += 1;
-    this.bytes -= kept.bytes;
-    this.droppedSeq = kept.line.seq;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return kept.bytes;
+  add(seq: number, time: number, id: string, stream: 'out' | 'err', text: Buffer): void {
+    let at = this.used;
+    if (at === 0) this.firstSeq = seq;
+    this.lastSeq = seq;
+    at = this.buf.writeDoubleLE(seq, at);
+    at = this.buf.writeDoubleLE(time, at);
+    at = this.buf.writeUInt32LE(Number.parseInt(id.slice(1), 16) >>> 0, at);
+    at = this.buf.writeUInt8(stream === 'out' ? 0 : 1, at);
+    at = this.buf.writeUInt16LE(text.length, at);
+    this.used = at + text.copy(this.buf, at);
   }
 
   /** The lines numbered after `after` and before `before`, oldest first. */
-  between(after: number, before: number): LogLine[] {
-    const start = this.firstAbove(after);
-    const end = this.firstAbove(before - 1);
-    const out: LogLine[] = [];
-    for (let i = start; i < end; i += 1) {
-      const kept = this.items[i];
-      if (kept) out.push(kept.line);
+  *between(after: number, before: number, slot: number | null): Generator<LogLine> {
+    if (this.used === 0 || this.lastSeq <= after || this.firstSeq >= before) return;
+    for (let at = 0; at < this.used; ) {
+      const seq = this.buf.readDoubleLE(at);
+      const length = this.buf.readUInt16LE(at + 21);
+      const start = at + HEADER_BYTES;
+      at = start + length;
+      if (seq <= after || seq >= before) continue;
+      yield {
+        seq,
+        time: this.buf.readDoubleLE(start - 15),
+        slot,
+        id: `w${this.buf
+          .readUInt32LE(start - 7)
+          .toString(16)
+          .padStart(8, '0')}`,
+        stream: STREAMS[this.buf.readUInt8(start - 3)] ?? 'out',
+        text: this.buf.toString('utf8', start, start + length),
+      };
     }
-    return out;
   }
+}
 
-  /** The index of the first line numbered above `seq` (binary search: the numbers only grow). */
-  private firstAbove(seq: number): number {
-    let lo = this.head;
-    let hi = this.items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.items[mid]?.line.seq ?? 0) <= seq) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
+/** One slot's chunks, oldest first. */
+interface Ring {
+  slot: number | null;
+  chunks: Chunk[];
+  /** The number of the newest line dropped to make room (0: none yet). */
+  droppedSeq: number;
 }
 
 export class LogHistory {
   /** By slot index; the standbys' lines under -1. */
   private readonly rings = new Map<number, Ring>();
   private seq = 0;
-  private bytes = 0;
+  private chunks = 0;
 
   constructor(
-    private readonly slotBytes = SLOT_HISTORY_BYTES,
-    private readonly totalBytes = TOTAL_HISTORY_BYTES,
+    private readonly slotChunks = SLOT_HISTORY_BYTES / CHUNK_BYTES,
+    private readonly totalChunks = TOTAL_HISTORY_BYTES / CHUNK_BYTES,
   ) {}
 
-  /** Keeps one line of a worker's output; `byteLength` is the text's size in UTF-8. */
-  add(slot: number | null, id: string, stream: 'out' | 'err', text: string, byteLength: number): void {
+  /** Keeps one line of a worker's output (its UTF-8 bytes, at most MAX_LINE_BYTES and a marker). */
+  add(slot: number | null, id: string, stream: 'out' | 'err', text: Buffer): void {
     const key = slot ?? -1;
     let ring = this.rings.get(key);
     if (!ring) {
-      ring = new Ring();
+      ring = { slot, chunks: [], droppedSeq: 0 };
       this.rings.set(key, ring);
     }
+    const line =
+      text.length > CHUNK_BYTES - HEADER_BYTES ? text.subarray(0, CHUNK_BYTES - HEADER_BYTES) : text;
+    let chunk = ring.chunks.at(-1);
+    if (!chunk?.fits(line.length)) {
+      chunk = this.freeChunk(ring);
+      ring.chunks.push(chunk);
+    }
     this.seq += 1;
-    const bytes = byteLength + LINE_OVERHEAD_BYTES;
-    ring.push({ line: { seq: this.seq, time: Date.now(), slot, id, stream, text }, bytes });
-    this.bytes += bytes;
-    while (ring.bytes > this.slotBytes) this.bytes -= ring.shift();
-    while (this.bytes > this.totalBytes) this.bytes -= this.oldestRing().shift();
+    chunk.add(this.seq, Date.now(), id, stream, line);
   }
 
   /**
    * With `after`: the lines numbered after it, oldest first, as many as fit in a reply (`more`
    * says there are others), and whether lines after it were dropped before anyone read them.
-   * Without: the last `lines` lines (before `before`, when given), newest kept first when they
+   * Without: the last `lines` lines (before `before`, when given), the newest kept when they
    * do not all fit. `slot` keeps one slot's lines, then counts.
    */
   read(query: LogsQuery): Omit<LogsReply, 'pid'> {
@@ -117,7 +120,19 @@ export class LogHistory {
         : [this.rings.get(query.slot)].filter((r): r is Ring => r !== undefined);
     const after = query.after ?? 0;
     const before = query.before ?? Number.MAX_SAFE_INTEGER;
-    const all = rings.flatMap((r) => r.between(after, before)).sort((a, b) => a.seq - b.seq);
+    // Without `after`, each ring is read from its newest chunk back, only as far as needed.
+    const enough = query.after === undefined ? (query.lines ?? 50) : Infinity;
+    const all = rings
+      .flatMap((r) => {
+        const pages: LogLine[][] = [];
+        for (let i = r.chunks.length - 1, n = 0; i >= 0 && n < enough; i -= 1) {
+          const page = [...(r.chunks[i] as Chunk).between(after, before, r.slot)];
+          pages.unshift(page);
+          n += page.length;
+        }
+        return pages.flat();
+      })
+      .sort((a, b) => a.seq - b.seq);
     if (query.after !== undefined) {
       const lines = fitting(all, false);
       return {
@@ -132,13 +147,34 @@ export class LogHistory {
     return { lines, last: this.seq, more: lines.length < wanted.length, dropped: false };
   }
 
-  private oldestRing(): Ring {
-    let oldest: Ring | undefined;
-    for (const ring of this.rings.values()) {
-      const seq = ring.oldest?.line.seq;
-      if (seq !== undefined && (!oldest || seq < (oldest.oldest?.line.seq ?? Infinity))) oldest = ring;
+  /**
+   * An empty chunk for `ring`: a new one while under the caps, else its own oldest one at the slot
+   * cap, else (at the total cap) the oldest chunk of the slot that holds the most, emptied.
+   */
+  private freeChunk(ring: Ring): Chunk {
+    if (ring.chunks.length < this.slotChunks && this.chunks < this.totalChunks) {
+      this.chunks += 1;
+      return new Chunk();
     }
-    return oldest as Ring;
+    const from = ring.chunks.length >= this.slotChunks ? ring : this.largestRing();
+    const chunk = from.chunks.shift() as Chunk;
+    from.droppedSeq = chunk.lastSeq;
+    chunk.used = 0;
+    return chunk;
+  }
+
+  /** The ring with the most chunks (of those, the one with the oldest line): it gives one up. */
+  private largestRing(): Ring {
+    let largest: Ring | undefined;
+    for (const ring of this.rings.values()) {
+      const first = ring.chunks[0];
+      if (!first) continue;
+      const more = !largest || ring.chunks.length > largest.chunks.length;
+      const older =
+        largest?.chunks.length === ring.chunks.length && first.firstSeq < (largest.chunks[0]?.firstSeq ?? 0);
+      if (more || older) largest = ring;
+    }
+    return largest as Ring;
   }
 }
 

@@ -17,6 +17,7 @@ export const MAX_LINE_BYTES = 16 * 1024;
 /** How much of each stderr line the daemon keeps for a failure report (`onLine`). */
 export const TAIL_LINE_BYTES = 512;
 const SPLIT_MARKER = ` [nodesockd: line longer than ${MAX_LINE_BYTES} bytes, continued on the next line]`;
+const SPLIT_MARKER_BYTES = Buffer.from(SPLIT_MARKER);
 /** A log file that cannot be written is retried after this, doubling up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1000;
@@ -105,9 +106,10 @@ export class WorkerOutput {
       for (const { bytes, split } of lines) {
         const text = bytes.toString('utf8');
         if (onLine) onLine(bytes.length > TAIL_LINE_BYTES ? capLine(bytes, TAIL_LINE_BYTES) : text);
-        const marked = split ? `${text}${SPLIT_MARKER}` : text;
-        this.history.add(slot, tags.id, stream, marked, bytes.length + (split ? SPLIT_MARKER.length : 0));
-        (kind === 'stdout' ? this.out : this.err).write(`${this.format(tags)}${marked}\n`);
+        this.history.add(slot, tags.id, stream, split ? Buffer.concat([bytes, SPLIT_MARKER_BYTES]) : bytes);
+        (kind === 'stdout' ? this.out : this.err).write(
+          `${this.format(tags)}${text}${split ? SPLIT_MARKER : ''}\n`,
+        );
       }
     };
     from.on('data', (chunk: Buffer) => emit(splitter.push(chunk)));
