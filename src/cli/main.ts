@@ -25,7 +25,7 @@ import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
 import { showRecentLogs } from './recent-logs';
-import { watch, withProgress } from './watch';
+import { type ProgressSource, watch, withProgress } from './watch';
 
 const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
 
@@ -125,6 +125,17 @@ function ipcPath(opts: ClientOptions): string {
   return resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
 }
 
+/** What the progress line of start, restart and set-workers reads (on a terminal only). */
+function progressSource(target: string): ProgressSource {
+  return {
+    status: () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
+    onlineTimeoutMs: async () => {
+      const { config } = await request(target, 'config', undefined, { timeoutMs: 5_000 });
+      return (config as Partial<Config>).onlineTimeout ?? null;
+    },
+  };
+}
+
 export function buildProgram(): Command {
   const program = new Command('nodesockd')
     .description(
@@ -210,10 +221,12 @@ export function buildProgram(): Command {
     .option('-s, --suspended', 'start them suspended: they accept requests but hold them until `resume`')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const reply = await request(ipcPath(opts), 'start', {
-        suspended: opts.suspended === true,
-        maxAttempts: opts.maxAttempts,
-      });
+      const target = ipcPath(opts);
+      const reply = await withProgress(
+        'start',
+        () => request(target, 'start', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
+        progressSource(target),
+      );
       say(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
 
@@ -249,8 +262,9 @@ export function buildProgram(): Command {
         const target = ipcPath(opts);
         const reply = await withProgress(
           'restart',
-          request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
-          () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
+          () =>
+            request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
+          progressSource(target),
         );
         if (opts.json) {
           say(JSON.stringify(reply));
@@ -289,7 +303,12 @@ export function buildProgram(): Command {
     .description('change the number of workers until the next reload or daemon restart')
     .argument('<count>', 'number of workers (1-256)', positiveInt)
     .action(async (count: number, opts: ClientOptions) => {
-      const reply = await request(ipcPath(opts), 'set-workers', { count });
+      const target = ipcPath(opts);
+      const reply = await withProgress(
+        'set-workers',
+        () => request(target, 'set-workers', { count }),
+        progressSource(target),
+      );
       say(`workers: ${reply.workers}`);
     });
 

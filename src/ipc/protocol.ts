@@ -199,6 +199,8 @@ export interface TerminateResult {
 export interface WorkerStatus {
   id: string;
   slot: number | null;
+  /** The slot it was started for (null: a standby), also while `slot` is null (starting). Absent from older daemons. */
+  startedFor?: number | null;
   role: WorkerRole;
   pid: number | null;
   state: string;
