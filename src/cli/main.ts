@@ -575,7 +575,11 @@ export function buildProgram(): Command {
             if (printed || !/^no daemon is running|unknown request type/.test(message)) throw err;
             const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
             if (!config.stdout && !config.stderr) {
-              throw new Error(`${message}, and no log files (stdout/stderr) are configured to read instead`);
+              throw new Error(
+                message.startsWith('no daemon')
+                  ? `${message}, and no log files (stdout/stderr) are configured to read instead`
+                  : 'the running daemon is an older nodesockd that keeps no output for `logs`: upgrade it (restart --upgrade), or set stdout/stderr files',
+              );
             }
           }
         }

@@ -374,7 +374,7 @@ export class Daemon {
       } catch (err) {
         throw new Error(`${errorMessage(err)}; nothing reloaded, the workers keep the current certificates`);
       }
-      WorkerOutput.check(next.config);
+      this.output.check(next.config);
       let actions = await this.supervisor.reconfigure(
         next.config,
         new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),

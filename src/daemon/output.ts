@@ -47,13 +47,14 @@ export class WorkerOutput {
   }
 
   /**
-   * Throws, naming the key, when a log file of `next` cannot be opened for appending (a reload
-   * checks before it applies anything). Creates it when missing, as the daemon would.
+   * Throws, naming the key, when a log file `next` adds cannot be opened for appending (a reload
+   * checks before it applies anything). Creates it when missing, as the daemon would. A file
+   * already open is not checked again: its sink retries on its own.
    */
-  static check(next: { stdout?: string; stderr?: string }): void {
+  check(next: { stdout?: string; stderr?: string }): void {
     for (const key of ['stdout', 'stderr'] as const) {
       const file = next[key];
-      if (!file) continue;
+      if (!file || this.files.some((f) => f.path === file)) continue;
       try {
         fs.closeSync(fs.openSync(file, 'a', 0o640));
       } catch (err) {
