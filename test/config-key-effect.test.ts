@@ -40,6 +40,9 @@ test('the classification the daemon has used so far', () => {
     'stopIdleTimeout',
   ]);
   assert.deepEqual(keysWithEffect('tune'), [
+    'outputPrefix',
+    'stdout',
+    'stderr',
     'spawnTimeout',
     'onlineTimeout',
     'shutdownTimeout',
@@ -53,9 +56,6 @@ test('the classification the daemon has used so far', () => {
   assert.deepEqual(keysWithEffect('fixed'), [
     'tmpDir',
     'ipcFile',
-    'outputPrefix',
-    'stdout',
-    'stderr',
     'devServer',
     'umask',
     'symlinks',
@@ -98,7 +98,7 @@ test('diffConfig: lists compare by content and order; a key set on one side only
   assert.deepEqual(diffConfig(prev, config({ args: ['b', 'a'] })).restart, ['args']);
   assert.deepEqual(diffConfig(prev, config({ args: ['a', 'b', 'c'] })).restart, ['args']);
   assert.deepEqual(diffConfig(prev, config({ args: ['a', 'b'] })).restart, []);
-  assert.deepEqual(diffConfig(prev, config({ stdout: '/var/log/app.log' })).fixed, ['stdout']);
+  assert.deepEqual(diffConfig(prev, config({ stdout: '/var/log/app.log' })).tune, ['stdout']);
   assert.deepEqual(diffConfig(config({ devServer: 8000 }), config({ devServer: false })).fixed, [
     'devServer',
   ]);

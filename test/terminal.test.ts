@@ -118,10 +118,31 @@ describe('on a terminal', { skip }, () => {
     app = makeApp({ workers: 2 }, 'plain.js');
     daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
     const out = await onTerminal(['restart', '-i', app.ipcFile], (o) => /generation \d+ serving/.test(o));
-    assert.match(out, /restart: \d+\/\d+ workers online…/);
+    assert.match(out, /restart: \d+\/\d+ workers online/);
     const piped = await daemon.cli(['restart']);
     assert.equal(piped.code, 0);
-    assert.doesNotMatch(piped.stdout + piped.stderr, /workers online…/);
+    assert.doesNotMatch(piped.stdout + piped.stderr, /workers online/);
+  });
+
+  test('a restart (or set-workers) whose worker does not come online says which slot waits, and for how long; nothing of it on a pipe', async () => {
+    // The workers run in the app's directory: `hang` is the file there.
+    app = makeApp({ workers: 1, onlineTimeout: 4000, env: ['PATH', 'HANG_IF_EXISTS=hang'] }, 'plain.js');
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile);
+    fs.writeFileSync(path.join(app.dir, 'hang'), '');
+    // Drawn in place, counting up while the new worker stays silent, until the restart fails.
+    const out = await onTerminal(['restart', '-i', app.ipcFile], (o) => o.includes('restart failed'));
+    assert.ok(out.includes('\r\x1b[Krestart: 0/1 workers online; slot 0: waiting for online, 0 s of 4'), out);
+    assert.match(out, /restart: 0\/1 workers online; slot 0: waiting for online, [1-9] s of 4/);
+    const piped = await daemon.cli(['restart']);
+    assert.equal(piped.code, 1);
+    assert.match(piped.stderr, /^nodesockd: restart failed/);
+    assert.doesNotMatch(piped.stdout + piped.stderr, /waiting for online/);
+    assert.ok(!(piped.stdout + piped.stderr).includes('\x1b'));
+    // A new slot waits the same way.
+    const scaled = await onTerminal(['set-workers', '2', '-i', app.ipcFile], (o) =>
+      o.includes('failed to start'),
+    );
+    assert.match(scaled, /set-workers: 0\/1 workers online; slot 1: waiting for online, \d s of 4/);
   });
 
   test("status --watch shows a worker's escape sequences escaped", async () => {

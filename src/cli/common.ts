@@ -56,6 +56,18 @@ export function say(line: string): void {
   process.stdout.write(`${terminalText(line)}\n`);
 }
 
+/**
+ * `nodesockd logs | head`: once the reader has gone, the command ends quietly (exit 0), as a
+ * filter does, instead of with an EPIPE stack.
+ */
+export function quietOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    reportError(err, false);
+    process.exit(1);
+  });
+}
+
 /** A reply as JSON (`--json`) or for a person. */
 export function print(opts: ClientOptions, value: unknown, human: () => string): void {
   // JSON escapes C0 controls in strings but not DEL and C1: escaped here, it stays the same JSON.

@@ -1,5 +1,5 @@
 /**
- * `nodesockd logs [-f] [--slot N] [-n N]`: the workers' output from the log files of the config
+ * `nodesockd logs --files` (and `logs` when no daemon answers): the workers' output from the log files
  * (`stdout`, `stderr`). With `-f` it follows them, across a logrotate move and reopen
  * (SIGUSR2): a file replaced under the same name, or truncated, is read again from its start.
  */

@@ -15,15 +15,18 @@ import {
   exitAfterOutput,
   ipcFileOption,
   print,
+  quietOnClosedStdout,
   reportError,
   say,
+  terminalText,
 } from './common';
 import { formatStatus } from './format';
 import { runHealth } from './health';
 import { resolveIpcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
-import { watch, withProgress } from './watch';
+import { showRecentLogs } from './recent-logs';
+import { type ProgressSource, watch, withProgress } from './watch';
 
 const collect = (value: string, previous?: string[]) => [...(previous ?? []), value];
 
@@ -121,6 +124,17 @@ function ipcPath(opts: ClientOptions): string {
   return resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
 }
 
+/** What the progress line of start, restart and set-workers reads (on a terminal only). */
+function progressSource(target: string): ProgressSource {
+  return {
+    status: () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
+    onlineTimeoutMs: async () => {
+      const { config } = await request(target, 'config', undefined, { timeoutMs: 5_000 });
+      return (config as Partial<Config>).onlineTimeout ?? null;
+    },
+  };
+}
+
 export function buildProgram(): Command {
   const program = new Command('nodesockd')
     .description(
@@ -128,7 +142,11 @@ export function buildProgram(): Command {
     )
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    // Client commands only: the daemon's own stdout has its EPIPE-safe sink (daemon/stdio.ts).
+    .hook('preAction', (_program, command) => {
+      if (command.name() !== 'daemon') quietOnClosedStdout();
+    });
 
   program
     .command('daemon', { isDefault: true })
@@ -203,10 +221,12 @@ export function buildProgram(): Command {
     .option('-s, --suspended', 'start them suspended: they accept requests but hold them until `resume`')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const reply = await request(ipcPath(opts), 'start', {
-        suspended: opts.suspended === true,
-        maxAttempts: opts.maxAttempts,
-      });
+      const target = ipcPath(opts);
+      const reply = await withProgress(
+        'start',
+        () => request(target, 'start', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
+        progressSource(target),
+      );
       say(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
 
@@ -242,8 +262,9 @@ export function buildProgram(): Command {
         const target = ipcPath(opts);
         const reply = await withProgress(
           'restart',
-          request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
-          () => request(target, 'status', undefined, { timeoutMs: 5_000 }),
+          () =>
+            request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
+          progressSource(target),
         );
         if (opts.json) {
           say(JSON.stringify(reply));
@@ -283,7 +304,12 @@ export function buildProgram(): Command {
     .description('change the number of workers until the next reload or daemon restart')
     .argument('<count>', 'number of workers (1-256)', positiveInt)
     .action(async (count: number, opts: ClientOptions) => {
-      const reply = await request(ipcPath(opts), 'set-workers', { count });
+      const target = ipcPath(opts);
+      const reply = await withProgress(
+        'set-workers',
+        () => request(target, 'set-workers', { count }),
+        progressSource(target),
+      );
       say(`workers: ${reply.workers}`);
       if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
@@ -546,20 +572,71 @@ export function buildProgram(): Command {
     });
 
   addClientOptions(program.command('logs'))
-    .description("print the workers' output from the configured log files (stdout/stderr); -f follows them")
-    .option('-f, --follow', 'keep printing new lines, also across a logrotate reopen (SIGUSR2)')
-    .option('--slot <n>', "only the lines of this slot's workers (by outputPrefix)", nonNegativeInt)
+    .description("print the workers' recent output, kept by the daemon (no setup needed); -f follows it")
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('--slot <n>', "only the lines of this slot's workers", nonNegativeInt)
     .option('-n, --lines <n>', 'lines of history to print first (default 50)', nonNegativeInt)
-    .action(async (opts: ClientOptions & { follow?: boolean; slot?: number; lines?: number }) => {
-      // The running daemon's config when it answers (its files are the ones written), else the files'.
-      const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
-        () => null,
-      );
-      const config =
-        (running?.config as Config | undefined) ??
-        lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
-      await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines: opts.lines ?? 50 }, say);
-    });
+    .option('-t, --timestamps', 'start each line with the time the daemon received it')
+    .option('--json', 'one JSON object per line: seq, time, slot, id, stream, text')
+    .option(
+      '--files',
+      'read the configured log files (stdout/stderr) instead: a longer history, and no daemon needed',
+    )
+    .action(
+      async (
+        opts: ClientOptions & {
+          follow?: boolean;
+          slot?: number;
+          lines?: number;
+          timestamps?: boolean;
+          files?: boolean;
+        },
+      ) => {
+        const lines = opts.lines ?? 50;
+        if (!opts.files) {
+          let printed = false;
+          const target = ipcPath(opts);
+          try {
+            await showRecentLogs(
+              target,
+              {
+                follow: opts.follow === true,
+                slot: opts.slot,
+                lines,
+                json: opts.json === true,
+                timestamps: opts.timestamps === true,
+              },
+              (text) => {
+                printed = true;
+                say(text);
+              },
+              (message) => process.stderr.write(terminalText(`nodesockd: ${message}\n`)),
+            );
+            return;
+          } catch (err) {
+            // No daemon (or one older than the `logs` command): the files, when there are some.
+            const message = errorMessage(err);
+            if (printed || !/^no daemon is running|unknown request type/.test(message)) throw err;
+            const { config } = lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config));
+            if (!config.stdout && !config.stderr) {
+              throw new Error(
+                message.startsWith('no daemon')
+                  ? `${message}, and no log files (stdout/stderr) are configured to read instead`
+                  : 'the running daemon is an older nodesockd that keeps no output for `logs`: upgrade it (restart --upgrade), or set stdout/stderr files',
+              );
+            }
+          }
+        }
+        // The running daemon's config when it answers (its files are the ones written), else the files'.
+        const running = await request(ipcPath(opts), 'config', undefined, { timeoutMs: 5_000 }).catch(
+          () => null,
+        );
+        const config =
+          (running?.config as Config | undefined) ??
+          lazy.config().loadConfig(lazy.overrides().loadOptions(opts.config)).config;
+        await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines }, say);
+      },
+    );
 
   return program;
 }

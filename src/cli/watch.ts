@@ -39,35 +39,73 @@ export async function watch(
   }
 }
 
+/** Where the progress line of a long command reads from. */
+export interface ProgressSource {
+  status: () => Promise<DaemonStatus>;
+  /** The daemon's `onlineTimeout`, in ms (null when it cannot be read). */
+  onlineTimeoutMs: () => Promise<number | null>;
+}
+
 /**
- * While `task` runs, shows `label: 3/4 workers online…` on stderr when it is a terminal,
- * counting the workers of the generation being started. Cleared when the task ends.
+ * The progress line: the workers started since `before` that are online, and the one that has
+ * waited longest, e.g. `restart: 1/2 workers online; slot 1: waiting for online, 12 s of 30`.
+ */
+export function progressLine(
+  label: string,
+  before: ReadonlySet<string>,
+  status: DaemonStatus,
+  onlineTimeoutMs: number | null,
+  now: number,
+): string {
+  const fresh = status.workers.filter((w) => !before.has(w.id) && w.role !== 'draining');
+  if (fresh.length === 0) return `${label}…`;
+  const online = fresh.filter((w) => w.state === 'online' || w.state === 'suspended').length;
+  const head = `${label}: ${online}/${fresh.length} workers online`;
+  const waiting = fresh.filter((w) => w.state === 'starting').sort((a, b) => a.startedAt - b.startedAt)[0];
+  if (!waiting) return `${head}…`;
+  const slot = waiting.slot ?? waiting.startedFor;
+  const who = slot === null || slot === undefined ? 'standby' : `slot ${slot}`;
+  const waited = Math.max(0, Math.floor((now - waiting.startedAt) / 1000));
+  const of = onlineTimeoutMs === null ? '' : ` of ${Math.round(onlineTimeoutMs / 1000)}`;
+  return `${head}; ${who}: waiting for online, ${waited} s${of}`;
+}
+
+/**
+ * Runs `task`; while it runs, shows {@link progressLine} on stderr, redrawn in place, when
+ * stderr is a terminal (nothing otherwise). The workers that count are those the daemon did not
+ * have before the task started. The line is cleared when the task ends.
  */
 export async function withProgress<T>(
   label: string,
-  task: Promise<T>,
-  load: () => Promise<DaemonStatus>,
+  task: () => Promise<T>,
+  source: ProgressSource,
   err: NodeJS.WriteStream = process.stderr,
 ): Promise<T> {
-  if (!err.isTTY) return task;
+  if (!err.isTTY) return task();
+  const [before, timeout] = await Promise.all([
+    source.status().catch(() => null),
+    source.onlineTimeoutMs().catch(() => null),
+  ]);
+  const known = new Set(before?.workers.map((w) => w.id));
   let done = false;
-  const before = await load().catch(() => null);
-  const newest = before ? Math.max(0, ...before.workers.map((w) => w.generation)) : 0;
+  let shown = '';
+  const running = task();
   const poll = async () => {
     while (!done) {
-      const s = await load().catch(() => null);
+      const s = await source.status().catch(() => null);
       if (s && !done) {
-        const fresh = s.workers.filter((w) => w.generation > newest);
-        const online = fresh.filter((w) => w.state === 'online' || w.state === 'suspended').length;
-        const wanted = s.slots.length + s.workers.filter((w) => w.role === 'standby').length;
-        err.write(`\r\x1b[K${label}: ${online}/${Math.max(wanted, fresh.length)} workers online…`);
+        // One line, cut to the terminal's width: a wrapped line could not be redrawn in place.
+        const line = terminalText(progressLine(label, known, s, timeout, Date.now()));
+        const cut = line.slice(0, Math.max(10, (err.columns || 80) - 1));
+        if (cut !== shown) err.write(`\r\x1b[K${cut}`);
+        shown = cut;
       }
       await new Promise((resolve) => setTimeout(resolve, PROGRESS_INTERVAL_MS));
     }
   };
   const polling = poll();
   try {
-    return await task;
+    return await running;
   } finally {
     done = true;
     await polling;

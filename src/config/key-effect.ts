@@ -32,9 +32,10 @@ export const KEY_EFFECT = {
   standby: 'scale',
   readiness: 'restart',
   env: 'restart',
-  outputPrefix: 'fixed',
-  stdout: 'fixed',
-  stderr: 'fixed',
+  // Worker output from now on: the files are opened (and checked) at the reload, as SIGUSR2 reopens them.
+  outputPrefix: 'tune',
+  stdout: 'tune',
+  stderr: 'tune',
   devServer: 'fixed',
   umask: 'fixed',
   spawnTimeout: 'tune',

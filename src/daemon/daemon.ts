@@ -422,6 +422,7 @@ export class Daemon {
       'send-msg': (data) => this.messenger.sendMessage(data),
       'send-req': (data) => this.messenger.request(data),
       reload: () => this.reload(),
+      logs: (data) => ({ pid: process.pid, ...this.output.history.read(data ?? {}) }),
       'set-workers': (data) => s.setWorkers(data.count),
       'set-standby': (data) => s.setStandby(data.count),
       handover: (data) => this.handOver(data.version),
@@ -446,10 +447,12 @@ export class Daemon {
       } catch (err) {
         throw new Error(`${errorMessage(err)}; nothing reloaded, the workers keep the current certificates`);
       }
+      this.output.check(next.config);
       let { actions, nginx } = await this.supervisor.reconfigure(
         next.config,
         new Publisher(next.config.tmpDir, next.config.socketFile, this.log, next.config.symlinks),
       );
+      this.output.configure(next.config.outputPrefix, next.config.stdout, next.config.stderr);
       if (this.frontTls && material) {
         this.frontTls.update(material);
         for (const warning of material.warnings) this.log.warn(warning);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../log';
+import { LogHistory } from './log-history';
 import { type DaemonStdio, daemonStdio, type Sink, StreamSink } from './stdio';
 
 export interface OutputTags {
@@ -16,36 +17,71 @@ export const MAX_LINE_BYTES = 16 * 1024;
 /** How much of each stderr line the daemon keeps for a failure report (`onLine`). */
 export const TAIL_LINE_BYTES = 512;
 const SPLIT_MARKER = ` [nodesockd: line longer than ${MAX_LINE_BYTES} bytes, continued on the next line]`;
+const SPLIT_MARKER_BYTES = Buffer.from(SPLIT_MARKER);
 /** A log file that cannot be written is retried after this, doubling up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1000;
 
 /**
- * Where worker stdout/stderr lines go: the configured files, else the daemon's own stdout and
- * stderr, each line prefixed with `outputPrefix` ({date}, {worker}, {instance}, {id}). Memory
- * stays bounded whatever a worker writes: lines are cut at MAX_LINE_BYTES, and a sink that does
- * not keep up drops output (counted, see stdio.ts) instead of queueing it.
+ * Where worker stdout/stderr lines go: the daemon's memory of recent output (`logs`,
+ * log-history.ts), and the configured files, else the daemon's own stdout and stderr, each line
+ * prefixed with `outputPrefix` ({date}, {worker}, {instance}, {id}). Memory stays bounded
+ * whatever a worker writes: lines are cut at MAX_LINE_BYTES, the history is bounded in bytes,
+ * and a sink that does not keep up drops output (counted, see stdio.ts) instead of queueing it.
  */
 export class WorkerOutput {
-  private readonly out: Sink;
-  private readonly err: Sink;
-  private readonly files: FileSink[] = [];
+  readonly history = new LogHistory();
+  private out!: Sink;
+  private err!: Sink;
+  private files: FileSink[] = [];
 
   constructor(
-    private readonly prefix: string,
+    private prefix: string,
     stdoutFile?: string,
     stderrFile?: string,
-    report: (message: string) => void = (message) => daemonStdio().stderr.write(`nodesockd: ${message}\n`),
-    stdio: DaemonStdio = daemonStdio(),
+    private readonly report: (message: string) => void = (message) =>
+      daemonStdio().stderr.write(`nodesockd: ${message}\n`),
+    private readonly stdio: DaemonStdio = daemonStdio(),
   ) {
+    this.configure(prefix, stdoutFile, stderrFile);
+  }
+
+  /**
+   * Throws, naming the key, when a log file `next` adds cannot be opened for appending (a reload
+   * checks before it applies anything). Creates it when missing, as the daemon would. A file
+   * already open is not checked again: its sink retries on its own.
+   */
+  check(next: { stdout?: string; stderr?: string }): void {
+    for (const key of ['stdout', 'stderr'] as const) {
+      const file = next[key];
+      if (!file || this.files.some((f) => f.path === file)) continue;
+      try {
+        fs.closeSync(fs.openSync(file, 'a', 0o640));
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
+        throw new Error(`${key}: cannot open ${file} (${why}); nothing reloaded`);
+      }
+    }
+  }
+
+  /**
+   * Takes the prefix and the log files from now on (start, reload): a file already open stays
+   * open, a new one is opened, one no longer named is closed after what it holds is written.
+   */
+  configure(prefix: string, stdoutFile?: string, stderrFile?: string): void {
+    this.prefix = prefix;
+    const previous = this.files;
+    this.files = [];
     const file = (path: string): FileSink => {
-      const sink = new FileSink(path, report);
+      const open = this.files.find((f) => f.path === path);
+      if (open) return open;
+      const sink = previous.find((f) => f.path === path) ?? new FileSink(path, this.report);
       this.files.push(sink);
       return sink;
     };
-    this.out = stdoutFile ? file(stdoutFile) : stdio.stdout;
-    this.err =
-      stderrFile && stderrFile === stdoutFile ? this.out : stderrFile ? file(stderrFile) : stdio.stderr;
+    this.out = stdoutFile ? file(stdoutFile) : this.stdio.stdout;
+    this.err = stderrFile ? file(stderrFile) : this.stdio.stderr;
+    for (const f of previous) if (!this.files.includes(f)) f.close();
   }
 
   /** Reopens the log files, so logrotate can move them away (SIGUSR2, SIGUSR1). */
@@ -58,26 +94,29 @@ export class WorkerOutput {
    * TAIL_LINE_BYTES (what a failure report quotes).
    */
   attach(
-    stream: Readable | null,
+    from: Readable | null,
     kind: 'stdout' | 'stderr',
     tags: OutputTags,
     onLine?: (line: string) => void,
   ) {
-    if (!stream) return;
+    if (!from) return;
     const splitter = new LineSplitter(MAX_LINE_BYTES);
+    const slot = /^\d+$/.test(tags.worker) ? Number(tags.worker) : null;
+    const stream = kind === 'stdout' ? 'out' : 'err';
     const emit = (lines: Line[]) => {
       for (const { bytes, split } of lines) {
         const text = bytes.toString('utf8');
         if (onLine) onLine(bytes.length > TAIL_LINE_BYTES ? capLine(bytes, TAIL_LINE_BYTES) : text);
+        this.history.add(slot, tags.id, stream, split ? Buffer.concat([bytes, SPLIT_MARKER_BYTES]) : bytes);
         (kind === 'stdout' ? this.out : this.err).write(
           `${this.format(tags)}${text}${split ? SPLIT_MARKER : ''}\n`,
         );
       }
     };
-    stream.on('data', (chunk: Buffer) => emit(splitter.push(chunk)));
-    stream.on('end', () => emit(splitter.end()));
+    from.on('data', (chunk: Buffer) => emit(splitter.push(chunk)));
+    from.on('end', () => emit(splitter.end()));
     // The worker is gone; its 'exit' is handled elsewhere.
-    stream.on('error', () => {});
+    from.on('error', () => {});
   }
 
   close(): void {

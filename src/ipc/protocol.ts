@@ -34,6 +34,18 @@ const sendRequest = z.extend(sendMessage, {
   timeoutMs: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(APP_REQUEST_TIMEOUT_MAX_MS))),
 });
 
+/** `logs`: the workers' recent output the daemon keeps (daemon/log-history.ts). */
+const logsQuery = z.strictObject({
+  /** How many of the last lines (default 50); ignored with `after`. */
+  lines: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(10_000_000))),
+  /** Only this slot's lines (counted after filtering). */
+  slot: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(255))),
+  /** Following: the lines numbered after this, oldest first. */
+  after: z.optional(z.number().check(z.int(), z.minimum(0))),
+  /** Paging back: only lines numbered before this. */
+  before: z.optional(z.number().check(z.int(), z.minimum(0))),
+});
+
 const commandSchemas = [
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('status') }),
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('config') }),
@@ -53,6 +65,7 @@ const commandSchemas = [
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('send-msg'), data: sendMessageCommand }),
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('send-req'), data: sendRequest }),
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('reload') }),
+  z.strictObject({ id: z.number().check(z.int()), type: z.literal('logs'), data: z.optional(logsQuery) }),
   z.strictObject({ id: z.number().check(z.int()), type: z.literal('terminate') }),
   // restart --upgrade: hand the workers to the newer nodesockd installed on disk
   // (docs/lifecycle.md#daemon-handover-restart---upgrade).
@@ -101,6 +114,7 @@ export type CommandName = CommandRequest['type'];
 export type RestartOptions = z.output<typeof restartOptions>;
 export type SendMessageRequest = z.output<typeof sendMessageCommand>;
 export type SendRequestRequest = z.output<typeof sendRequest>;
+export type LogsQuery = z.output<typeof logsQuery>;
 
 /** The `data` of a command as the schema accepts it; `undefined` for a command without data. */
 type CommandData<K extends CommandName> = K extends unknown
@@ -198,6 +212,8 @@ export interface TerminateResult {
 export interface WorkerStatus {
   id: string;
   slot: number | null;
+  /** The slot it was started for (null: a standby), also while `slot` is null (starting). Absent from older daemons. */
+  startedFor?: number | null;
   role: WorkerRole;
   pid: number | null;
   state: string;
@@ -297,6 +313,32 @@ export interface SlotHealth {
   problem: string | null;
 }
 
+/** One line a worker wrote, as the daemon received it. */
+export interface LogLine {
+  /** Its number: the order the daemon received the lines in, stdout and stderr alike. */
+  seq: number;
+  /** When it arrived, in ms since the epoch. */
+  time: number;
+  /** The slot the worker was started for; null for a standby. */
+  slot: number | null;
+  id: string;
+  stream: 'out' | 'err';
+  text: string;
+}
+
+/** The reply to `logs`. */
+export interface LogsReply {
+  /** The daemon's pid: the numbers start again with another daemon. */
+  pid: number;
+  lines: LogLine[];
+  /** The number of the newest line the daemon has received (of any slot): where following goes on. */
+  last: number;
+  /** More lines matched than one reply holds: ask again (`after` the last, or `before` the first). */
+  more: boolean;
+  /** With `after`: lines after it were dropped (the history was full) before they were read. */
+  dropped: boolean;
+}
+
 export interface ConfigReply {
   config: unknown;
   files: string[];
@@ -314,6 +356,7 @@ interface Replies {
   'send-msg': SendMessageReply;
   'send-req': SendRequestReply;
   reload: { actions: string[]; nginx?: UpstreamChange };
+  logs: LogsReply;
   terminate: TerminateResult;
   handover: HandoverResult;
   'set-workers': { workers: number; nginx?: UpstreamChange };

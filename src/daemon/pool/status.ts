@@ -24,6 +24,7 @@ export function poolStatus(
     return {
       id: w.id,
       slot,
+      startedFor: w.startedFor,
       role,
       pid: w.pid,
       state: w.state,
