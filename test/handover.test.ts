@@ -320,4 +320,28 @@ describe('handover: a successor that hangs between hops', () => {
       agent.destroy();
     }
   });
+
+  test('the old worker killed while its connection is on its way: the successor takes it and serves it', async () => {
+    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
+    const d = await start('plain.js', { debug: true, env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    fs.writeFileSync(spin, '');
+    try {
+      const restarted = restart(d);
+      // The descriptor is in the daemon, on its way to the hung successor.
+      await d.waitOutput(/passing a connection of worker/);
+      process.kill(first.pid, 'SIGKILL');
+      await waitFor('the old worker gone', () => !isAlive(first.pid));
+      fs.rmSync(spin, { force: true });
+      await restarted;
+      const [fresh] = await d.slotPids();
+      const next = await get(agent, app.published(0));
+      assert.equal(next.socket, first.socket, 'the same connection survived its old worker');
+      assert.equal(next.pid, fresh);
+    } finally {
+      fs.rmSync(spin, { force: true });
+      agent.destroy();
+    }
+  });
 });

@@ -125,6 +125,7 @@ export class ConnectionHandover {
       return;
     }
     const meta: MovedHandoffMeta = { moved: true, deadline: Date.now() + TAKE_DEADLINE_MS };
+    this.#deps.log.debug(`passing a connection of worker ${old.id} to worker ${successor.id}`);
     let answered = false;
     const wait = setTimeout(() => {
       answered = true;
