@@ -434,6 +434,9 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.minWorkers = 0;
       clearInterval(this.workersCheckingIntervalTimeout);
       if (this.#spawnTimer) clearTimeout(this.#spawnTimer);
+      // Closed on the check phase: what the kernel had queued when this poll phase began is
+      // accepted first (closing a listener resets the connections still in its queue).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const closed = new Promise<Error | undefined>((resolve) => this.server.close((err) => resolve(err)));
       this.server.removeListener(this.#tlsFront ? 'secureConnection' : 'connection', this.#onConnection);
       // The connections already accepted reach a worker before the workers drain, as the

@@ -42,6 +42,9 @@ export function relayDir(): string {
   if (current !== null) return current;
   current = fs.mkdtempSync(path.join(os.tmpdir(), 'nsd-pool-'));
   process.once('exit', remove);
-  for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
+  // As PID 1 (a container without an init) the kernel ignores these signals' default action:
+  // the process would go on serving without its relay sockets.
+  if (process.pid !== 1)
+    for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
   return current;
 }
