@@ -228,5 +228,8 @@ test('a front with 256 descriptors serves again once its module is fixed, after 
     request(port, { method: 'POST', body: 'served' }).catch(() => null),
   );
   assert.equal(r.body.toString(), 'served');
-  front.kill('SIGKILL');
+  // SIGTERM, not SIGKILL: the front removes its relay directory on the way out.
+  const exited = once(front, 'exit');
+  front.kill('SIGTERM');
+  await exited;
 });
