@@ -13,42 +13,19 @@ import net from 'node:net';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import { createServiceProxy, type ProxySocketAddressInfo, type WorkerAgent } from '../src/index.js';
 import {
-  createServiceProxy,
-  type ProxySocketAddressInfo,
-  type ServiceProxy,
-  type ServiceProxyOptions,
-  type WorkerAgent,
-} from '../src/index.js';
-import { ensureBuilt, FIXTURES, HTTP_WORKER, json, portOf, request } from './fixtures/pool/harness.js';
+  ensureBuilt,
+  FIXTURES,
+  HTTP_WORKER,
+  json,
+  portOf,
+  request,
+  startPool,
+} from './fixtures/pool/harness.js';
 import { waitFor } from './helpers/wait.js';
 
 before(() => ensureBuilt());
-
-interface Fixture {
-  unix?: boolean;
-  throwOnLoad?: boolean;
-  level?: number;
-}
-
-/** A pool of the HTTP fixture on 127.0.0.1, listening, with the fixture's options for threads and processes. */
-async function startPool(
-  options: Omit<ServiceProxyOptions, 'server' | 'workerURL'> & { fixture?: Fixture; workerURL?: string },
-  waitReady = true,
-): Promise<{ proxy: ServiceProxy<Worker | ChildProcess>; port: number; server: net.Server }> {
-  const server = net.createServer();
-  const fixture = options.fixture ?? {};
-  const proxy = createServiceProxy({
-    workerURL: HTTP_WORKER,
-    ...options,
-    server,
-    workerOptions: { workerData: fixture, env: { ...process.env, POOL_FIXTURE: JSON.stringify(fixture) } },
-  }) as ServiceProxy<Worker | ChildProcess>;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  if (waitReady) await once(proxy, 'ready');
-  return { proxy, port: portOf(server), server };
-}
 
 interface JsonReply {
   info: ProxySocketAddressInfo;

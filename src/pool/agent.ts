@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import type https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type tls from 'node:tls';
 import { isMainThread, parentPort, threadId } from 'node:worker_threads';
@@ -18,6 +17,7 @@ import { describeError, type LogRecord, PoolLogger, SyslogLevel } from './log.js
 import {
   type AcceptAddress,
   type FrontToWorker,
+  type HandoffMeta,
   isFrontToWorker,
   MSG_ACCEPT,
   MSG_ACCEPTING,
@@ -32,6 +32,7 @@ import {
   type WorkerToFront,
 } from './protocol.js';
 import { type ProxyProtocolVersion, proxyHeader } from './proxy-protocol.js';
+import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
 import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 
 export interface ServiceAgentOptions {
@@ -96,10 +97,10 @@ let hopCounter = 0;
  */
 const LISTENERS_PER_THREAD = 4;
 
-function hopPath(): string {
+/** A relay socket's path in the front's private directory. */
+function hopPath(dir: string): string {
   hopCounter += 1;
-  const name = `nsd-pool-${process.pid}-${threadId}-${hopCounter}-${Math.random().toString(36).slice(2, 8)}.sock`;
-  return path.join(os.tmpdir(), name);
+  return path.join(dir, `${process.pid}-${threadId}-${hopCounter}.sock`);
 }
 
 export class ServiceAgent extends EventEmitter {
@@ -116,7 +117,7 @@ export class ServiceAgent extends EventEmitter {
   readonly #infos = new WeakMap<net.Socket, ProxySocketAddressInfo>();
   readonly #open = new Set<net.Socket>();
   readonly #hop: net.Server;
-  readonly #hopPath: string;
+  #hopPath = '';
   #proxyProtocol: ProxyProtocolVersion | null = null;
   /** Where the front wants this thread to accept clients itself (`reusePort`). */
   #accept: AcceptAddress | null = null;
@@ -144,25 +145,29 @@ export class ServiceAgent extends EventEmitter {
       const pp = process.env[POOL_PROXY_PROTOCOL_ENV];
       this.#proxyProtocol = pp === 'v1' || pp === 'v2' ? pp : null;
       this.#stopHandoffs = acceptHandoffs((socket, meta) => {
-        this.#deliver(socket, (meta as ProxySocketAddressInfo | null) ?? socketAddressInfo(socket));
+        const m = meta as HandoffMeta | null;
+        // What the front read while the connection waited for a worker comes first.
+        if (m?.head) socket.unshift(Buffer.from(m.head, 'base64'));
+        this.#deliver(socket, m ? { local: m.local, remote: m.remote } : socketAddressInfo(socket));
       });
       process.once('disconnect', () => this.#drain(5000));
     }
+    this.#hop = net.createServer((socket) => this.#onRelayed(socket));
+    this.#hop.on('error', (err) => this.log.error(`relay socket: ${describeError(err)}`));
+    this.#hop.unref();
     channel.onMessage((message) => {
       if (message.type === MSG_CONFIG) {
         this.#proxyProtocol = message.proxyProtocol;
         this.#accept = message.accept;
+        this.#listenHop(message.relayDir);
       } else if (message.type === MSG_ACCEPT) {
         this.#accept = message.accept;
         this.#acceptDirectly();
       } else if (message.type === MSG_DRAIN) this.#drain(message.timeoutMs);
     });
 
-    this.#hopPath = hopPath();
-    this.#hop = net.createServer((socket) => this.#onRelayed(socket));
-    this.#hop.on('error', (err) => this.log.error(`relay socket: ${describeError(err)}`));
-    this.#hop.listen({ path: this.#hopPath, backlog: 1024 });
-    this.#hop.unref();
+    // A thread learns the front's relay directory from its first message; a process from its environment.
+    if (channel.kind === 'process') this.#listenHop(process.env[POOL_RELAY_DIR_ENV] || relayDir());
 
     const hopListening = new Promise<void>((resolve) => this.#hop.once('listening', () => resolve()));
     const serverListening = new Promise<void>((resolve) => {
@@ -182,6 +187,12 @@ export class ServiceAgent extends EventEmitter {
     if (info) return info;
     throw new Error('requestProxySocketAddressInfo: this socket did not come through the pool front');
   };
+
+  #listenHop(dir: string): void {
+    if (this.#hopPath !== '') return;
+    this.#hopPath = hopPath(dir);
+    this.#hop.listen({ path: this.#hopPath, backlog: 1024 });
+  }
 
   #reportListening(): void {
     this.addressInfo = this.server.address();
@@ -238,7 +249,7 @@ export class ServiceAgent extends EventEmitter {
       const direct = net.createServer(settings, (socket) => {
         this.#directOpen.add(socket);
         socket.once('close', () => this.#directOpen.delete(socket));
-        this.#deliver(socket, socketAddressInfo(socket), true);
+        this.#deliver(socket, socketAddressInfo(socket));
       });
       this.#direct.push(direct);
       let bound = false;
@@ -263,6 +274,8 @@ export class ServiceAgent extends EventEmitter {
     socket.on('error', () => {
       // The front closed it; the app's server sees 'close'.
     });
+    // Counted from now on: a drain waits for it, header or not.
+    this.#track(socket);
     readHopHeader(socket).then(
       (info) => this.#deliver(socket, info),
       (err: unknown) => {
@@ -272,22 +285,24 @@ export class ServiceAgent extends EventEmitter {
     );
   }
 
-  /**
-   * Gives a connection to the app's server, as if its own listener had accepted it. One this
-   * thread accepted itself while its listener was closing is served too: its client is here.
-   */
-  #deliver(socket: net.Socket, info: ProxySocketAddressInfo, direct = false): void {
-    if (this.#draining && !direct) {
-      socket.destroy();
-      return;
-    }
-    this.#infos.set(socket, info);
+  #track(socket: net.Socket): void {
+    if (this.#open.has(socket)) return;
     this.#open.add(socket);
     socket.once('close', () => {
       this.#open.delete(socket);
       this.#loadChanged();
     });
     this.#loadChanged();
+  }
+
+  /**
+   * Gives a connection to the app's server, as if its own listener had accepted it. One that
+   * reached this worker while it drains is served too (the front sent it before the drain,
+   * or this thread accepted it while its listener was closing): its client is here.
+   */
+  #deliver(socket: net.Socket, info: ProxySocketAddressInfo): void {
+    this.#infos.set(socket, info);
+    this.#track(socket);
     if (this.#proxyProtocol) socket.unshift(proxyHeader(this.#proxyProtocol, info));
     this.server.emit('connection', socket);
   }
@@ -322,12 +337,18 @@ export class ServiceAgent extends EventEmitter {
       setImmediate(() => {
         for (const d of direct) d.close();
       });
-    this.#hop.close();
+    // No new relayed connection can come once the path is gone. Those the front connected
+    // before it asked for the drain wait in the relay socket's queue: they are still accepted
+    // and served (the socket closes with the thread or process).
     fs.rm(this.#hopPath, { force: true }, () => {});
     const server = this.server as net.Server & { closeIdleConnections?: () => void };
-    if (server.listening) server.close();
     const closeIdle = (): void => server.closeIdleConnections?.();
-    closeIdle();
+    // On the check phase: a connection handed over just before the drain, whose request is
+    // in the kernel, is read in this poll phase first, so it does not count as idle.
+    setImmediate(() => {
+      if (server.listening) server.close();
+      closeIdle();
+    });
     const started = Date.now();
     const timer = setInterval(() => {
       closeIdle();

@@ -56,6 +56,8 @@ export interface ConfigMessage {
   proxyProtocol: ProxyProtocolVersion | null;
   /** Where to accept clients directly (`reusePort`), when the front already listens there. */
   accept: AcceptAddress | null;
+  /** The front's private directory for the relay socket (src/pool/relay-dir.ts). */
+  relayDir: string;
 }
 /** Front → thread worker: the front listens with SO_REUSEPORT at `accept`, bind it too (null: stop accepting there). */
 export interface AcceptMessage {
@@ -67,6 +69,11 @@ export interface AcceptingMessage {
   type: typeof MSG_ACCEPTING;
   ok: boolean;
   error?: string;
+}
+
+/** Front → process worker, with each handed-over connection: its address info, and what the front read of it while it waited (base64). */
+export interface HandoffMeta extends ProxySocketAddressInfo {
+  head?: string;
 }
 
 export type WorkerToFront = ListeningMessage | LogMessage | LoadMessage | AcceptingMessage;

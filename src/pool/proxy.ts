@@ -18,6 +18,7 @@ import { chooseWorker, RestartBackoff } from './policy.js';
 import {
   type AcceptAddress,
   type FrontToWorker,
+  type HandoffMeta,
   isWorkerToFront,
   MSG_ACCEPT,
   MSG_ACCEPTING,
@@ -32,8 +33,10 @@ import {
 } from './protocol.js';
 import type { ProxyProtocolVersion } from './proxy-protocol.js';
 import { relay } from './relay.js';
+import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
 import { listenWithReusePort, reusePortSupported } from './reuse-port.js';
 import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
+import { defaultMaxWaiting, WaitingRoom } from './waiting-room.js';
 
 export type WorkerType = 'thread' | 'process';
 
@@ -73,10 +76,23 @@ export interface ServiceProxyOptions {
    * 23.1; elsewhere, and for a TLS front or a UNIX socket, the pool relays as usual.
    */
   reusePort?: boolean;
+  /**
+   * How long (ms) an accepted connection may wait for a worker (none runs, or its worker is
+   * still starting) before it is closed (default 5000).
+   */
+  waitTimeout?: number;
+  /**
+   * Connections that may wait for a worker at once; past it a new one is closed at once
+   * (default: a quarter of the process's open-file limit, at most 1000).
+   */
+  maxWaiting?: number;
 }
 
 export interface ShutdownOptions {
-  /** How long (ms) in-flight requests may take before workers are stopped (default 10000). */
+  /**
+   * How long (ms) in-flight requests may take before workers are stopped (default 10000); the
+   * connections already accepted get as long again to reach a worker first.
+   */
   timeout?: number;
 }
 
@@ -192,6 +208,7 @@ function childEnv(
   for (const [k, v] of Object.entries(base)) if (!k.startsWith('NODESOCKD_')) env[k] = v;
   env[POOL_CHILD_ENV] = '1';
   env[POOL_PROXY_PROTOCOL_ENV] = proxyProtocol ?? '';
+  env[POOL_RELAY_DIR_ENV] = relayDir();
   return env;
 }
 
@@ -224,7 +241,15 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   readonly #reusePort: { used: () => boolean } | null = null;
   #accept: AcceptAddress | null = null;
   readonly #all = new Set<WorkerAgent<W>>();
-  readonly #waiting: net.Socket[] = [];
+  /** Accepted connections that wait because no worker runs (they are in the room too). */
+  readonly #waiting = new Set<net.Socket>();
+  readonly #room: WaitingRoom;
+  readonly #maxWaiting: number;
+  readonly #waitTimeout: number;
+  /** When each accepted connection stops waiting for a worker and is closed. */
+  readonly #deadlines = new WeakMap<net.Socket, number>();
+  /** Wakes a shutdown that waits for accepted connections to reach their workers. */
+  #settled: (() => void) | null = null;
   readonly #clients = new Set<net.Socket>();
   #readyArgs: WorkerAgent<W>[] | null = null;
   #nextSpawnAt = 0;
@@ -268,6 +293,8 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       maxSpawning: options.maxSpawning,
       drainTimeout: options.drainTimeout,
       connectAttempts: options.connectAttempts,
+      waitTimeout: options.waitTimeout,
+      maxWaiting: options.maxWaiting,
       'restartDelay.initial': options.restartDelay?.initial,
       'restartDelay.max': options.restartDelay?.max,
     }))
@@ -309,6 +336,9 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     this.#drainTimeout = options.drainTimeout ?? 10_000;
     this.#proxyProtocol = options.proxyProtocol ?? null;
     this.#connectAttempts = Math.max(1, options.connectAttempts ?? 3);
+    this.#waitTimeout = options.waitTimeout ?? 5000;
+    this.#maxWaiting = Math.max(1, options.maxWaiting ?? defaultMaxWaiting());
+    this.#room = new WaitingRoom({ timeoutMs: this.#waitTimeout, log: this.log });
     this.#backoff = new RestartBackoff(
       options.restartDelay?.initial ?? 100,
       options.restartDelay?.max ?? 10_000,
@@ -385,7 +415,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       starting,
       draining,
       connections,
-      waiting: this.#waiting.length,
+      waiting: this.#room.size,
       ...this.#stats,
       direct: [...this.#all].filter((a) => a.direct && a.state === 'ready').length,
     };
@@ -404,9 +434,15 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.minWorkers = 0;
       clearInterval(this.workersCheckingIntervalTimeout);
       if (this.#spawnTimer) clearTimeout(this.#spawnTimer);
+      // Closed on the check phase: what the kernel had queued when this poll phase began is
+      // accepted first (closing a listener resets the connections still in its queue).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const closed = new Promise<Error | undefined>((resolve) => this.server.close((err) => resolve(err)));
       this.server.removeListener(this.#tlsFront ? 'secureConnection' : 'connection', this.#onConnection);
-      for (const s of this.#waiting.splice(0)) s.destroy();
+      // The connections already accepted reach a worker before the workers drain, as the
+      // daemon's front does: destroying one would reset a client whose request is sent.
+      this.#flushWaiting(true);
+      await this.#settle(Date.now() + timeout);
       const everyone = [...this.#all];
       this.agents = [];
       for (const a of everyone) this.#drain(a, timeout);
@@ -458,38 +494,41 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     if (this.#tlsFront) socket.pause();
     this.#clients.add(socket);
     socket.once('close', () => this.#clients.delete(socket));
+    this.#deadlines.set(socket, Date.now() + this.#waitTimeout);
     this.#route(socket, socketAddressInfo(socket), 1);
   };
 
   #route(socket: net.Socket, info: ProxySocketAddressInfo, attempt: number): void {
-    if (socket.destroyed || this.#shutdown) {
-      socket.destroy();
-      return;
-    }
+    if (socket.destroyed) return;
+    const closing = this.#shutdown !== null;
     const live = this.agents.filter((a) => a.state === 'starting' || a.state === 'ready');
     const starting = live.filter((a) => a.state === 'starting').length;
     const choice = chooseWorker(live, {
       max: this.maxWorkers ?? Number.POSITIVE_INFINITY,
       starting,
       maxSpawning: this.#maxSpawning,
-      maySpawn: Date.now() >= this.#nextSpawnAt,
+      maySpawn: !closing && Date.now() >= this.#nextSpawnAt,
     });
     let agent: WorkerAgent<W>;
     if (choice.kind === 'worker') agent = choice.worker;
     else if (choice.kind === 'spawn') {
       agent = this.#spawn();
       this.#lastScaleUp = Date.now();
+    } else if (closing) {
+      // No worker runs, and a closing pool starts none.
+      this.#room.refuse(socket, 'shutdown');
+      return;
     } else {
-      this.#waiting.push(socket);
-      this.#scheduleSpawn();
+      this.#waitForWorker(socket);
       return;
     }
     agent.inTransit += 1;
     agent.recount();
     this.#reorder(agent);
     void this.#deliver(agent, socket, info).then(
-      () => {},
+      () => this.#settled?.(),
       (err: unknown) => {
+        this.#settled?.();
         agent.inTransit -= 1;
         agent.recount();
         this.#reorder(agent);
@@ -503,16 +542,63 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
           this.#fill();
         } else this.log.debug(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
         if (attempt < this.#connectAttempts) this.#route(socket, info, attempt + 1);
-        else {
-          this.log.error(`connection dropped after ${attempt} workers failed to take it`);
-          socket.destroy();
-        }
+        else this.#room.refuse(socket, 'failed');
       },
     );
   }
 
+  /** No worker runs: `socket` waits in the room until one does (or it leaves, or its deadline passes). */
+  #waitForWorker(socket: net.Socket): void {
+    if (!this.#roomFor(socket)) return;
+    this.#waiting.add(socket);
+    void this.#room.hold(socket, this.#deadlineOf(socket)).then(() => this.#waiting.delete(socket));
+    this.#scheduleSpawn();
+  }
+
+  /** Whether `socket` may wait; when the room is full it is closed. */
+  #roomFor(socket: net.Socket): boolean {
+    if (this.#room.size < this.#maxWaiting) return true;
+    this.#room.refuse(socket, 'full');
+    return false;
+  }
+
+  #deadlineOf(socket: net.Socket): number {
+    return this.#deadlines.get(socket) ?? Date.now() + this.#waitTimeout;
+  }
+
+  /** Connections in transit to a worker (waiting for it to start, or being handed or relayed). */
+  #inTransit(): number {
+    let n = 0;
+    for (const a of this.#all) n += a.inTransit;
+    return n;
+  }
+
+  /** Until no accepted connection is in transit to a worker, or `deadline`. */
+  async #settle(deadline: number): Promise<void> {
+    while (this.#inTransit() > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        this.#settled = resolve;
+        setTimeout(resolve, 50);
+      });
+    }
+    this.#settled = null;
+  }
+
+  /**
+   * `agent` is starting: `socket` waits in the room until it is ready. Throws when the worker
+   * exited first; returns with `socket` closed when its client left or its deadline passed.
+   */
+  async #awaitStart(agent: WorkerAgent<W>, socket: net.Socket): Promise<void> {
+    if (!this.#roomFor(socket)) return;
+    const left = this.#room.hold(socket, this.#deadlineOf(socket)).then(() => false);
+    const ready = await Promise.race([agent.readyOrGone, left]);
+    this.#room.release(socket);
+    if (!ready && !socket.destroyed) throw new Error(`worker ${agent.id} exited before it was ready`);
+  }
+
   async #deliver(agent: WorkerAgent<W>, socket: net.Socket, info: ProxySocketAddressInfo): Promise<void> {
-    if (!(await agent.readyOrGone)) throw new Error(`worker ${agent.id} exited before it was ready`);
+    if (agent.state === 'starting') await this.#awaitStart(agent, socket);
+    else if (!(await agent.readyOrGone)) throw new Error(`worker ${agent.id} exited before it was ready`);
     if (socket.destroyed) {
       agent.inTransit -= 1;
       agent.recount();
@@ -520,7 +606,10 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       return;
     }
     if (this.#handoff && agent.sender) {
-      await agent.sender.send(socket, info);
+      // What the front read while the connection waited goes with it.
+      const head = this.#room.detach(socket);
+      const meta: HandoffMeta = head ? { ...info, head: head.toString('base64') } : info;
+      await agent.sender.send(socket, meta);
       agent.inTransit -= 1;
       // Counted by the child from now on (MSG_LOAD); until its report comes, count it here.
       agent.reported += 1;
@@ -528,7 +617,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       return;
     }
     if (agent.hop === undefined) throw new Error(`worker ${agent.id} has no relay socket`);
-    await relay(socket, agent.hop, info);
+    await relay(socket, agent.hop, info, this.#room.readFrom(socket));
     agent.inTransit -= 1;
     agent.relayed += 1;
     agent.recount();
@@ -569,6 +658,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       type: MSG_CONFIG,
       proxyProtocol: this.#proxyProtocol,
       accept: this.#accept,
+      relayDir: relayDir(),
     };
     worker.postMessage(config);
     worker.on('message', (m: unknown) => {
@@ -671,7 +761,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     }
     const live = (): number => this.agents.filter((a) => a.state !== 'draining').length;
     while (live() < this.minWorkers) this.#spawn();
-    if (this.#waiting.length > 0 && this.agents.length === 0) this.#spawn();
+    if (this.#waiting.size > 0 && this.agents.length === 0) this.#spawn();
     this.#flushWaiting();
   }
 
@@ -685,9 +775,14 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     this.#spawnTimer.unref();
   }
 
-  #flushWaiting(): void {
-    if (this.agents.length === 0) return;
-    for (const s of this.#waiting.splice(0)) this.#route(s, socketAddressInfo(s), 1);
+  /** The connections that wait for want of a worker go to one, now that there is one (or, `closing`, are closed). */
+  #flushWaiting(closing = false): void {
+    if (this.agents.length === 0 && !closing) return;
+    for (const s of [...this.#waiting]) {
+      this.#waiting.delete(s);
+      this.#room.release(s);
+      this.#route(s, socketAddressInfo(s), 1);
+    }
   }
 
   #checkReady(): void {

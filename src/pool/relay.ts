@@ -7,10 +7,16 @@ import { hopHeader } from './protocol.js';
 import type { ProxySocketAddressInfo } from './types.js';
 
 /**
- * Connects to `hopPath` and pipes `client` both ways. Resolves once connected; rejects
- * (leaving `client` untouched, so another worker can take it) when the connect fails.
+ * Connects to `hopPath` and pipes `client` both ways, after `head` (what the front already read
+ * of it) if any. Resolves once connected; rejects (leaving `client` untouched, so another worker
+ * can take it) when the connect fails.
  */
-export function relay(client: net.Socket, hopPath: string, info: ProxySocketAddressInfo): Promise<void> {
+export function relay(
+  client: net.Socket,
+  hopPath: string,
+  info: ProxySocketAddressInfo,
+  head: Buffer | null = null,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const upstream = net.connect(hopPath);
     const onConnectError = (err: Error): void => {
@@ -27,6 +33,7 @@ export function relay(client: net.Socket, hopPath: string, info: ProxySocketAddr
         return;
       }
       upstream.write(hopHeader(info));
+      if (head) upstream.write(head);
       client.pipe(upstream);
       upstream.pipe(client);
       client.once('close', () => upstream.destroy());
