@@ -76,6 +76,8 @@ export interface NginxConfOptions {
   maxFails?: number | null;
   /** Extra directives for the upstream block (e.g. `keepalive_requests 100000;`). */
   upstreamExtra?: string;
+  /** Extra directives for the server block (another location). */
+  serverExtra?: string;
 }
 
 /**
@@ -113,7 +115,7 @@ ${o.upstreams.map((s) => `    server ${s}${o.maxFails === null ? '' : ` max_fail
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_next_upstream error timeout;${o.locationExtra ? `\n      ${o.locationExtra}` : ''}
-    }
+    }${o.serverExtra ? `\n    ${o.serverExtra}` : ''}
   }
 }
 `;
