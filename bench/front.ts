@@ -17,7 +17,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { type Backend, type Env, startNodesockd, startPm2, type Timing } from './lib/contenders';
+import {
+  type Backend,
+  type Env,
+  startCluster,
+  startNodesockd,
+  startPm2,
+  type Timing,
+} from './lib/contenders';
 import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import { freePort, probe, waitFor } from './lib/nginx';
 import { type Run, sleep, sweep } from './lib/run';
@@ -131,74 +138,6 @@ interface Contender {
   backend: Backend;
 }
 
-/** node:cluster: bench/apps/cluster-primary.js forking the app; a restart is a worker swap over IPC. */
-async function startCluster(env: Env, dir: string, script: string): Promise<Backend & { port: number }> {
-  const { run } = env;
-  fs.mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const logFile = path.join(dir, 'cluster.log');
-  const logFd = fs.openSync(logFile, 'a');
-  const primary = run.spawn(process.execPath, [path.join(env.appsDir, 'cluster-primary.js')], {
-    cwd: dir,
-    // Its own session, as a primary started by an init system is (see bench/README.md, Scheduling).
-    detached: true,
-    stdio: ['ignore', logFd, logFd, 'ipc'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      APP_SCRIPT: script,
-      WORKERS: String(WORKERS),
-      PORT: String(port),
-      SWAP_GRACE_MS: String(SWAP_GRACE_MS),
-    },
-  });
-  fs.closeSync(logFd);
-  const unhook = run.onCleanup('node:cluster primary', async () => {
-    await primary.stop('SIGTERM', 3000);
-  });
-  const log = () => {
-    try {
-      return fs.readFileSync(logFile, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  try {
-    await waitFor('node:cluster: the app to answer', async () => {
-      if (primary.proc.exitCode !== null) throw new Error(`the primary exited:\n${log()}`);
-      return (await probe(port)) === 200;
-    });
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- log ---\n${log()}`);
-  }
-  const swap = (): Promise<Timing> => {
-    const start = performance.now();
-    return new Promise((resolve) => {
-      const onMessage = (message: unknown) => {
-        primary.proc.off('message', onMessage);
-        const m = message as { swapped?: number; error?: string };
-        resolve({ ms: performance.now() - start, ok: m.error === undefined, output: m.error ?? '' });
-      };
-      primary.proc.on('message', onMessage);
-      primary.proc.send('swap');
-    });
-  };
-  return {
-    port,
-    upstreams: [`127.0.0.1:${port}`],
-    managerPid: primary.proc.pid,
-    restart: swap,
-    ping: swap,
-    stop: async () => {
-      // SIGTERM ends the primary; its workers see the IPC channel close and exit with it.
-      await primary.stop('SIGTERM', 3000);
-      unhook();
-      return sweep(`${dir}/`);
-    },
-    log,
-  };
-}
-
 async function startContender(env: Env, key: Key, script: string): Promise<Contender> {
   const dir = path.join(env.run.root, key);
   if (key === 'nodesockd') {
@@ -210,7 +149,7 @@ async function startContender(env: Env, key: Key, script: string): Promise<Conte
     return { key, label: "nodesockd's listen front", port, backend };
   }
   if (key === 'cluster') {
-    const backend = await startCluster(env, dir, script);
+    const backend = await startCluster(env, dir, script, WORKERS, SWAP_GRACE_MS);
     return { key, label: 'node:cluster (worker swap)', port: backend.port, backend };
   }
   const backend = await startPm2(env, dir, script, ROOT, WORKERS);

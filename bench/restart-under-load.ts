@@ -18,7 +18,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Backend, bootTime, type Env, startNodesockd, startPm2, type Timing } from './lib/contenders';
+import {
+  type Backend,
+  bootTime,
+  type Env,
+  startCluster,
+  startNodesockd,
+  startPm2,
+  type Timing,
+} from './lib/contenders';
 import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import { Nginx, probe } from './lib/nginx';
 import { type Run, sleep } from './lib/run';
@@ -62,20 +70,20 @@ const USAGE = `Usage: npm run bench:restart -- [options]
   --keepalive <s>       nginx upstream keepalive_timeout = nodesockd upstreamKeepaliveTimeout, 2-10 (default 4)
   --upstream-keepalive <n>  nginx upstream keepalive connections (default 16)
   --nginx-workers <n>   nginx worker_processes (default 1)
-  --only <list>         comma-separated subset of serve,plain,plain-orig,pm2,pm2-serve (default all)
+  --only <list>         comma-separated subset of serve,plain,plain-orig,pm2,pm2-serve,cluster (default all)
   --no-build            do not rebuild dist/ even if src/ is newer
   --no-write            do not write bench/results/
   --verbose             print the daemon/pm2 logs of every contender
   -h, --help`;
 
-type Key = 'serve' | 'plain' | 'plain-orig' | 'pm2' | 'pm2-serve';
-const KEYS: Key[] = ['serve', 'plain', 'plain-orig', 'pm2', 'pm2-serve'];
+type Key = 'serve' | 'plain' | 'plain-orig' | 'pm2' | 'pm2-serve' | 'cluster';
+const KEYS: Key[] = ['serve', 'plain', 'plain-orig', 'pm2', 'pm2-serve', 'cluster'];
 type App = 'serve-app.js' | 'plain-app.js';
 
 interface ContenderSpec {
   key: Key;
   label: string;
-  manager: 'nodesockd' | 'pm2';
+  manager: 'nodesockd' | 'pm2' | 'node:cluster';
   app: App;
   /**
    * Whether it takes part in the restart runs. pm2 stops an instance with SIGINT, which
@@ -120,6 +128,16 @@ const SPECS: ContenderSpec[] = [
     app: 'plain-app.js',
     restarts: true,
     start: (env, dir, script) => startPm2(env, dir, script, ROOT),
+  },
+  {
+    key: 'cluster',
+    label: 'node:cluster worker swap + plain app',
+    manager: 'node:cluster',
+    app: 'plain-app.js',
+    restarts: true,
+    // Fork a new worker, wait for it to listen, disconnect the old one; killed 5 s later if its
+    // kept-alive connections keep it (bench/apps/cluster-primary.js).
+    start: (env, dir, script) => startCluster(env, dir, script, 2, 5000),
   },
   {
     key: 'pm2-serve',

@@ -1,7 +1,7 @@
 /**
  * The process managers under test, each started in its own directory of the run and stopped
- * without leaving a process behind: nodesockd (the built CLI, a snapshot of dist/) and pm2 in
- * cluster mode with a private PM2_HOME.
+ * without leaving a process behind: nodesockd (the built CLI, a snapshot of dist/), pm2 in
+ * cluster mode with a private PM2_HOME, and node:cluster (bench/apps/cluster-primary.js).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -314,4 +314,78 @@ export function rssKiB(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** node:cluster: bench/apps/cluster-primary.js forking the app; a restart is a worker swap over IPC. */
+export async function startCluster(
+  env: Env,
+  dir: string,
+  script: string,
+  workers: number,
+  swapGraceMs: number,
+): Promise<Backend & { port: number }> {
+  const { run } = env;
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const logFile = path.join(dir, 'cluster.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const primary = run.spawn(process.execPath, [path.join(env.appsDir, 'cluster-primary.js')], {
+    cwd: dir,
+    // Its own session, as a primary started by an init system is (see bench/README.md, Scheduling).
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      APP_SCRIPT: script,
+      WORKERS: String(workers),
+      PORT: String(port),
+      SWAP_GRACE_MS: String(swapGraceMs),
+    },
+  });
+  fs.closeSync(logFd);
+  const unhook = run.onCleanup('node:cluster primary', async () => {
+    await primary.stop('SIGTERM', 3000);
+  });
+  const log = () => {
+    try {
+      return fs.readFileSync(logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  try {
+    await waitFor('node:cluster: the app to answer', async () => {
+      if (primary.proc.exitCode !== null) throw new Error(`the primary exited:\n${log()}`);
+      return (await probe(port)) === 200;
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- log ---\n${log()}`);
+  }
+  const swap = (): Promise<Timing> => {
+    const start = performance.now();
+    return new Promise((resolve) => {
+      const onMessage = (message: unknown) => {
+        primary.proc.off('message', onMessage);
+        const m = message as { swapped?: number; error?: string };
+        resolve({ ms: performance.now() - start, ok: m.error === undefined, output: m.error ?? '' });
+      };
+      primary.proc.on('message', onMessage);
+      primary.proc.send('swap');
+    });
+  };
+  return {
+    port,
+    upstreams: [`127.0.0.1:${port}`],
+    managerPid: primary.proc.pid,
+    restart: swap,
+    ping: swap,
+    stop: async () => {
+      // SIGTERM ends the primary; its workers see the IPC channel close and exit with it.
+      await primary.stop('SIGTERM', 3000);
+      unhook();
+      return sweep(`${dir}/`);
+    },
+    log,
+  };
 }
