@@ -15,7 +15,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   type Backend,
@@ -27,7 +26,7 @@ import {
 } from './lib/contenders';
 import { HEADLINE_END, HEADLINE_START } from './lib/headline';
 import { freePort, probe, waitFor } from './lib/nginx';
-import { type Run, sleep, sweep } from './lib/run';
+import { type Run, sleep } from './lib/run';
 import {
   buildIfStale,
   COMMON_FLAGS,

@@ -330,7 +330,7 @@ class Launcher {
   async online(): Promise<DaemonStatus | undefined> {
     if (this.child.exitCode !== null) throw new Error(`the launcher exited: ${this.output}`);
     const s = await statusOf(this.app.ipcFile);
-    if (!s || s.workers.filter((w) => w.slot !== null && w.state === 'online').length !== 2) return undefined;
+    if (s?.workers.filter((w) => w.slot !== null && w.state === 'online').length !== 2) return undefined;
     for (const w of s.workers) if (w.pid) this.pids.add(w.pid);
     return s;
   }
