@@ -27,6 +27,8 @@ export interface ListenerLimits {
   relays: number;
   /** `listen` connections accepted and not yet taken by a worker; beyond it a new one is closed. */
   frontWaiting: number;
+  /** How long a `listen` connection waits for a worker with room before it is closed. */
+  frontWaitMs: number;
   /** A worker that has not confirmed a handed connection for this long is stalled: it is replaced. */
   handoffStallMs: number;
   /** A repeated warning (refused, closed connections) is logged at most once per this, with a count. */
@@ -63,6 +65,7 @@ export function listenerLimits(fds = openFileLimit(), env: NodeJS.ProcessEnv = p
     devConnections: share(1 / 16, 1024),
     relays: share(1 / 16, 1024),
     frontWaiting: share(1 / 2, 4096),
+    frontWaitMs: 5000,
     handoffStallMs: 10_000,
     warnIntervalMs: 10_000,
   };

@@ -162,7 +162,8 @@ describe('listen: relayed to adopted workers', () => {
   });
 
   test('at the relay cap a new connection waits for room, then is relayed', async () => {
-    const { port, adopted, d } = await adoptedFront('relays=2');
+    // The third connection waits as long as the test needs (not the default 5 s).
+    const { port, adopted, d } = await adoptedFront('relays=2,frontWaitMs=60000,relayHandshakeMs=60000');
     const held = [await silent({ port }), await silent({ port })];
     const answer = served(port);
     await waitFor('the third connection waiting', async () => (await d.status()).front?.waiting === 1);

@@ -34,7 +34,7 @@ import { HandoffWindow } from './handoff-window';
 import { lazyTls } from './lazy-tls';
 import type { TlsDistributor } from './tls-material';
 
-/** How long a connection waits for a serving worker before it is closed. */
+/** How long a connection waits for a serving worker before it is closed (the default of `frontWaitMs`). */
 export const NO_WORKER_GRACE_MS = 5000;
 const RETRY_MS = 50;
 /** Unconfirmed handoffs a worker may have (node:cluster's round robin allows one). */
@@ -162,7 +162,7 @@ export class TcpFront {
     this.noWorker = new RepeatedWarning(
       (line) => this.log.warn(line),
       (n) =>
-        `listen: no serving worker for ${NO_WORKER_GRACE_MS} ms; ${n === 1 ? 'closing a connection' : `closed ${n} connections`}`,
+        `listen: no serving worker for ${this.limits.frontWaitMs} ms; ${n === 1 ? 'closing a connection' : `closed ${n} connections`}`,
       warnIntervalMs,
     );
     this.full = new RepeatedWarning(
@@ -366,7 +366,7 @@ export class TcpFront {
       return;
     }
     this.waiting.add(socket);
-    void this.dispatch(socket, Date.now() + NO_WORKER_GRACE_MS, entry);
+    void this.dispatch(socket, Date.now() + this.limits.frontWaitMs, entry);
   }
 
   /** The targets in the order to try them for this client. */
@@ -418,7 +418,7 @@ export class TcpFront {
             this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
             if (socket.destroyed) return;
             // Given back (its worker exited, maybe after a stall): it may wait once more.
-            if (!extended) deadline = Math.max(deadline, Date.now() + NO_WORKER_GRACE_MS);
+            if (!extended) deadline = Math.max(deadline, Date.now() + this.limits.frontWaitMs);
             extended = true;
           }
         }
