@@ -68,20 +68,39 @@ function panel(p: Panel, series: string[], top: number): string {
   return out.join('\n');
 }
 
+const LEGEND = { fontSize: 13, swatch: 20, gap: 16, rowHeight: 22 };
+
+/**
+ * The legend: each entry as wide as its text (estimated at 0.6 em a character, on the wide
+ * side for sans-serif), entries wrapped onto a new row when the next would pass the right edge.
+ */
+function legend(series: string[]): { svg: string; height: number } {
+  const out: string[] = [];
+  let x = MARGIN.left;
+  let row = 0;
+  series.forEach((s, i) => {
+    const w = LEGEND.swatch + s.length * LEGEND.fontSize * 0.6;
+    if (x > MARGIN.left && x + w > WIDTH - MARGIN.right) {
+      x = MARGIN.left;
+      row++;
+    }
+    const y = 10 + row * LEGEND.rowHeight;
+    out.push(
+      `<rect x="${x.toFixed(0)}" y="${y}" width="14" height="14" fill="${COLORS[i % COLORS.length]}"/><text x="${(x + LEGEND.swatch).toFixed(0)}" y="${y + 12}" font-size="${LEGEND.fontSize}">${esc(s)}</text>`,
+    );
+    x += w + LEGEND.gap;
+  });
+  return { svg: out.join('\n'), height: 8 + (row + 1) * LEGEND.rowHeight };
+}
+
 /** The whole chart: a legend of the series, then the panels one under the other. */
 export function groupedBarChart(series: string[], panels: Panel[]): string {
-  const legendH = 30;
+  const { svg: legendSvg, height: legendH } = legend(series);
   const height = legendH + panels.length * PANEL_HEIGHT;
-  const legend = series
-    .map((s, i) => {
-      const x = MARGIN.left + (i * (WIDTH - MARGIN.left)) / series.length;
-      return `<rect x="${x}" y="10" width="14" height="14" fill="${COLORS[i % COLORS.length]}"/><text x="${x + 20}" y="22" font-size="13">${esc(s)}</text>`;
-    })
-    .join('\n');
   const body = panels.map((p, i) => panel(p, series, legendH + i * PANEL_HEIGHT)).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
-${legend}
+${legendSvg}
 ${body}
 </svg>
 `;
