@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs Docker (Debian's packages) and runs the container tests: npm run test:containers.
-# Not wired into .ci/run. Needs root, the Debian package mirror and the npm registry; no image
+# Run by .ci/run after the suites. Needs root, the Debian package mirror and the npm registry; no image
 # registry (the base image is built locally and cached by tag, see test/containers/base-image.sh).
 set -eu
 cd "$(dirname "$0")/.."
