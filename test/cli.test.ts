@@ -98,6 +98,21 @@ describe('--help', () => {
 describe('no daemon running', () => {
   const missing = '/nonexistent/x.ipc';
 
+  for (const [command, count, range] of [
+    ['set-workers', '300', '1 to 256'],
+    ['set-workers', '0', '1 to 256'],
+    ['set-standby', '65', '0 to 64'],
+  ] as const) {
+    test(`${command} ${count}: refused by the CLI with its own bounds, before any daemon is asked`, async () => {
+      const r = await cli([command, count, '--ipc-file', missing], MUST_FAIL);
+      assert.match(
+        r.stderr,
+        new RegExp(`'${count}' is invalid for argument 'count'\\. must be a whole number from ${range}`),
+      );
+      assert.doesNotMatch(r.stderr, /data\.count|no daemon/);
+    });
+  }
+
   for (const command of ['status', 'restart', 'stop', 'resume']) {
     test(`${command} --ipc-file ${missing}: one line naming the path`, async () => {
       const r = await cli([command, '--ipc-file', missing], MUST_FAIL);

@@ -41,6 +41,15 @@ function nonNegativeInt(value: string): number {
   return Number(value);
 }
 
+/** A whole number from `min` to `max` (the config's bounds of `workers`, `standby`). */
+function intIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    return Number(value);
+  };
+}
+
 /** How long `terminate` waits beyond the daemon's own drain deadline before it gives up. */
 const TERMINATE_MARGIN_MS = 30_000;
 
@@ -302,7 +311,7 @@ export function buildProgram(): Command {
 
   addClientOptions(program.command('set-workers'))
     .description('change the number of workers until the next reload or daemon restart')
-    .argument('<count>', 'number of workers (1-256)', positiveInt)
+    .argument('<count>', 'number of workers (1-256)', intIn(1, 256))
     .action(async (count: number, opts: ClientOptions) => {
       const target = ipcPath(opts);
       const reply = await withProgress(
@@ -316,7 +325,7 @@ export function buildProgram(): Command {
 
   addClientOptions(program.command('set-standby'))
     .description('change the number of standby workers until the next reload or daemon restart')
-    .argument('<count>', 'number of standby workers (0-64)', nonNegativeInt)
+    .argument('<count>', 'number of standby workers (0-64)', intIn(0, 64))
     .action(async (count: number, opts: ClientOptions) => {
       const reply = await request(ipcPath(opts), 'set-standby', { count });
       say(`standby: ${reply.standby}`);
