@@ -62,6 +62,20 @@ for (const workerType of ['thread', 'process'] as const) {
       });
     }
 
+    test('requestProxySocketAddressInfo resolves undefined for a direct hit on the worker’s own port (a health check)', async () => {
+      const { proxy } = await startPool({ workerType, workerCount: 1 });
+      try {
+        const connect = (await proxy.agents[0].socketConnectOpts) as net.TcpSocketConnectOpts;
+        const direct = await request(connect.port, { path: '/json' });
+        assert.equal(direct.status, 200, direct.body.toString());
+        const body = JSON.parse(direct.body.toString()) as Partial<JsonReply>;
+        assert.equal(body.info, undefined);
+        assert.equal(proxy.stats().crashed, 0);
+      } finally {
+        await proxy.shutdown({ timeout: 2000 });
+      }
+    });
+
     test('a worker that throws on load is restarted with backoff, and never reported ready', async () => {
       const spawns: number[] = [];
       const exits: number[] = [];
