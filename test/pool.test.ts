@@ -30,6 +30,7 @@ before(() => ensureBuilt());
 interface JsonReply {
   info: ProxySocketAddressInfo;
   remoteAddress?: string;
+  remotePort?: number;
   pid: number;
   threadId: number;
 }
@@ -50,7 +51,9 @@ for (const workerType of ['thread', 'process'] as const) {
             assert.equal(body.info.remote.port, r.localPort);
             assert.equal(body.info.remote.address, '127.0.0.1');
             assert.equal(body.info.local.port, port);
-            if (workerType === 'process') assert.equal(body.remoteAddress, '127.0.0.1');
+            // What the app's own server sees: the client, also over the thread relay's UNIX socket.
+            assert.equal(body.remoteAddress, '127.0.0.1');
+            assert.equal(body.remotePort, r.localPort);
             seen.add(body.info.remote.port);
           }
           assert.equal(seen.size, 24);
@@ -145,6 +148,33 @@ for (const workerType of ['thread', 'process'] as const) {
         agent.destroy();
       }
     });
+  });
+}
+
+for (const tls of [false, true]) {
+  test(`an Express worker (${tls ? 'HTTPS in the worker' : 'HTTP'}) sees the client as req.ip and req.socket's remote end`, async () => {
+    const server = net.createServer();
+    const proxy = createServiceProxy({
+      server,
+      workerCount: 1,
+      workerURL: path.join(FIXTURES, 'express-peer-worker.js'),
+      workerOptions: { workerData: { tls } },
+    });
+    server.listen(0, '127.0.0.1');
+    await once(proxy, 'ready');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await request(portOf(server), { tls });
+        assert.equal(r.status, 200, r.body.toString());
+        assert.deepEqual(JSON.parse(r.body.toString()), {
+          ip: '127.0.0.1',
+          remoteAddress: '127.0.0.1',
+          remotePort: r.localPort,
+        });
+      }
+    } finally {
+      await proxy.shutdown({ timeout: 2000 });
+    }
   });
 }
 

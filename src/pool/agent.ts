@@ -14,6 +14,7 @@ import type tls from 'node:tls';
 import { isMainThread, parentPort, threadId } from 'node:worker_threads';
 import { acceptHandoffs } from './handoff.js';
 import { describeError, type LogRecord, PoolLogger, SyslogLevel } from './log.js';
+import { presentAs, presentTlsSockets } from './peer-address.js';
 import {
   type AcceptAddress,
   type FrontToWorker,
@@ -136,6 +137,7 @@ export class ServiceAgent extends EventEmitter {
       throw new Error('createServiceAgent: options.server must be a net.Server (http, https, net or tls)');
     }
     this.server = options.server;
+    presentTlsSockets(this.server);
     this.#channel = channel;
     this.agentDescription = channel.kind === 'thread' ? `Thread: ${threadId}` : `Process: ${process.pid}`;
     this.log = new PoolLogger(SyslogLevel.WARN, (record: LogRecord) =>
@@ -278,7 +280,10 @@ export class ServiceAgent extends EventEmitter {
     // Counted from now on: a drain waits for it, header or not.
     this.#track(socket);
     readHopHeader(socket).then(
-      (info) => this.#deliver(socket, info),
+      (info) => {
+        presentAs(socket, info);
+        this.#deliver(socket, info);
+      },
       (err: unknown) => {
         this.log.debug(`relayed connection dropped: ${describeError(err)}`);
         socket.destroy();
