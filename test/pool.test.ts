@@ -129,6 +129,52 @@ for (const workerType of ['thread', 'process'] as const) {
       }
     });
 
+    test('shutdown() without a timeout closes an idle connection at once and never cuts in-flight work (an upload held past the old 10 s cut)', async () => {
+      const { proxy, port } = await startPool({ workerType, workerCount: 1 });
+      const keepAlive = new http.Agent({ keepAlive: true });
+      try {
+        await json<JsonReply>(port, '/json', keepAlive);
+        const [idle] = Object.values(keepAlive.freeSockets).flat();
+        assert.ok(idle, 'an idle keep-alive connection');
+        const idleClosed = once(idle, 'close');
+        // An upload whose second half comes long after shutdown() began.
+        const upload = http.request({
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { 'content-length': 10 },
+        });
+        const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+          upload.on('response', (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          upload.on('error', reject);
+        });
+        upload.write('first');
+        await waitFor('the upload to reach its worker', () => proxy.stats().connections >= 2);
+        let done = false;
+        const shutdown = proxy.shutdown().then((r) => {
+          done = true;
+          return r;
+        });
+        await idleClosed;
+        // Past the 10 s after which shutdown() used to cut in-flight work by default.
+        await new Promise((resolve) => setTimeout(resolve, 11_000));
+        assert.equal(done, false);
+        upload.end('-last');
+        assert.deepEqual(await reply, { status: 200, body: 'first-last' });
+        assert.deepEqual(await shutdown, [{ status: 'fulfilled', value: 0 }]);
+      } finally {
+        keepAlive.destroy();
+      }
+    });
+
     test('shutdown() with an idle keep-alive client ends within its timeout and lets an in-flight request finish', async () => {
       const { proxy, port } = await startPool({ workerType, workerCount: 1 });
       const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });

@@ -329,8 +329,11 @@ export class ServiceAgent extends EventEmitter {
     this.#loadTimer.unref();
   }
 
-  /** Stop accepting, let in-flight work finish (idle keep-alive connections are closed), then exit. */
-  #drain(timeoutMs: number): void {
+  /**
+   * Stop accepting, let in-flight work finish (idle keep-alive connections are closed), then
+   * exit; at `timeoutMs` at the latest (null: when the work ends, however long it takes).
+   */
+  #drain(timeoutMs: number | null): void {
     if (this.#draining) return;
     this.#draining = true;
     this.#stopHandoffs?.();
@@ -358,7 +361,7 @@ export class ServiceAgent extends EventEmitter {
     const started = Date.now();
     const timer = setInterval(() => {
       closeIdle();
-      if (this.#open.size === 0 || Date.now() - started >= timeoutMs) {
+      if (this.#open.size === 0 || (timeoutMs !== null && Date.now() - started >= timeoutMs)) {
         clearInterval(timer);
         this.log.debug(`${this.agentDescription}: exit after drain.`);
         // Let the last log record and replies leave before the thread or process ends.

@@ -90,8 +90,9 @@ export interface ServiceProxyOptions {
 
 export interface ShutdownOptions {
   /**
-   * How long (ms) in-flight requests may take before workers are stopped (default 10000); the
-   * connections already accepted get as long again to reach a worker first.
+   * How long (ms) in-flight work may take before the workers are stopped and the connections
+   * cut; the connections already accepted get as long again to reach a worker first. None by
+   * default: in-flight work ends on its own, as in Socketnaut (idle connections close at once).
    */
   timeout?: number;
 }
@@ -423,13 +424,13 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
 
   /**
    * Stops accepting, lets the workers finish what is in flight (idle keep-alive connections
-   * are closed at once), stops the workers (forcibly after `timeout`), and resolves with each
-   * worker's exit. Rejects, after stopping the workers, when the server was never listening.
+   * are closed at once), stops the workers (forcibly after `timeout`, if given), and resolves
+   * with each worker's exit. Rejects, after stopping the workers, when the server was never listening.
    */
   shutdown = (options: ShutdownOptions = {}): Promise<PromiseSettledResult<unknown>[]> => {
     if (this.#shutdown) return this.#shutdown;
-    const timeout = options.timeout ?? 10_000;
-    positiveIntOrUndefined('shutdown timeout', timeout);
+    const timeout = options.timeout ?? null;
+    positiveIntOrUndefined('shutdown timeout', timeout ?? undefined);
     this.#shutdown = (async () => {
       this.minWorkers = 0;
       clearInterval(this.workersCheckingIntervalTimeout);
@@ -442,14 +443,16 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       // The connections already accepted reach a worker before the workers drain, as the
       // daemon's front does: destroying one would reset a client whose request is sent.
       this.#flushWaiting(true);
-      await this.#settle(Date.now() + timeout);
+      await this.#settle(timeout === null ? Number.POSITIVE_INFINITY : Date.now() + timeout);
       const everyone = [...this.#all];
       this.agents = [];
       for (const a of everyone) this.#drain(a, timeout);
-      const forced = setTimeout(() => {
-        for (const c of this.#clients) c.destroy();
-      }, timeout);
-      forced.unref();
+      const forced =
+        timeout === null
+          ? undefined
+          : setTimeout(() => {
+              for (const c of this.#clients) c.destroy();
+            }, timeout).unref();
       const results = await Promise.allSettled(everyone.map((a) => a.exited));
       clearTimeout(forced);
       for (const c of this.#clients) c.destroy();
@@ -795,33 +798,30 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     process.nextTick(() => this.emit('ready', ...args));
   }
 
-  #drain(agent: WorkerAgent<W>, timeoutMs: number): void {
+  /** Asks `agent` to drain and exit, killed `timeoutMs` + 2 s later if still there (null: never killed). */
+  #drain(agent: WorkerAgent<W>, timeoutMs: number | null): void {
     if (agent.state === 'exited' || agent.state === 'draining') return;
     agent.state = 'draining';
     agent.direct = false;
     const i = this.agents.indexOf(agent);
     if (i !== -1) this.agents.splice(i, 1);
     const message: FrontToWorker = { type: MSG_DRAIN, timeoutMs };
-    const kill = setTimeout(() => {
+    const kill = (): void => {
       if (agent.worker instanceof Worker) void agent.worker.terminate();
       else agent.worker.kill('SIGKILL');
-    }, timeoutMs + 2000);
-    kill.unref();
-    void agent.exited.then(() => clearTimeout(kill));
+    };
+    const killTimer = timeoutMs === null ? undefined : setTimeout(kill, timeoutMs + 2000).unref();
+    void agent.exited.then(() => clearTimeout(killTimer));
     try {
       if (agent.worker instanceof Worker) agent.worker.postMessage(message);
       else if (agent.worker.connected) agent.worker.send(message);
       else agent.worker.kill('SIGTERM');
     } catch {
-      clearTimeout(kill);
-      if (agent.worker instanceof Worker) void agent.worker.terminate();
-      else agent.worker.kill('SIGKILL');
+      clearTimeout(killTimer);
+      kill();
     }
     // A worker that never listened has no agent to drain it.
-    if (agent.readyAt === undefined) {
-      if (agent.worker instanceof Worker) void agent.worker.terminate();
-      else agent.worker.kill('SIGKILL');
-    }
+    if (agent.readyAt === undefined) kill();
   }
 
   /** Scale-down: at most one idle worker per check, idle for the grace period, and not right after a scale-up. */
