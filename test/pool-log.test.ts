@@ -48,6 +48,7 @@ test('Socketnaut’s README recipe: formatter.disconnect(consoleHandler); format
     return /fixture worker/.test(text) && /the app says hello/.test(text) ? text : null;
   });
   assert.match(logged, /^<INFO> \S+ \S+ \d+ - the app says hello$/m);
+  assert.match(logged, /^<INFO> \S+ \S+ \d+ - Service Proxy listening on \{/m);
   assert.match(logged, /^<WARN> \S+ \S+ \d+ thread \d+ - fixture worker/m);
   const exited = once(child, 'exit');
   child.kill('SIGTERM');

@@ -239,6 +239,39 @@ test("'ready' is never lost: minWorkers 0, and a listener attached after the con
   await proxy.shutdown({ timeout: 2000 });
 });
 
+test('cold start: one worker first, then at most maxSpawning at a time; the first client is served from the first online worker, ready when all are', async () => {
+  const server = net.createServer();
+  const proxy = createServiceProxy({ server, workerURL: HTTP_WORKER, workerCount: 8, maxSpawning: 2 });
+  // Listeners attached with the constructor: its first start is counted.
+  let spawnedAtFirstOnline = -1;
+  proxy.once('online', () => {
+    spawnedAtFirstOnline = proxy.stats().spawned;
+  });
+  let mostStarting = 0;
+  proxy.on('spawn', () => {
+    mostStarting = Math.max(mostStarting, proxy.stats().starting);
+  });
+  const readyAt: number[] = [];
+  proxy.on('ready', () => readyAt.push(proxy.stats().ready));
+  const firstOnline = once(proxy, 'online');
+  server.listen(0, '127.0.0.1');
+  try {
+    const [first] = (await firstOnline) as [WorkerAgent];
+    // The constructor started one worker, not the whole floor.
+    assert.equal(spawnedAtFirstOnline, 1);
+    const reply = await json<JsonReply>(portOf(server));
+    assert.ok(reply.threadId > 0);
+    assert.ok(first.worker instanceof Worker);
+    const agents = (await once(proxy, 'ready')) as WorkerAgent[];
+    assert.equal(agents.length, 8);
+    assert.deepEqual(readyAt, [8]);
+    assert.ok(mostStarting <= 2, `${mostStarting} workers were starting at once`);
+    assert.equal(proxy.stats().spawned, 8);
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
+});
+
 test('scale up under a bounded load, then down one idle worker at a time after the grace period', async () => {
   const { proxy, port } = await startPool({
     minWorkers: 1,

@@ -370,7 +370,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     const onListening = (): void => {
       this.proxyAddressInfo = server.address();
       this.proxyAddressInfoRepr = JSON.stringify(this.proxyAddressInfo);
-      this.log.debug(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
       const a = this.proxyAddressInfo;
       if (this.#reusePort?.used() && a !== null && typeof a === 'object') {
         this.#setAccept({ host: a.address, port: a.port });
@@ -726,6 +726,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.emit('online', agent);
       this.#checkReady();
       this.#flushWaiting();
+      this.#fill();
     }
   }
 
@@ -754,7 +755,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     this.#fill();
   }
 
-  /** Starts workers up to the floor, or for waiting connections, when the backoff allows. */
+  /** Starts workers towards the floor, or for waiting connections, when the backoff allows. */
   #fill(): void {
     if (this.#shutdown) return;
     const wait = this.#nextSpawnAt - Date.now();
@@ -762,8 +763,14 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.#scheduleSpawn();
       return;
     }
-    const live = (): number => this.agents.filter((a) => a.state !== 'draining').length;
-    while (live() < this.minWorkers) this.#spawn();
+    const live = this.agents.filter((a) => a.state !== 'draining');
+    let count = live.length;
+    let starting = live.filter((a) => a.state === 'starting').length;
+    // Cold start: one worker first, so the first client waits for one start and not for the
+    // whole floor (on a few cores, 32 threads starting at once are all slow); then at most
+    // maxSpawning at a time, each online worker making room for the next.
+    const limit = live.some((a) => a.state === 'ready') ? this.#maxSpawning : 1;
+    for (; count < this.minWorkers && starting < limit; count++, starting++) this.#spawn();
     if (this.#waiting.size > 0 && this.agents.length === 0) this.#spawn();
     this.#flushWaiting();
   }
