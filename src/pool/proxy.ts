@@ -34,7 +34,7 @@ import {
 import type { ProxyProtocolVersion } from './proxy-protocol.js';
 import { relay } from './relay.js';
 import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
-import { listenWithReusePort, reusePortSupported } from './reuse-port.js';
+import { listenWithReusePort, type ReusePortListen, reusePortSupported } from './reuse-port.js';
 import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 import { defaultMaxWaiting, WaitingRoom } from './waiting-room.js';
 
@@ -239,7 +239,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   readonly #backoff: RestartBackoff;
   readonly #tlsFront: boolean;
   readonly #handoff: boolean;
-  readonly #reusePort: { used: () => boolean } | null = null;
+  readonly #reusePort: ReusePortListen | null = null;
   #accept: AcceptAddress | null = null;
   readonly #all = new Set<WorkerAgent<W>>();
   /** Accepted connections that wait because no worker runs (they are in the room too). */
@@ -358,23 +358,33 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         this.log.warn(
           `reusePort needs Node.js 22.12 or 23.1 or later (this is ${process.version}): the front relays every connection`,
         );
-      else if (server.listening)
-        this.log.warn(
-          'reusePort: the server already listens without SO_REUSEPORT: the front relays every connection',
-        );
       else {
         this.#reusePort = listenWithReusePort(server);
         this.#hookClose(server);
       }
     }
+    let logged = '';
     const onListening = (): void => {
       this.proxyAddressInfo = server.address();
       this.proxyAddressInfoRepr = JSON.stringify(this.proxyAddressInfo);
-      this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      // Once per address: listening again with SO_REUSEPORT is not news.
+      if (logged !== this.proxyAddressInfoRepr)
+        this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      logged = this.proxyAddressInfoRepr;
       const a = this.proxyAddressInfo;
-      if (this.#reusePort?.used() && a !== null && typeof a === 'object') {
-        this.#setAccept({ host: a.address, port: a.port });
+      const reuse = this.#reusePort;
+      if (reuse === null || a === null || typeof a !== 'object') return;
+      if (reuse.used()) {
+        if (this.#accept?.host !== a.address || this.#accept.port !== a.port)
+          this.#setAccept({ host: a.address, port: a.port });
       }
+      // listen() came before the proxy (or was still looking its host up): listen again with SO_REUSEPORT.
+      else if (!reuse.seen())
+        reuse.relisten(a, (err) =>
+          this.log.warn(
+            `reusePort: could not listen again on ${a.address}:${a.port} with SO_REUSEPORT (${err.message}): the front relays every connection`,
+          ),
+        );
     };
     if (server.listening) onListening();
     server.on('listening', onListening);
