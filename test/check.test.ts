@@ -267,7 +267,7 @@ describe('check: what the schema cannot see', () => {
     assert.match(
       r.stdout,
       new RegExp(
-        `^error: tmpDir ${escapeRe(app.tmpDir)} belongs to uid ${nobody}, not to this user \\(uid 0\\) or root; run the daemon as its owner nobody, not as root \\(runuser -u nobody -- nodesockd daemon, or User=nobody in its systemd unit\\)$`,
+        `^error: tmpDir ${escapeRe(app.tmpDir)} belongs to uid ${nobody}, not to this user \\(uid 0\\) or root; run the daemon as its owner nobody, not as root \\(runuser -u nobody -- npx nodesockd daemon, or User=nobody in its systemd unit, as nodesockd systemd run as root writes it\\)$`,
         'm',
       ),
     );

@@ -73,6 +73,19 @@ describe('operations', () => {
     assert.ok(lines.some((l) => /^User=\S+$/.test(l)));
   });
 
+  test('`nodesockd systemd` run as root over a tmpDir another user owns: User= is that owner', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('needs root (to give tmpDir to nobody)');
+      return;
+    }
+    app = makeApp({ workers: 1 });
+    fs.chownSync(app.tmpDir, 65534, 65534);
+    const r = await cli(['systemd', '-c', app.configFile]);
+    assert.equal(r.code, 0, r.stderr);
+    const owner = /^nobody:/m.test(fs.readFileSync('/etc/passwd', 'utf8')) ? 'nobody' : '65534';
+    assert.ok(r.stdout.split('\n').includes(`User=${owner}`), r.stdout);
+  });
+
   test('a state file that cannot be written is said, shown in status, retried; the next daemon still finds the workers', async (t) => {
     app = makeApp({ workers: 2, shutdownTimeout: 2000 });
     try {

@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { accountName } from '../accounts';
 import { fileName, titleName } from '../config/name';
 import type { Config } from '../config/schema';
 import { formatAddress } from '../fronts/address';
@@ -51,8 +53,8 @@ export function nginxConfig(
 upstream ${upstream} {
 ${servers}
     keepalive 16;
-    # Must not exceed upstreamKeepaliveTimeout (${config.upstreamKeepaliveTimeout} ms): workers keep idle
-    # connections open longer than nginx may reuse them, so no request meets a closing socket.
+    # Must equal upstreamKeepaliveTimeout (${config.upstreamKeepaliveTimeout} ms; never more): workers keep
+    # idle connections open longer than nginx may reuse them, so no request meets a closing socket.
     keepalive_timeout ${keepaliveSeconds}s;
 }
 
@@ -78,8 +80,23 @@ server {
  * restarting the daemon's unit leaves the workers to the next daemon (SPEC §4.8, §4.9), and
  * absolute paths because systemd requires them.
  */
+/**
+ * Who the daemon runs as: this user, or, for root, the owner of `tmpDir` (the daemon refuses to
+ * run as root over a directory another user owns: running apps as root is what it steers away from).
+ */
+function serviceUser(config: Config): string {
+  const me = os.userInfo();
+  if (me.uid !== 0) return me.username;
+  try {
+    const owner = fs.statSync(config.tmpDir).uid;
+    return owner === 0 ? me.username : accountName('/etc/passwd', owner);
+  } catch {
+    return me.username;
+  }
+}
+
 export function systemdUnit(config: Config, options: { configFile?: string; binPath: string }): string {
-  const user = os.userInfo();
+  const user = { username: serviceUser(config) };
   const exec = [
     process.execPath,
     options.binPath,

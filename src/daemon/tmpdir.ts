@@ -102,7 +102,7 @@ function writableByOthers(dir: string, stat: fs.Stats, uid: number, what = `tmpD
     const owner = accountName('/etc/passwd', stat.uid);
     const fix =
       uid === 0
-        ? `run the daemon as its owner ${owner}, not as root (runuser -u ${owner} -- nodesockd daemon, or User=${owner} in its systemd unit)`
+        ? `run the daemon as its owner ${owner}, not as root (runuser -u ${owner} -- npx nodesockd daemon, or User=${owner} in its systemd unit, as nodesockd systemd run as root writes it)`
         : `run: chown ${uid} ${dir}`;
     return `${what} belongs to uid ${stat.uid}, not to this user (uid ${uid}) or root; ${fix}`;
   }
