@@ -270,6 +270,46 @@ describe('handover: races', () => {
   });
 });
 
+describe('handover: uploads answered before they are read', () => {
+  // Known residue (red team round three, P2-4): about 1 run in 6 still has 1-3 client EPIPEs
+  // of ~1,000 uploads (was 9-15 per 10 restarts before responses were held until the body is
+  // read). Kept as a todo so that it runs, and reports, without failing the suite.
+  test('256 KiB POSTs answered early on kept-alive connections, 5 restarts: every request answered', {
+    todo: 'a rare client EPIPE remains when an early-answered upload meets a restart',
+  }, async () => {
+    const d = await start('early-answer.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const body = 'x'.repeat(256 * 1024);
+    let stopped = false;
+    let answered = 0;
+    const failures: string[] = [];
+    const clients = Promise.all(
+      [0, 1].map(async () => {
+        while (!stopped) {
+          try {
+            await get(agent, app.published(0), '/', body);
+            answered++;
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+        }
+      }),
+    );
+    try {
+      for (let i = 0; i < 5; i++) {
+        const before = answered;
+        await waitFor('uploads flowing', () => answered > before + 5);
+        await restart(d);
+      }
+    } finally {
+      stopped = true;
+      await clients;
+      agent.destroy();
+    }
+    assert.deepEqual(failures, [], `${failures.length} failed of ${answered + failures.length}`);
+  });
+});
+
 describe('handover: a successor that hangs between hops', () => {
   test('killed while it holds an unconfirmed connection: the old worker keeps it, served the old way', async () => {
     const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);

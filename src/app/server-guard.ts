@@ -210,7 +210,10 @@ export class ServerGuard {
     if (this.#draining) return;
     this.#draining = true;
     this.#reporter.start(this.#inflight);
-    for (const res of this.#active.snapshot()) if (!this.#keepsAlive(res)) this.#closeAfter(res);
+    for (const res of this.#active.snapshot()) {
+      this.#handover?.holdEnd(res, true);
+      if (!this.#keepsAlive(res)) this.#closeAfter(res);
+    }
     for (const held of [...this.#held]) {
       this.#held.delete(held);
       held.reject();
@@ -365,7 +368,7 @@ export class ServerGuard {
       this.#socketOf.set(res, socket);
     }
     this.#handover?.onRequest(req.socket, res);
-    this.#handover?.holdEnd(res);
+    this.#handover?.holdEnd(res, this.#draining);
     res.once('close', () => {
       this.#active.delete(res);
       this.#inflight--;

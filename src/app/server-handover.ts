@@ -16,6 +16,7 @@ interface Request {
   readonly socket: net.Socket | null;
   once(event: 'end', listener: () => void): unknown;
   push(chunk: unknown, encoding?: BufferEncoding): boolean;
+  resume?(): unknown;
 }
 interface Response {
   readonly req?: Request;
@@ -39,6 +40,8 @@ export class ServerHandover implements HandoverParticipant {
   readonly #stay = new WeakSet<net.Socket>();
   /** Connections whose descriptor is on its way to the successor. */
   readonly #moving = new WeakSet<net.Socket>();
+  /** Responses whose end is held until their request is read (holdEnd, once each). */
+  readonly #held = new WeakSet<object>();
   #active = false;
 
   /** The server's responses in flight (the guard's list). */
@@ -113,43 +116,51 @@ export class ServerHandover implements HandoverParticipant {
   /**
    * A response that ends while its request body is still arriving (an app that answers a POST
    * without reading it) is held back until the body has been read: until then the client cannot
-   * send its next request, so none can reach this worker. Called for each response while
-   * handing over, before the app can end it.
+   * send its next request, so none can reach this worker, and a response that closes the
+   * connection cannot cut the upload short. Called for each response while handing over or
+   * stopping, before the app can end it.
    */
-  holdEnd(res: Response): void {
+  holdEnd(res: Response, stopping = false): void {
     const req = res.req;
     const socket = req?.socket ?? null;
-    if (!this.#active || !req || req.complete || socket === null || this.#stay.has(socket)) return;
+    // Handing over: until the body is read the next request could reach this worker. Stopping:
+    // a response that closes its connection before the body is read resets the upload (EPIPE).
+    if (!(this.#active || stopping) || !req || req.complete || socket === null) return;
+    if (this.#held.has(res)) return;
+    this.#held.add(res);
     if (res.writableEnded) return;
     const stay = this.#stay;
+    const end = res.end;
+    // Deferred rather than corked: Node's end() uncorks the socket fully, whatever was corked.
     res.end = function heldEnd(this: Response, ...args: unknown[]) {
       delete (res as { end?: unknown }).end;
-      if (!req.complete && !socket.destroyed) {
-        socket.cork();
-        const push = req.push;
-        let held = true;
-        const release = (): void => {
-          if (!held) return;
-          held = false;
-          clearTimeout(timer);
-          delete (req as { push?: unknown }).push;
-          socket.off('close', release);
-          socket.uncork();
-        };
-        // The parser pushes null when the request's last byte is read (parserOnMessageComplete).
-        req.push = function pushed(this: Request, chunk: unknown, encoding?: BufferEncoding) {
-          const more = push.call(this, chunk, encoding);
-          if (chunk === null) release();
-          return more;
-        };
-        const timer = setTimeout(() => {
-          stay.add(socket);
-          release();
-        }, BODY_WAIT_MS);
-        timer.unref();
-        socket.once('close', release);
-      }
-      return res.end(...args);
+      if (req.complete || socket.destroyed) return end.apply(this, args);
+      const push = req.push;
+      let held = true;
+      const release = (): void => {
+        if (!held) return;
+        held = false;
+        clearTimeout(timer);
+        delete (req as { push?: unknown }).push;
+        socket.off('close', release);
+        end.apply(res, args);
+      };
+      // The parser pushes null when the request's last byte is read (parserOnMessageComplete).
+      req.push = function pushed(this: Request, chunk: unknown, encoding?: BufferEncoding) {
+        const more = push.call(this, chunk, encoding);
+        if (chunk === null) queueMicrotask(release);
+        return more;
+      };
+      const timer = setTimeout(() => {
+        stay.add(socket);
+        release();
+      }, BODY_WAIT_MS);
+      timer.unref();
+      socket.once('close', release);
+      // The app answered without reading the body: read it to the end now, as Node would once
+      // the response has gone out (a body nobody reads stops the connection at its buffer).
+      req.resume?.();
+      return res;
     };
   }
 

@@ -404,10 +404,26 @@ export class Daemon {
   }
 
   /** `health` and the metrics listener's `/readyz` (daemon/health.ts). */
+  /**
+   * One health check at a time, shared by every caller that asks meanwhile (`health`,
+   * `/readyz`): each check connects to every slot's socket, so a flood of probes (pipelined
+   * on one connection) must not become a flood of connections.
+   */
   health(): Promise<HealthReport> {
+    if (this.healthInFlight) return this.healthInFlight;
     const s = this.supervisor;
-    return checkHealth({ running: s.isRunning, ...s.status() }, { closing: this.isClosing, canConnect });
+    const check = checkHealth(
+      { running: s.isRunning, ...s.status() },
+      { closing: this.isClosing, canConnect },
+    );
+    this.healthInFlight = check;
+    const clear = () => {
+      this.healthInFlight = null;
+    };
+    check.then(clear, clear);
+    return check;
   }
+  private healthInFlight: Promise<HealthReport> | null = null;
 
   private commandHandlers(): CommandHandlers {
     const s = this.supervisor;

@@ -162,6 +162,20 @@ export class Metrics {
    * `/healthz` (liveness): 200 whenever the daemon answers. `/readyz` (readiness): 200 when
    * every slot serves, as `nodesockd health` says; 503 with its one-line reason otherwise.
    */
+  #scraping: Promise<string> | null = null;
+
+  /** One exposition at a time, shared by the scrapes that arrive meanwhile (a pipelined flood included). */
+  private scrape(): Promise<string> {
+    if (this.#scraping) return this.#scraping;
+    const text = this.registry.metrics();
+    this.#scraping = text;
+    const clear = () => {
+      this.#scraping = null;
+    };
+    text.then(clear, clear);
+    return text;
+  }
+
   private probe(url: '/healthz' | '/readyz', res: http.ServerResponse): void {
     const reply = (status: number, body: string) =>
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${body}\n`);
@@ -192,11 +206,13 @@ export class Metrics {
           .end('not found: try GET /metrics, /healthz or /readyz\n');
         return;
       }
-      this.registry.metrics().then(
+      this.scrape().then(
         (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(err)}\n`),
       );
     });
+    // Requests pipelined on one connection beyond this get 503 at once (Node's own bound).
+    server.maxRequestsPerSocket = 100;
     server.on('clientError', (_err, socket) => socket.destroy());
     server.on('connection', (socket: net.Socket) => cap.admit(socket));
     server.setTimeout(idleMs);

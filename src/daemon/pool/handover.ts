@@ -84,6 +84,7 @@ export class ConnectionHandover {
         }
       };
       // Kept for the worker's whole life: busy connections move after the report.
+      old.acceptsMoves = true;
       child.on('internalMessage', onInternal);
       child.once('exit', () => {
         child.off('internalMessage', onInternal);

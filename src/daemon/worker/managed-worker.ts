@@ -2,6 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import {
   isBrokenMessage,
+  isHandoverMove,
   isInflightMessage,
   isStatsMessage,
   MSG_ONLINE,
@@ -88,6 +89,8 @@ export class ManagedWorker extends EventEmitter {
   /** resume() found no channel (an adopted worker not reconnected yet): sent once one appears. */
   private resumePending = false;
   private readonly timers = new Set<Timer>();
+  /** It is being replaced and its connections move (pool/handover.ts relays its descriptors). */
+  acceptsMoves = false;
   /** The killTimeout of the stop in progress: how long leftover helpers get after SIGTERM. */
   private killTimeoutMs = 5000;
 
@@ -114,7 +117,18 @@ export class ManagedWorker extends EventEmitter {
     this.pgid = opts.processGroup;
     this.saidOnline = this.adopted;
 
-    this.proc.on('message', (message: unknown) => this.onMessage(message));
+    // A worker sends no descriptor the daemon asked for, but one it moves during a handover: any
+    // other is closed at once (kept, each would hold a descriptor in the daemon for good).
+    this.proc.on('message', (message: unknown, handle?: unknown) => {
+      if (handle) disposeHandle(handle);
+      this.onMessage(message);
+    });
+    this.proc.on('internalMessage', (message: unknown, handle?: unknown) => {
+      // Node shows a descriptor's envelope first, then the message it carries: the latter decides.
+      if (!handle || (message as { cmd?: unknown } | null)?.cmd === 'NODE_HANDLE') return;
+      if (this.acceptsMoves && isHandoverMove(message)) return;
+      disposeHandle(handle);
+    });
     this.proc.on('exit', (code: number | null, signal: NodeJS.Signals | null) =>
       this.onExit({ code, signal }),
     );
@@ -417,5 +431,16 @@ export class ManagedWorker extends EventEmitter {
   private cancel(timer: Timer): void {
     this.clock.clearTimeout(timer);
     this.timers.delete(timer);
+  }
+}
+
+/** Closes a descriptor that came with a message: a socket, a server, or a bare handle. */
+function disposeHandle(handle: unknown): void {
+  const h = handle as { destroy?: () => void; close?: () => void };
+  try {
+    if (typeof h.destroy === 'function') h.destroy();
+    else if (typeof h.close === 'function') h.close();
+  } catch {
+    // Already closed.
   }
 }
