@@ -140,6 +140,8 @@ class FrontLoad {
         outcome.on = this.workerOf.get(s) ?? null;
       });
       req.on('error', reject);
+      // A request nobody answers is a failure to report, not a test that never ends.
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
       req.end(body);
     });
   }
