@@ -139,7 +139,17 @@ describe('operations', () => {
       fs.rmSync(filler);
       daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 2 });
       assert.match(daemon.output, /adopted 2 running worker\(s\) the state file did not list/);
-      assert.deepEqual(await daemon.slotPids(), serving);
+      // The replaced workers the stale file names may still be draining for a moment.
+      const d1 = daemon;
+      await waitFor(
+        'the serving workers adopted',
+        async () =>
+          (await d1.status()).workers
+            .filter((w) => w.slot !== null && w.state !== 'draining')
+            .map((w) => w.pid)
+            .sort()
+            .join() === [...serving].sort().join(),
+      );
       // The workers the stale file names were replaced before the kill: they may still be
       // draining (the link wins, they are drained); no second generation is started beside them.
       const d2 = daemon;
