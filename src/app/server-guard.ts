@@ -124,7 +124,7 @@ export class ServerGuard {
   /** Moves the connections to a successor (null: not a daemon's worker). */
   #handover: ServerHandover | null = null;
   readonly #webSockets = new WebSocketCloser();
-  /** Each connection's latest request's response, and each response's connection (pipelining). */
+  /** With pipelining only: each connection's latest response, and those responses' connection. */
   readonly #lastOf = new WeakMap<Socket, TrackedResponse>();
   readonly #socketOf = new WeakMap<TrackedResponse, Socket>();
   #inflight = 0;
@@ -358,14 +358,17 @@ export class ServerGuard {
   #onRequest(req: HandedRequest, res: TrackedResponse, dispatch: () => boolean): boolean {
     this.#inflight++;
     this.#active.add(res);
+    // Pipelining (rare) is recorded when seen, so the common request allocates nothing here: a
+    // request behind another response still attached to its connection.
     const socket = req.socket;
-    if (socket !== null) {
-      const earlier = this.#lastOf.get(socket);
-      if (earlier !== undefined && this.#active.has(earlier) && !earlier.headersSent && this.#draining) {
-        if ('shouldKeepAlive' in earlier) earlier.shouldKeepAlive = true;
-      }
-      this.#lastOf.set(socket, res);
+    const current = (socket as { _httpMessage?: TrackedResponse | null } | null)?._httpMessage;
+    if (socket !== null && current && current !== res) {
+      const earlier = this.#lastOf.get(socket) ?? current;
+      if (this.#draining && this.#active.has(earlier) && !earlier.headersSent && 'shouldKeepAlive' in earlier)
+        earlier.shouldKeepAlive = true;
+      this.#socketOf.set(earlier, socket);
       this.#socketOf.set(res, socket);
+      this.#lastOf.set(socket, res);
     }
     this.#handover?.onRequest(req.socket, res);
     this.#handover?.holdEnd(res, this.#draining);
