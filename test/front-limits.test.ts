@@ -165,6 +165,8 @@ describe('listen: relayed to adopted workers', () => {
     // The third connection waits as long as the test needs (not the default 5 s).
     const { port, adopted, d } = await adoptedFront('relays=2,frontWaitMs=60000,relayHandshakeMs=60000');
     const held = [await silent({ port }), await silent({ port })];
+    // Both relays open before the third arrives (else it could take a relay not yet counted).
+    await waitFor('two relays open', async () => ((await d.status()).front?.relayed?.[adopted] ?? 0) >= 2);
     const answer = served(port);
     await waitFor('the third connection waiting', async () => (await d.status()).front?.waiting === 1);
     held[0]!.socket.destroy();
