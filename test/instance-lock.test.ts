@@ -141,7 +141,7 @@ test('tmpDir removed and re-created: the daemon takes its lock again, and a seco
   const d = await started(a);
   const pid = d.child.pid ?? -1;
   const old = inode(lockOf(a));
-  fs.rmSync(a.tmpDir, { recursive: true });
+  fs.rmSync(a.tmpDir, { recursive: true, maxRetries: 20 });
   fs.mkdirSync(a.tmpDir, { mode: 0o750 });
   await d.waitOutput(/was gone or replaced; took the daemon lock again/);
   assert.notEqual(inode(lockOf(a)), old);

@@ -184,7 +184,7 @@ describe('operations', () => {
 
     // (a) Re-created by the operator while new workers cannot start: the outage lasts, and says so.
     fs.writeFileSync(broken(), '');
-    fs.rmSync(app.tmpDir, { recursive: true });
+    fs.rmSync(app.tmpDir, { recursive: true, maxRetries: 20 });
     fs.mkdirSync(app.tmpDir, { mode: 0o750 });
     const problems = async () => (await d.status().catch(() => undefined))?.problems ?? [];
     await waitFor(
@@ -206,7 +206,7 @@ describe('operations', () => {
     assert.match(d.output, /is back: every slot serves again/);
 
     // (b) Not re-created: the daemon makes it again exactly as it was.
-    fs.rmSync(app.tmpDir, { recursive: true });
+    fs.rmSync(app.tmpDir, { recursive: true, maxRetries: 20 });
     await d.waitOutput(/re-created tmpDir .* as it was \(2750/);
     await waitFor('every slot served again', serving, { intervalMs: 200 });
     const now = fs.statSync(app.tmpDir);
