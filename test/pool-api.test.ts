@@ -72,6 +72,20 @@ test('the package root exports the pool, from require() and import, and prints n
   assert.equal(esm.stdout, 'function,function,7,0,function');
 });
 
+test('ESM: the default import stays the worker runtime (docs/migrating.md); named and namespace imports give the pool, formatter and consoleHandler included', () => {
+  const esm = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import nodesockd, * as sn from 'nodesockd'; import { formatter, consoleHandler } from 'nodesockd'; process.stdout.write([nodesockd === sn.nodesockd, typeof nodesockd.createServiceProxy, typeof sn.createServiceProxy, typeof formatter.connect, typeof consoleHandler.setLevel].join(','))`,
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
+  assert.equal(esm.stderr, '');
+  assert.equal(esm.stdout, 'true,undefined,function,function,function');
+});
+
 test('the options are validated with Socketnaut’s errors, thrown at once', () => {
   const server = net.createServer();
   const base = { server, workerURL: HTTP_WORKER };

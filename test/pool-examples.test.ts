@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import { ensureBuilt, FIXTURES, ROOT, request } from './fixtures/pool/harness.js';
+import { collectOutput, ensureBuilt, FIXTURES, ROOT, request } from './fixtures/pool/harness.js';
 import { waitFor } from './helpers/wait.js';
 
 before(() => ensureBuilt());
@@ -39,16 +39,9 @@ async function run(
     env: { ...process.env, PORT: '0', HTTP_PORT: '0', WORKER_TYPE: workerType },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  const ports = await waitFor(`${example} to listen (${err})`, () => {
-    const found = [...out.matchAll(/listening on (\d+)/g)].map((m) => Number(m[1]));
+  const { out, err } = collectOutput(child);
+  const ports = await waitFor(`${example} to listen (${err()})`, () => {
+    const found = [...out().matchAll(/listening on (\d+)/g)].map((m) => Number(m[1]));
     return found.length >= count ? found : null;
   });
   return { child, ports };

@@ -124,6 +124,35 @@ describe('threads accepting on the front port', { skip }, () => {
     });
   }
 
+  for (const order of ['listening before', 'listen() just before'] as const) {
+    test(`the server's listen() before createServiceProxy (Socketnaut's examples' order, ${order}): the threads accept on the front's port too`, async () => {
+      const server = net.createServer();
+      let listenings = 0;
+      let closes = 0;
+      server.on('close', () => {
+        closes += 1;
+      });
+      server.listen(0, '127.0.0.1', () => {
+        listenings += 1;
+      });
+      if (order === 'listening before') await once(server, 'listening');
+      const proxy = createServiceProxy({ server, workerURL: HTTP_WORKER, workerCount: 2, reusePort: true });
+      try {
+        await once(proxy, 'ready');
+        const port = portOf(server);
+        await waitFor('both threads accepting', () => proxy.stats().direct === 2);
+        const replies = await Promise.all(Array.from({ length: 12 }, () => json<JsonReply>(port)));
+        assert.equal(replies.length, 12);
+        // The app's listen callback ran once, and the server never closed.
+        assert.equal(listenings, 1);
+        assert.equal(closes, 0);
+        assert.equal(portOf(server), port);
+      } finally {
+        await proxy.shutdown({ timeout: 2000 });
+      }
+    });
+  }
+
   test('the front counts the connections its threads accepted themselves', async () => {
     const { proxy, port } = await startPool({ workerCount: 2 });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 12 });

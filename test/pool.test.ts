@@ -30,6 +30,7 @@ before(() => ensureBuilt());
 interface JsonReply {
   info: ProxySocketAddressInfo;
   remoteAddress?: string;
+  remotePort?: number;
   pid: number;
   threadId: number;
 }
@@ -50,7 +51,9 @@ for (const workerType of ['thread', 'process'] as const) {
             assert.equal(body.info.remote.port, r.localPort);
             assert.equal(body.info.remote.address, '127.0.0.1');
             assert.equal(body.info.local.port, port);
-            if (workerType === 'process') assert.equal(body.remoteAddress, '127.0.0.1');
+            // What the app's own server sees: the client, also over the thread relay's UNIX socket.
+            assert.equal(body.remoteAddress, '127.0.0.1');
+            assert.equal(body.remotePort, r.localPort);
             seen.add(body.info.remote.port);
           }
           assert.equal(seen.size, 24);
@@ -61,6 +64,20 @@ for (const workerType of ['thread', 'process'] as const) {
         }
       });
     }
+
+    test('requestProxySocketAddressInfo resolves undefined for a direct hit on the worker’s own port (a health check)', async () => {
+      const { proxy } = await startPool({ workerType, workerCount: 1 });
+      try {
+        const connect = (await proxy.agents[0].socketConnectOpts) as net.TcpSocketConnectOpts;
+        const direct = await request(connect.port, { path: '/json' });
+        assert.equal(direct.status, 200, direct.body.toString());
+        const body = JSON.parse(direct.body.toString()) as Partial<JsonReply>;
+        assert.equal(body.info, undefined);
+        assert.equal(proxy.stats().crashed, 0);
+      } finally {
+        await proxy.shutdown({ timeout: 2000 });
+      }
+    });
 
     test('a worker that throws on load is restarted with backoff, and never reported ready', async () => {
       const spawns: number[] = [];
@@ -112,6 +129,52 @@ for (const workerType of ['thread', 'process'] as const) {
       }
     });
 
+    test('shutdown() without a timeout closes an idle connection at once and never cuts in-flight work (an upload held past the old 10 s cut)', async () => {
+      const { proxy, port } = await startPool({ workerType, workerCount: 1 });
+      const keepAlive = new http.Agent({ keepAlive: true });
+      try {
+        await json<JsonReply>(port, '/json', keepAlive);
+        const [idle] = Object.values(keepAlive.freeSockets).flat();
+        assert.ok(idle, 'an idle keep-alive connection');
+        const idleClosed = once(idle, 'close');
+        // An upload whose second half comes long after shutdown() began.
+        const upload = http.request({
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { 'content-length': 10 },
+        });
+        const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+          upload.on('response', (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          upload.on('error', reject);
+        });
+        upload.write('first');
+        await waitFor('the upload to reach its worker', () => proxy.stats().connections >= 2);
+        let done = false;
+        const shutdown = proxy.shutdown().then((r) => {
+          done = true;
+          return r;
+        });
+        await idleClosed;
+        // Past the 10 s after which shutdown() used to cut in-flight work by default.
+        await new Promise((resolve) => setTimeout(resolve, 11_000));
+        assert.equal(done, false);
+        upload.end('-last');
+        assert.deepEqual(await reply, { status: 200, body: 'first-last' });
+        assert.deepEqual(await shutdown, [{ status: 'fulfilled', value: 0 }]);
+      } finally {
+        keepAlive.destroy();
+      }
+    });
+
     test('shutdown() with an idle keep-alive client ends within its timeout and lets an in-flight request finish', async () => {
       const { proxy, port } = await startPool({ workerType, workerCount: 1 });
       const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
@@ -134,6 +197,33 @@ for (const workerType of ['thread', 'process'] as const) {
   });
 }
 
+for (const tls of [false, true]) {
+  test(`an Express worker (${tls ? 'HTTPS in the worker' : 'HTTP'}) sees the client as req.ip and req.socket's remote end`, async () => {
+    const server = net.createServer();
+    const proxy = createServiceProxy({
+      server,
+      workerCount: 1,
+      workerURL: path.join(FIXTURES, 'express-peer-worker.js'),
+      workerOptions: { workerData: { tls } },
+    });
+    server.listen(0, '127.0.0.1');
+    await once(proxy, 'ready');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await request(portOf(server), { tls });
+        assert.equal(r.status, 200, r.body.toString());
+        assert.deepEqual(JSON.parse(r.body.toString()), {
+          ip: '127.0.0.1',
+          remoteAddress: '127.0.0.1',
+          remotePort: r.localPort,
+        });
+      }
+    } finally {
+      await proxy.shutdown({ timeout: 2000 });
+    }
+  });
+}
+
 test("'ready' is never lost: minWorkers 0, and a listener attached after the constructor and an await", async () => {
   const server = net.createServer();
   const proxy = createServiceProxy({ server, workerURL: HTTP_WORKER, maxWorkers: 2 });
@@ -147,6 +237,39 @@ test("'ready' is never lost: minWorkers 0, and a listener attached after the con
   const reply = await json<JsonReply>(portOf(server));
   assert.ok(reply.threadId > 0);
   await proxy.shutdown({ timeout: 2000 });
+});
+
+test('cold start: one worker first, then at most maxSpawning at a time; the first client is served from the first online worker, ready when all are', async () => {
+  const server = net.createServer();
+  const proxy = createServiceProxy({ server, workerURL: HTTP_WORKER, workerCount: 8, maxSpawning: 2 });
+  // Listeners attached with the constructor: its first start is counted.
+  let spawnedAtFirstOnline = -1;
+  proxy.once('online', () => {
+    spawnedAtFirstOnline = proxy.stats().spawned;
+  });
+  let mostStarting = 0;
+  proxy.on('spawn', () => {
+    mostStarting = Math.max(mostStarting, proxy.stats().starting);
+  });
+  const readyAt: number[] = [];
+  proxy.on('ready', () => readyAt.push(proxy.stats().ready));
+  const firstOnline = once(proxy, 'online');
+  server.listen(0, '127.0.0.1');
+  try {
+    const [first] = (await firstOnline) as [WorkerAgent];
+    // The constructor started one worker, not the whole floor.
+    assert.equal(spawnedAtFirstOnline, 1);
+    const reply = await json<JsonReply>(portOf(server));
+    assert.ok(reply.threadId > 0);
+    assert.ok(first.worker instanceof Worker);
+    const agents = (await once(proxy, 'ready')) as WorkerAgent[];
+    assert.equal(agents.length, 8);
+    assert.deepEqual(readyAt, [8]);
+    assert.ok(mostStarting <= 2, `${mostStarting} workers were starting at once`);
+    assert.equal(proxy.stats().spawned, 8);
+  } finally {
+    await proxy.shutdown({ timeout: 2000 });
+  }
 });
 
 test('scale up under a bounded load, then down one idle worker at a time after the grace period', async () => {

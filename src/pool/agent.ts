@@ -14,6 +14,7 @@ import type tls from 'node:tls';
 import { isMainThread, parentPort, threadId } from 'node:worker_threads';
 import { acceptHandoffs } from './handoff.js';
 import { describeError, type LogRecord, PoolLogger, SyslogLevel } from './log.js';
+import { presentAs, presentTlsSockets } from './peer-address.js';
 import {
   type AcceptAddress,
   type FrontToWorker,
@@ -136,6 +137,7 @@ export class ServiceAgent extends EventEmitter {
       throw new Error('createServiceAgent: options.server must be a net.Server (http, https, net or tls)');
     }
     this.server = options.server;
+    presentTlsSockets(this.server);
     this.#channel = channel;
     this.agentDescription = channel.kind === 'thread' ? `Thread: ${threadId}` : `Process: ${process.pid}`;
     this.log = new PoolLogger(SyslogLevel.WARN, (record: LogRecord) =>
@@ -180,12 +182,13 @@ export class ServiceAgent extends EventEmitter {
   /**
    * The client connection behind `socket` (a request's `req.socket`, a net/tls server's
    * connection): `remote` is the client, `local` the front's listening address. Answered
-   * locally, correct under concurrency and for servers on UNIX sockets.
+   * locally, correct under concurrency and for servers on UNIX sockets. Resolves `undefined`
+   * for a connection that did not come through the front (a health check on the worker's own
+   * port), as Socketnaut does; the declared type is Socketnaut's, so its programs compile.
    */
   requestProxySocketAddressInfo = async (socket: net.Socket): Promise<ProxySocketAddressInfo> => {
     const info = this.#infos.get(socket) ?? this.#infos.get(tlsParent(socket) ?? socket);
-    if (info) return info;
-    throw new Error('requestProxySocketAddressInfo: this socket did not come through the pool front');
+    return info as ProxySocketAddressInfo;
   };
 
   #listenHop(dir: string): void {
@@ -277,7 +280,10 @@ export class ServiceAgent extends EventEmitter {
     // Counted from now on: a drain waits for it, header or not.
     this.#track(socket);
     readHopHeader(socket).then(
-      (info) => this.#deliver(socket, info),
+      (info) => {
+        presentAs(socket, info);
+        this.#deliver(socket, info);
+      },
       (err: unknown) => {
         this.log.debug(`relayed connection dropped: ${describeError(err)}`);
         socket.destroy();
@@ -323,8 +329,11 @@ export class ServiceAgent extends EventEmitter {
     this.#loadTimer.unref();
   }
 
-  /** Stop accepting, let in-flight work finish (idle keep-alive connections are closed), then exit. */
-  #drain(timeoutMs: number): void {
+  /**
+   * Stop accepting, let in-flight work finish (idle keep-alive connections are closed), then
+   * exit; at `timeoutMs` at the latest (null: when the work ends, however long it takes).
+   */
+  #drain(timeoutMs: number | null): void {
     if (this.#draining) return;
     this.#draining = true;
     this.#stopHandoffs?.();
@@ -352,7 +361,7 @@ export class ServiceAgent extends EventEmitter {
     const started = Date.now();
     const timer = setInterval(() => {
       closeIdle();
-      if (this.#open.size === 0 || Date.now() - started >= timeoutMs) {
+      if (this.#open.size === 0 || (timeoutMs !== null && Date.now() - started >= timeoutMs)) {
         clearInterval(timer);
         this.log.debug(`${this.agentDescription}: exit after drain.`);
         // Let the last log record and replies leave before the thread or process ends.

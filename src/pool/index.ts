@@ -2,10 +2,11 @@
 export type { ServiceAgentOptions } from './agent.js';
 export { createServiceAgent, ServiceAgent } from './agent.js';
 export { acceptHandoffs, HandoffSender } from './handoff.js';
-export type { LogHandler, LogRecord } from './log.js';
+export type { ConsoleHandler, LogHandler, LogNode, LogRecord } from './log.js';
 export {
   consoleHandler,
   formatRecord,
+  formatter,
   log,
   logger,
   PoolLogger,

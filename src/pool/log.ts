@@ -1,79 +1,31 @@
 /**
- * The pool's log (Socketnaut's `log`): syslog levels, `setLevel()`, and one replaceable handler.
+ * The pool's log (Socketnaut's `log`): syslog levels, `setLevel()`, and where records go.
  *
  * The main thread has one process-wide logger (`log`, default INFO) shared by every
- * ServiceProxy. A worker's agent has its own logger (default WARN) whose records go to the
- * main thread and are written by the main logger's handler. Nothing is logged on import.
+ * ServiceProxy, wired as Socketnaut's is: `logger` → `formatter` → `consoleHandler`, which a
+ * program may rewire with `connect`/`disconnect` (src/pool/log-graph.ts), or replace with one
+ * handler function (`setHandler`). A worker's agent has its own logger (default WARN) whose
+ * records go to the main thread and through the main logger's graph. Nothing is logged on import.
  */
-import os from 'node:os';
-import { threadId } from 'node:worker_threads';
+import { formatter, type LogNode, LogSource } from './log-graph.js';
+import { type LogHandler, type LogRecord, makeRecord, SyslogLevel } from './log-record.js';
 
-/** Syslog severities: a lower number is more severe. `Level` is the same enum. */
-export enum SyslogLevel {
-  EMERG = 0,
-  ALERT = 1,
-  CRIT = 2,
-  ERROR = 3,
-  WARN = 4,
-  NOTICE = 5,
-  INFO = 6,
-  DEBUG = 7,
-}
-
-/** One log record, as a handler receives it. */
-export interface LogRecord {
-  level: SyslogLevel;
-  /** `'INFO'`, `'ERROR'`, … */
-  levelName: string;
-  message: string;
-  /** ISO time of the record. */
-  isotime: string;
-  hostname: string;
-  pid: number;
-  /** The thread that wrote it: 0 for the main thread. */
-  threadId: number;
-}
-
-/** Writes a record somewhere. The default writes one line, ERROR and worse to stderr. */
-export type LogHandler = (record: LogRecord) => void;
-
-/** `<LEVEL> isotime hostname pid - message` (Socketnaut's line format), with the thread when not main. */
-export function formatRecord(r: LogRecord): string {
-  const thread = r.threadId === 0 ? '' : ` thread ${r.threadId}`;
-  return `<${r.levelName}> ${r.isotime} ${r.hostname} ${r.pid}${thread} - ${r.message}\n`;
-}
-
-export const consoleHandler: LogHandler = (record) => {
-  const line = formatRecord(record);
-  try {
-    if (record.level <= SyslogLevel.ERROR) process.stderr.write(line);
-    else process.stdout.write(line);
-  } catch {
-    // A closed stdout or stderr must never take the service down.
-  }
-};
-
-export function makeRecord(level: SyslogLevel, message: string): LogRecord {
-  return {
-    level,
-    levelName: SyslogLevel[level],
-    message,
-    isotime: new Date().toISOString(),
-    hostname: os.hostname(),
-    pid: process.pid,
-    threadId,
-  };
-}
+export type { ConsoleHandler, LogNode } from './log-graph.js';
+export { consoleHandler, formatter } from './log-graph.js';
+export { formatRecord, type LogHandler, type LogRecord, makeRecord, SyslogLevel } from './log-record.js';
 
 function isLevel(value: unknown): value is SyslogLevel {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 7;
 }
 
-export class PoolLogger {
+export class PoolLogger extends LogSource {
   #level: SyslogLevel;
-  #handler: LogHandler;
+  #handler: LogHandler | null;
+  readonly #toLinks: LogHandler = (record) => this.links.deliver(record, record.message);
 
-  constructor(level: SyslogLevel, handler: LogHandler = consoleHandler) {
+  /** Records go to `handler` when given, else to the nodes connected (`nodes`, `connect()`). */
+  constructor(level: SyslogLevel, handler: LogHandler | null = null, nodes: LogNode[] = []) {
+    super('logger', nodes);
     this.#level = level;
     this.#handler = handler;
   }
@@ -91,15 +43,16 @@ export class PoolLogger {
     return this;
   }
 
-  /** Replaces where records go (default: {@link consoleHandler}). */
+  /** Replaces where records go (default: the connected nodes, `formatter` → `consoleHandler`). */
   setHandler(handler: LogHandler): this {
     if (typeof handler !== 'function') throw new Error('log.setHandler: the handler must be a function');
-    this.#handler = handler;
+    this.#handler = handler === this.#toLinks ? null : handler;
     return this;
   }
 
+  /** Where records go now; `setHandler(previous)` puts it back. */
   get handler(): LogHandler {
-    return this.#handler;
+    return this.#handler ?? this.#toLinks;
   }
 
   isEnabled(level: SyslogLevel): boolean {
@@ -109,7 +62,7 @@ export class PoolLogger {
   /** Writes a record that was already filtered elsewhere (a worker's record), skipping this level check. */
   write(record: LogRecord): void {
     try {
-      this.#handler(record);
+      this.handler(record);
     } catch {
       // A failing handler must not break the proxy.
     }
@@ -146,7 +99,7 @@ export class PoolLogger {
 }
 
 /** The main thread's logger, shared by every ServiceProxy of the process. `logger` is the same object. */
-export const log = new PoolLogger(SyslogLevel.INFO);
+export const log = new PoolLogger(SyslogLevel.INFO, null, [formatter]);
 export const logger = log;
 
 export function describeError(err: unknown): string {

@@ -45,10 +45,10 @@ export interface LoadMessage {
   type: typeof MSG_LOAD;
   connections: number;
 }
-/** Front → worker: stop accepting, finish what is in flight, exit; force the exit after `timeoutMs`. */
+/** Front → worker: stop accepting, finish what is in flight, exit; force the exit after `timeoutMs` (null: never). */
 export interface DrainMessage {
   type: typeof MSG_DRAIN;
-  timeoutMs: number;
+  timeoutMs: number | null;
 }
 /** Front → thread worker, first message: the options a thread cannot read from its environment. */
 export interface ConfigMessage {

@@ -34,7 +34,7 @@ import {
 import type { ProxyProtocolVersion } from './proxy-protocol.js';
 import { relay } from './relay.js';
 import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
-import { listenWithReusePort, reusePortSupported } from './reuse-port.js';
+import { listenWithReusePort, type ReusePortListen, reusePortSupported } from './reuse-port.js';
 import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 import { defaultMaxWaiting, WaitingRoom } from './waiting-room.js';
 
@@ -90,8 +90,9 @@ export interface ServiceProxyOptions {
 
 export interface ShutdownOptions {
   /**
-   * How long (ms) in-flight requests may take before workers are stopped (default 10000); the
-   * connections already accepted get as long again to reach a worker first.
+   * How long (ms) in-flight work may take before the workers are stopped and the connections
+   * cut; the connections already accepted get as long again to reach a worker first. None by
+   * default: in-flight work ends on its own, as in Socketnaut (idle connections close at once).
    */
   timeout?: number;
 }
@@ -238,7 +239,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   readonly #backoff: RestartBackoff;
   readonly #tlsFront: boolean;
   readonly #handoff: boolean;
-  readonly #reusePort: { used: () => boolean } | null = null;
+  readonly #reusePort: ReusePortListen | null = null;
   #accept: AcceptAddress | null = null;
   readonly #all = new Set<WorkerAgent<W>>();
   /** Accepted connections that wait because no worker runs (they are in the room too). */
@@ -357,23 +358,33 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         this.log.warn(
           `reusePort needs Node.js 22.12 or 23.1 or later (this is ${process.version}): the front relays every connection`,
         );
-      else if (server.listening)
-        this.log.warn(
-          'reusePort: the server already listens without SO_REUSEPORT: the front relays every connection',
-        );
       else {
         this.#reusePort = listenWithReusePort(server);
         this.#hookClose(server);
       }
     }
+    let logged = '';
     const onListening = (): void => {
       this.proxyAddressInfo = server.address();
       this.proxyAddressInfoRepr = JSON.stringify(this.proxyAddressInfo);
-      this.log.debug(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      // Once per address: listening again with SO_REUSEPORT is not news.
+      if (logged !== this.proxyAddressInfoRepr)
+        this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
+      logged = this.proxyAddressInfoRepr;
       const a = this.proxyAddressInfo;
-      if (this.#reusePort?.used() && a !== null && typeof a === 'object') {
-        this.#setAccept({ host: a.address, port: a.port });
+      const reuse = this.#reusePort;
+      if (reuse === null || a === null || typeof a !== 'object') return;
+      if (reuse.used()) {
+        if (this.#accept?.host !== a.address || this.#accept.port !== a.port)
+          this.#setAccept({ host: a.address, port: a.port });
       }
+      // listen() came before the proxy (or was still looking its host up): listen again with SO_REUSEPORT.
+      else if (!reuse.seen())
+        reuse.relisten(a, (err) =>
+          this.log.warn(
+            `reusePort: could not listen again on ${a.address}:${a.port} with SO_REUSEPORT (${err.message}): the front relays every connection`,
+          ),
+        );
     };
     if (server.listening) onListening();
     server.on('listening', onListening);
@@ -423,13 +434,13 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
 
   /**
    * Stops accepting, lets the workers finish what is in flight (idle keep-alive connections
-   * are closed at once), stops the workers (forcibly after `timeout`), and resolves with each
-   * worker's exit. Rejects, after stopping the workers, when the server was never listening.
+   * are closed at once), stops the workers (forcibly after `timeout`, if given), and resolves
+   * with each worker's exit. Rejects, after stopping the workers, when the server was never listening.
    */
   shutdown = (options: ShutdownOptions = {}): Promise<PromiseSettledResult<unknown>[]> => {
     if (this.#shutdown) return this.#shutdown;
-    const timeout = options.timeout ?? 10_000;
-    positiveIntOrUndefined('shutdown timeout', timeout);
+    const timeout = options.timeout ?? null;
+    positiveIntOrUndefined('shutdown timeout', timeout ?? undefined);
     this.#shutdown = (async () => {
       this.minWorkers = 0;
       clearInterval(this.workersCheckingIntervalTimeout);
@@ -442,14 +453,16 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       // The connections already accepted reach a worker before the workers drain, as the
       // daemon's front does: destroying one would reset a client whose request is sent.
       this.#flushWaiting(true);
-      await this.#settle(Date.now() + timeout);
+      await this.#settle(timeout === null ? Number.POSITIVE_INFINITY : Date.now() + timeout);
       const everyone = [...this.#all];
       this.agents = [];
       for (const a of everyone) this.#drain(a, timeout);
-      const forced = setTimeout(() => {
-        for (const c of this.#clients) c.destroy();
-      }, timeout);
-      forced.unref();
+      const forced =
+        timeout === null
+          ? undefined
+          : setTimeout(() => {
+              for (const c of this.#clients) c.destroy();
+            }, timeout).unref();
       const results = await Promise.allSettled(everyone.map((a) => a.exited));
       clearTimeout(forced);
       for (const c of this.#clients) c.destroy();
@@ -723,6 +736,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.emit('online', agent);
       this.#checkReady();
       this.#flushWaiting();
+      this.#fill();
     }
   }
 
@@ -751,7 +765,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     this.#fill();
   }
 
-  /** Starts workers up to the floor, or for waiting connections, when the backoff allows. */
+  /** Starts workers towards the floor, or for waiting connections, when the backoff allows. */
   #fill(): void {
     if (this.#shutdown) return;
     const wait = this.#nextSpawnAt - Date.now();
@@ -759,8 +773,14 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.#scheduleSpawn();
       return;
     }
-    const live = (): number => this.agents.filter((a) => a.state !== 'draining').length;
-    while (live() < this.minWorkers) this.#spawn();
+    const live = this.agents.filter((a) => a.state !== 'draining');
+    let count = live.length;
+    let starting = live.filter((a) => a.state === 'starting').length;
+    // Cold start: one worker first, so the first client waits for one start and not for the
+    // whole floor (on a few cores, 32 threads starting at once are all slow); then at most
+    // maxSpawning at a time, each online worker making room for the next.
+    const limit = live.some((a) => a.state === 'ready') ? this.#maxSpawning : 1;
+    for (; count < this.minWorkers && starting < limit; count++, starting++) this.#spawn();
     if (this.#waiting.size > 0 && this.agents.length === 0) this.#spawn();
     this.#flushWaiting();
   }
@@ -795,33 +815,30 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     process.nextTick(() => this.emit('ready', ...args));
   }
 
-  #drain(agent: WorkerAgent<W>, timeoutMs: number): void {
+  /** Asks `agent` to drain and exit, killed `timeoutMs` + 2 s later if still there (null: never killed). */
+  #drain(agent: WorkerAgent<W>, timeoutMs: number | null): void {
     if (agent.state === 'exited' || agent.state === 'draining') return;
     agent.state = 'draining';
     agent.direct = false;
     const i = this.agents.indexOf(agent);
     if (i !== -1) this.agents.splice(i, 1);
     const message: FrontToWorker = { type: MSG_DRAIN, timeoutMs };
-    const kill = setTimeout(() => {
+    const kill = (): void => {
       if (agent.worker instanceof Worker) void agent.worker.terminate();
       else agent.worker.kill('SIGKILL');
-    }, timeoutMs + 2000);
-    kill.unref();
-    void agent.exited.then(() => clearTimeout(kill));
+    };
+    const killTimer = timeoutMs === null ? undefined : setTimeout(kill, timeoutMs + 2000).unref();
+    void agent.exited.then(() => clearTimeout(killTimer));
     try {
       if (agent.worker instanceof Worker) agent.worker.postMessage(message);
       else if (agent.worker.connected) agent.worker.send(message);
       else agent.worker.kill('SIGTERM');
     } catch {
-      clearTimeout(kill);
-      if (agent.worker instanceof Worker) void agent.worker.terminate();
-      else agent.worker.kill('SIGKILL');
+      clearTimeout(killTimer);
+      kill();
     }
     // A worker that never listened has no agent to drain it.
-    if (agent.readyAt === undefined) {
-      if (agent.worker instanceof Worker) void agent.worker.terminate();
-      else agent.worker.kill('SIGKILL');
-    }
+    if (agent.readyAt === undefined) kill();
   }
 
   /** Scale-down: at most one idle worker per check, idle for the grace period, and not right after a scale-up. */

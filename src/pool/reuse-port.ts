@@ -41,18 +41,55 @@ export function reusePortArgs(args: unknown[]): unknown[] | null {
   return callback ? [options, callback] : [options];
 }
 
-/**
- * Makes `server.listen()` ask for SO_REUSEPORT on TCP ports. `used()` tells whether the call
- * that made the server listen asked for it.
- */
-export function listenWithReusePort(server: net.Server): { used: () => boolean } {
+/** What the front knows of its server's SO_REUSEPORT. */
+export interface ReusePortListen {
+  /** Whether the `listen()` that made the server listen asked for it. */
+  used(): boolean;
+  /** Whether this patch saw a `listen()` call at all (one made before it was installed, or still in its DNS lookup then, was not seen). */
+  seen(): boolean;
+  /**
+   * Listens again on the same TCP address, with SO_REUSEPORT: for a server whose `listen()`
+   * came before the proxy. Its listening socket is swapped, not closed as the app sees it (no
+   * `'close'`; `'listening'` comes again). Connections the kernel had queued for the old socket
+   * and nobody accepted yet are reset. `onFail` gets the error when the address is taken
+   * meanwhile; the server then listens again as before, without SO_REUSEPORT.
+   */
+  relisten(address: net.AddressInfo, onFail: (err: Error) => void): void;
+}
+
+/** Makes `server.listen()` ask for SO_REUSEPORT on TCP ports. */
+export function listenWithReusePort(server: net.Server): ReusePortListen {
   let used = false;
+  let seen = false;
   const original = server.listen;
   const patched = function (this: net.Server, ...args: unknown[]): net.Server {
     const withFlag = reusePortArgs(args);
+    seen = true;
     used = withFlag !== null;
     return Reflect.apply(original, this, withFlag ?? args) as net.Server;
   };
   Object.defineProperty(server, 'listen', { value: patched, configurable: true, writable: true });
-  return { used: () => used };
+  const listenAgain = (address: net.AddressInfo, reusePort: boolean): void => {
+    // The one internal used: Node.js's listening handle, closed without closing the server.
+    const handle = Reflect.get(server, '_handle') as { close(): void } | null;
+    Reflect.set(server, '_handle', null);
+    handle?.close();
+    used = reusePort;
+    seen = true;
+    Reflect.apply(original, server, [{ host: address.address, port: address.port, reusePort }]);
+  };
+  return {
+    used: () => used,
+    seen: () => seen,
+    relisten: (address, onFail) => {
+      const onError = (err: Error): void => {
+        onFail(err);
+        listenAgain(address, false);
+      };
+      server.once('error', onError);
+      listenAgain(address, true);
+      // listen() reports a failure on a next tick, before the check phase.
+      setImmediate(() => server.removeListener('error', onError));
+    },
+  };
 }
