@@ -1,7 +1,7 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/pool/handoff.ts), round robin over the slots, or by a hash of the client address with
+ * (src/pool/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
  * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
  * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
  *
@@ -32,6 +32,7 @@ import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { HandoffWindow } from './handoff-window';
 import { lazyTls } from './lazy-tls';
+import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed (the default of `frontWaitMs`). */
@@ -131,7 +132,7 @@ export class TcpFront {
   private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
   private readonly relayedTo = new Map<string, number>();
-  private readonly waiting = new Set<net.Socket>();
+  private readonly waiting = new Set<Accepted>();
   /** Relayed connections open now, with the worker each goes to. */
   private readonly relays = new Map<net.Socket, string>();
   private readonly totals = { handedOut: 0, relayed: 0 };
@@ -148,7 +149,7 @@ export class TcpFront {
   private dropped = 0;
   /** The listen entry (index in `addresses`) each listening socket serves. */
   private readonly entryOf = new Map<net.Server, number>();
-  private readonly unassigned = new Map<net.Server, net.Socket[]>();
+  private readonly unassigned = new Map<net.Server, Accepted[]>();
   private readonly log: Logger;
 
   constructor(private readonly options: FrontOptions) {
@@ -189,7 +190,10 @@ export class TcpFront {
           fresh.once('error', (err) =>
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
           );
-          fresh.listen({ host: address.host, port: address.port }, () => resolve());
+          fresh.listen({ host: address.host, port: address.port }, () => {
+            this.takeConnections(fresh);
+            resolve();
+          });
         });
         server = fresh;
         this.log.info(`listening on ${describe(server)}`);
@@ -274,17 +278,17 @@ export class TcpFront {
   }
 
   private makeServer(): net.Server {
-    // allowHalfOpen: a relayed client that ends its side still gets the worker's answer.
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+    return net.createServer();
+  }
+
+  /** Once `server` listens: its connections come here as bare handles (src/fronts/raw-accept.ts). */
+  private takeConnections(server: net.Server): void {
+    acceptRaw(server, (connection) => {
       const entry = this.entryOf.get(server);
-      if (entry !== undefined) this.accept(socket, entry);
+      if (entry !== undefined) this.accept(connection, entry);
       // An inherited socket accepts before it is matched to its entry: those wait for it.
-      else {
-        socket.on('error', () => undefined);
-        this.unassigned.set(server, [...(this.unassigned.get(server) ?? []), socket]);
-      }
+      else this.unassigned.set(server, [...(this.unassigned.get(server) ?? []), connection]);
     });
-    return server;
   }
 
   /** `server` serves listen entry `entry`: connections it accepted before that are dispatched. */
@@ -303,7 +307,10 @@ export class TcpFront {
       try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ fd: socket.fd }, () => resolve());
+          server.listen({ fd: socket.fd }, () => {
+            this.takeConnections(server);
+            resolve();
+          });
         });
       } catch (err) {
         this.log.warn(`listen: ${label} is not a listening TCP socket (${errorMessage(err)}); ignoring it`);
@@ -357,9 +364,7 @@ export class TcpFront {
     return taken;
   }
 
-  private accept(socket: net.Socket, entry: number): void {
-    // A client that resets while it waits must not become an uncaught error.
-    socket.on('error', () => undefined);
+  private accept(socket: Accepted, entry: number): void {
     if (this.waiting.size >= this.limits.frontWaiting) {
       this.full.note();
       socket.destroy();
@@ -370,7 +375,7 @@ export class TcpFront {
   }
 
   /** The targets in the order to try them for this client. */
-  private order(socket: net.Socket, targets: FrontTarget[]): FrontTarget[] {
+  private order(socket: Accepted, targets: FrontTarget[]): FrontTarget[] {
     if (targets.length === 0) return targets;
     const slots = Math.max(1, this.options.slots());
     if (this.options.sticky() && socket.remoteAddress) {
@@ -383,7 +388,7 @@ export class TcpFront {
     return [...targets.slice(start), ...targets.slice(0, start)];
   }
 
-  private async dispatch(socket: net.Socket, deadline: number, entry: number): Promise<void> {
+  private async dispatch(socket: Accepted, deadline: number, entry: number): Promise<void> {
     const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
     let extended = false;
     try {
@@ -401,7 +406,9 @@ export class TcpFront {
                 continue;
               }
               if (meta.tls) this.options.tls?.prepare(child);
-              await this.window.track(target.id, () => sender.send(socket, meta));
+              await this.window.track(target.id, () => sender.send(socket.handle, meta));
+              // The sender closed this process's copy once the worker confirmed.
+              socket.released();
               count(this.handedOut, target.id);
               this.totals.handedOut++;
             } else {
@@ -460,7 +467,7 @@ export class TcpFront {
    * each side's end is passed on, so a half-closed client still gets its answer). Rejects,
    * leaving `client` untouched and paused, when the worker's socket does not answer.
    */
-  private relay(client: net.Socket, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
+  private relay(accepted: Accepted, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
     return new Promise((resolve, reject) => {
       const upstream = net.connect({ path: target.socketPath, allowHalfOpen: true });
       const failed = (err: Error) => {
@@ -470,11 +477,13 @@ export class TcpFront {
       upstream.once('error', failed);
       upstream.once('connect', () => {
         upstream.removeListener('error', failed);
-        if (client.destroyed) {
+        if (accepted.destroyed) {
           upstream.destroy();
           reject(new Error('the client went away'));
           return;
         }
+        // allowHalfOpen: a client that ends its side still gets the worker's answer.
+        const client = accepted.toSocket({ allowHalfOpen: true });
         // An adopted worker never got the TLS material: the daemon ends TLS for it.
         const context = meta.tls ? this.options.tls?.secureContext(meta.entry) : undefined;
         const tls = context
