@@ -1,7 +1,7 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/pool/handoff.ts), round robin over the slots, or by a hash of the client address with
+ * (src/net/handoff.ts), round robin over the slots, or by a hash of the client address with
  * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
  * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
  *
@@ -27,7 +27,8 @@ import { closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
-import { type HandoffSender, handoffSenderFor } from '../pool/handoff';
+import { type HandoffSender, handoffSenderFor } from '../net/handoff';
+import { plainAddress, stickySlot } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { HandoffWindow } from './handoff-window';
@@ -534,23 +535,8 @@ function inheritedLabel(socket: InheritedSocket): string {
     : `the socket the previous daemon passed as fd ${socket.fd}`;
 }
 
-/** The address with IPv4-mapped IPv6 written as IPv4, so one client hashes the same both ways. */
-function plainAddress(address: string): string {
-  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-}
-
 function sameHost(entry: string, bound: string): boolean {
   return plainAddress(entry) === plainAddress(bound);
-}
-
-/** The slot a client address is routed to with `sticky` (FNV-1a of the address). */
-export function stickySlot(address: string, slots: number): number {
-  let hash = 0x811c9dc5;
-  for (const ch of plainAddress(address)) {
-    hash ^= ch.charCodeAt(0);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % Math.max(1, slots);
 }
 
 function describe(server: net.Server): string {
