@@ -112,17 +112,18 @@ export function hopHeader(info: ProxySocketAddressInfo): Buffer {
 }
 
 /**
- * Relays `client` to a thread worker's relay socket (`hopPath`): its {@link hopHeader} first,
- * then `head` (what the front read while the connection waited), then the client's bytes.
+ * Relays `client` to a thread worker's relay socket (`hopPath`, src/net/relay.ts): its
+ * {@link hopHeader} first, then `head` (what the front read while the connection waited), then
+ * the client's bytes. Rejects, leaving `client` untouched, when the worker's socket does not answer.
  */
-export function relayToThread(
+export async function relayToThread(
   client: net.Socket,
   hopPath: string,
   info: ProxySocketAddressInfo,
   head: Buffer | null = null,
 ): Promise<void> {
   const header = hopHeader(info);
-  return relay(client, hopPath, head ? Buffer.concat([header, head]) : header);
+  await relay(client, hopPath, { head: head ? Buffer.concat([header, head]) : header });
 }
 
 const MAX_HOP_HEADER = 4096;
