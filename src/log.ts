@@ -1,8 +1,8 @@
-import { daemonStdio, type Sink } from './daemon/stdio';
+import { daemonStdio, type Sink } from './stdio';
 
 /**
  * The daemon's own log: one line per event, with time and level, to the daemon's stderr through
- * its failure-proof sink (daemon/stdio.ts): a closed or stalled stderr costs lines, never CPU.
+ * its failure-proof sink (src/stdio.ts): a closed or stalled stderr costs lines, never CPU.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -1,7 +1,7 @@
 /**
- * The pool's rules, in-process, on a fake clock and fake processes: backoff, standby
- * promotion, broken reports, scaling and publication races, the worker state machine and
- * the reload plan. Fast and exact; test/zero-downtime.test.ts and friends check the same
+ * The pool's rules, in-process, on a fake clock and fake processes: backoff (the daemon's and the
+ * pool library's), standby promotion, broken reports, scaling and publication races, the worker
+ * state machine and the reload plan. Fast and exact; test/zero-downtime.test.ts and friends check the same
  * rules against real workers.
  */
 import assert from 'node:assert/strict';
@@ -9,9 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { planReconfigure } from '../src/daemon/pool/reconfigure';
-import { RestartPolicy } from '../src/daemon/pool/restart-policy';
 import { advance, IllegalTransitionError, type Lifecycle } from '../src/daemon/worker/worker-state';
-import { type FakePool, type FakeProcess, fakePool, settle } from './helpers/fake-pool';
+import { POOL_STABLE_AFTER_MS, RestartBackoff } from '../src/pool/policy';
+import { RestartPolicy } from '../src/supervise/restart-policy';
+import { FakeClock, type FakePool, type FakeProcess, fakePool, settle } from './helpers/fake-pool';
 
 const pools: FakePool[] = [];
 afterEach(() => {
@@ -65,6 +66,37 @@ describe('restart policy (pure)', () => {
       return p.mayUseStandby();
     });
     assert.deepEqual(verdicts, [true, true, true, false, false]);
+  });
+});
+
+describe("the pool library's restart backoff (the same policy, on a fake clock)", () => {
+  test('restartDelay.initial/max are the base and cap: exact doubling, no jitter, 0 before any failure', () => {
+    const clock = new FakeClock();
+    const backoff = new RestartBackoff(40, 160, clock);
+    assert.equal(backoff.delayMs(), 0);
+    const delays = [-1, 5, 5, 5, 5].map((ranFor) => {
+      backoff.recordFailure(ranFor);
+      return backoff.delayMs();
+    });
+    assert.deepEqual(delays, [40, 80, 160, 160, 160]);
+    assert.equal(backoff.failures, 5);
+  });
+
+  test('a worker that served 10 s, or a failure 10 s after the last retry, starts the count over', async () => {
+    const clock = new FakeClock();
+    const backoff = new RestartBackoff(100, 10_000, clock);
+    for (let i = 0; i < 4; i++) backoff.recordFailure(0);
+    assert.equal(backoff.delayMs(), 800);
+    backoff.recordFailure(POOL_STABLE_AFTER_MS);
+    assert.deepEqual([backoff.failures, backoff.delayMs()], [1, 100]);
+    backoff.recordFailure(-1);
+    assert.equal(backoff.delayMs(), 200);
+    await clock.advance(200 + POOL_STABLE_AFTER_MS - 1);
+    backoff.recordFailure(-1);
+    assert.equal(backoff.delayMs(), 400);
+    await clock.advance(400 + POOL_STABLE_AFTER_MS);
+    backoff.recordFailure(-1);
+    assert.deepEqual([backoff.failures, backoff.delayMs()], [1, 100]);
   });
 });
 

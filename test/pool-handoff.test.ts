@@ -1,5 +1,5 @@
 /**
- * Handle passing on its own (src/pool/handoff.ts): a socket goes to a child, which serves it
+ * Handle passing on its own (src/net/handoff.ts): a socket goes to a child, which serves it
  * directly; a socket a child refuses, or that a dead child never took, stays whole on the
  * sender's side and can go to another child.
  */

@@ -152,7 +152,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions()
-    // Client commands only: the daemon's own stdout has its EPIPE-safe sink (daemon/stdio.ts).
+    // Client commands only: the daemon's own stdout has its EPIPE-safe sink (src/stdio.ts).
     .hook('preAction', (_program, command) => {
       if (command.name() !== 'daemon') quietOnClosedStdout();
     });

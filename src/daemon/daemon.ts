@@ -9,6 +9,7 @@ import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material'
 import type { DaemonStatus, HandoverResult, HealthReport, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
+import { daemonStdio, internalErrorReporter, successorStdio } from '../stdio';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { checkHealth } from './health';
@@ -23,7 +24,6 @@ import { waitForExit } from './proc';
 import { Publisher } from './publisher';
 import { canConnect, socketInode as inodeOf, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
-import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 import { TmpDirWatch } from './tmpdir-watch';
 import { isServing } from './worker/worker-state';
@@ -94,7 +94,7 @@ export class Daemon {
     private readonly loaded: LoadedConfig,
     private readonly options: DaemonOptions,
   ) {
-    // First: the stdio sinks' 'error' listeners, before anything writes (daemon/stdio.ts).
+    // First: the stdio sinks' 'error' listeners, before anything writes (src/stdio.ts).
     this.log = new Logger('', options.debug ? 'debug' : 'info', daemonStdio().stderr);
   }
 

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../log';
+import { type DaemonStdio, daemonStdio, type Sink, StreamSink } from '../stdio';
 import { LogHistory } from './log-history';
-import { type DaemonStdio, daemonStdio, type Sink, StreamSink } from './stdio';
 
 export interface OutputTags {
   /** Slot index, or "standby"/"-" for a worker without a slot. */

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { ConnectionCap, closeWhenSilent } from '../connection-guard';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
+import { relay } from '../net/relay';
 
 const NO_WORKER =
   'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 31\r\n\r\nnodesockd: no worker is online\n';
@@ -60,32 +61,21 @@ export class DevServer {
     client.pause();
     const { relayHandshakeMs, relayIdleMs } = limits();
     closeWhenSilent(client, relayHandshakeMs, relayIdleMs, () => this.cap.busy(client, true));
-    this.connect(client, this.sockets(), 0);
+    void this.connect(client, this.sockets());
   }
 
-  /** Tries the online workers in turn; a worker that refuses is skipped, not fatal. */
-  private connect(client: net.Socket, candidates: string[], tried: number): void {
-    if (client.destroyed) return;
-    if (tried >= candidates.length) {
-      client.end(NO_WORKER);
-      return;
+  /** Relays to the online workers in turn (src/net/relay.ts); a worker that refuses is skipped, not fatal. */
+  private async connect(client: net.Socket, candidates: string[]): Promise<void> {
+    for (let tried = 0; tried < candidates.length; tried++) {
+      if (client.destroyed) return;
+      const target = candidates[this.next++ % candidates.length]!;
+      try {
+        await relay(client, target);
+        return;
+      } catch (err) {
+        this.log.debug(`dev server: ${target}: ${errorMessage(err)}; trying the next worker`);
+      }
     }
-    const target = candidates[this.next++ % candidates.length]!;
-    const upstream = net.connect(target);
-    const onConnectError = (err: Error) => {
-      this.log.debug(`dev server: ${target}: ${errorMessage(err)}; trying the next worker`);
-      this.connect(client, candidates, tried + 1);
-    };
-    upstream.once('error', onConnectError);
-    upstream.once('connect', () => {
-      upstream.off('error', onConnectError);
-      upstream.on('error', () => client.destroy());
-      client.on('error', () => upstream.destroy());
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.end());
-      client.resume();
-    });
+    if (!client.destroyed) client.end(NO_WORKER);
   }
 }

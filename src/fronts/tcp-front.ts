@@ -1,7 +1,7 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/pool/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
+ * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
  * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
  * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
  *
@@ -27,7 +27,9 @@ import { closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
-import { type HandoffSender, handoffSenderFor } from '../pool/handoff';
+import { type HandoffSender, handoffSenderFor } from '../net/handoff';
+import { relay } from '../net/relay';
+import { plainAddress, stickySlot } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { HandoffWindow } from './handoff-window';
@@ -463,73 +465,39 @@ export class TcpFront {
   }
 
   /**
-   * Connects to the worker's own socket and pipes the bytes both ways (with backpressure;
-   * each side's end is passed on, so a half-closed client still gets its answer). Rejects,
-   * leaving `client` untouched and paused, when the worker's socket does not answer.
+   * Relays `client` to the worker's own socket (src/net/relay.ts: a half-closed client still
+   * gets its answer). Rejects, leaving `client` untouched and paused, when the worker's socket
+   * does not answer.
    */
-  private relay(accepted: Accepted, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const upstream = net.connect({ path: target.socketPath, allowHalfOpen: true });
-      const failed = (err: Error) => {
-        upstream.destroy();
-        reject(err);
-      };
-      upstream.once('error', failed);
-      upstream.once('connect', () => {
-        upstream.removeListener('error', failed);
-        if (accepted.destroyed) {
-          upstream.destroy();
-          reject(new Error('the client went away'));
-          return;
-        }
-        // allowHalfOpen: a client that ends its side still gets the worker's answer.
-        const client = accepted.toSocket({ allowHalfOpen: true });
-        // An adopted worker never got the TLS material: the daemon ends TLS for it.
-        const context = meta.tls ? this.options.tls?.secureContext(meta.entry) : undefined;
-        const tls = context
-          ? new (lazyTls().TLSSocket)(client, {
-              isServer: true,
-              secureContext: context,
-              ALPNProtocols: ['http/1.1'],
-            })
-          : null;
-        tls?.once('close', () => client.destroy());
-        this.splice(tls ?? client, upstream, target.id);
-        if (!this.relayNoted) {
-          this.relayNoted = true;
-          this.log.warn(
-            `listen: relaying connections to adopted worker(s) over their sockets; they see the daemon, not the client's address, until \`nodesockd restart\` replaces them`,
-          );
-        }
-        resolve();
-      });
+  private async relay(client: Accepted, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
+    const piped = await relay(client, target.socketPath, {
+      wrap: meta.tls ? (raw) => this.endTls(raw, meta.entry) : undefined,
     });
-  }
-
-  private splice(client: net.Socket, upstream: net.Socket, id: string): void {
-    this.relays.set(client, id);
+    if (!piped) throw new Error('the client went away');
+    this.relays.set(piped, target.id);
+    piped.once('close', () => this.relays.delete(piped));
     // The worker's own timeouts start with its first byte: a client that sends nothing, or
     // nothing more, must not hold two descriptors here for as long as it likes.
-    closeWhenSilent(client, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
-    const broken = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', broken);
-    upstream.on('error', broken);
-    // A side that closed after an error (a reset) takes the other with it; a clean close has
-    // already passed its end on through the pipe.
-    client.once('close', (hadError) => {
-      this.relays.delete(client);
-      if (hadError || !client.readableEnded) upstream.destroy();
+    closeWhenSilent(piped, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
+    if (!this.relayNoted) {
+      this.relayNoted = true;
+      this.log.warn(
+        `listen: relaying connections to adopted worker(s) over their sockets; they see the daemon, not the client's address, until \`nodesockd restart\` replaces them`,
+      );
+    }
+  }
+
+  /** An adopted worker never got the TLS material: the daemon ends TLS for it. */
+  private endTls(client: net.Socket, entry: number): net.Socket {
+    const context = this.options.tls?.secureContext(entry);
+    if (!context) return client;
+    const tls = new (lazyTls().TLSSocket)(client, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ['http/1.1'],
     });
-    upstream.once('close', (hadError) => {
-      if (hadError || !upstream.readableEnded) client.destroy();
-    });
-    // As an HTTP server does with its own sockets: small answers leave at once.
-    client.setNoDelay(true);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    tls.once('close', () => client.destroy());
+    return tls;
   }
 }
 
@@ -543,23 +511,8 @@ function inheritedLabel(socket: InheritedSocket): string {
     : `the socket the previous daemon passed as fd ${socket.fd}`;
 }
 
-/** The address with IPv4-mapped IPv6 written as IPv4, so one client hashes the same both ways. */
-function plainAddress(address: string): string {
-  return address.toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-}
-
 function sameHost(entry: string, bound: string): boolean {
   return plainAddress(entry) === plainAddress(bound);
-}
-
-/** The slot a client address is routed to with `sticky` (FNV-1a of the address). */
-export function stickySlot(address: string, slots: number): number {
-  let hash = 0x811c9dc5;
-  for (const ch of plainAddress(address)) {
-    hash ^= ch.charCodeAt(0);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % Math.max(1, slots);
 }
 
 function describe(server: net.Server): string {

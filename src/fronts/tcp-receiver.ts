@@ -9,8 +9,8 @@
  */
 import net from 'node:net';
 import { isFrontHandoffMeta, isMovedHandoffMeta } from '../ipc/worker-protocol';
-import { acceptHandoffs } from '../pool/handoff';
-import { injectConnection } from './inject';
+import { acceptHandoffs } from '../net/handoff';
+import { injectConnection } from '../net/inject';
 import { TlsTerminator } from './tls-receiver';
 
 interface CountedChannel {

@@ -19,7 +19,7 @@
 import type net from 'node:net';
 import type tlsTypes from 'node:tls';
 import { isTlsMaterialMessage, type TlsMaterialMessage, type TlsPem } from '../ipc/worker-protocol';
-import { injectConnection } from './inject';
+import { injectConnection } from '../net/inject';
 
 type Tls = typeof tlsTypes;
 

@@ -139,7 +139,7 @@ export function isTlsMaterialMessage(m: unknown): m is TlsMaterialMessage {
 }
 
 /**
- * Daemon → worker, with each connection's handle (pool/handoff.ts's `meta`): which `listen`
+ * Daemon → worker, with each connection's handle (net/handoff.ts's `meta`): which `listen`
  * entry it came from, and whether the worker ends TLS on it.
  */
 export interface FrontHandoffMeta {
@@ -234,7 +234,7 @@ export function isAppRequestLike(
  * - daemon → old worker: {@link HandoverMoved}: the successor took it (the old worker closes its
  *   copy), or not (the old worker serves it on, closing it the old way).
  * - old worker → daemon: {@link HandoverReport} once every connection idle at `'shutdown'` is settled.
- * The hop from the daemon to the successor is pool/handoff.ts's, with {@link MovedHandoffMeta}.
+ * The hop from the daemon to the successor is net/handoff.ts's, with {@link MovedHandoffMeta}.
  */
 export const MSG_HANDOVER_START = 'NODE_NODESOCKD_HANDOVER';
 export const MSG_HANDOVER_MOVE = 'NODE_NODESOCKD_MOVE';
@@ -264,7 +264,7 @@ export interface HandoverReport {
   /** Connections that cannot move (TLS, HTTP/2, pipelined, a refused move): they close the old way. */
   drained: number;
 }
-/** With a moved connection's handle (pool/handoff.ts's `meta`), to the successor. */
+/** With a moved connection's handle (net/handoff.ts's `meta`), to the successor. */
 export interface MovedHandoffMeta {
   moved: true;
   /** Date.now() after which the successor must refuse it (the old worker may have taken it back). */

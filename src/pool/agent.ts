@@ -12,7 +12,9 @@ import net from 'node:net';
 import path from 'node:path';
 import type tls from 'node:tls';
 import { isMainThread, parentPort, threadId } from 'node:worker_threads';
-import { acceptHandoffs } from './handoff.js';
+import { type ProxySocketAddressInfo, socketAddressInfo } from '../net/address-info.js';
+import { acceptHandoffs } from '../net/handoff.js';
+import { type ProxyProtocolVersion, proxyHeader } from '../net/proxy-protocol.js';
 import { describeError, type LogRecord, PoolLogger, SyslogLevel } from './log.js';
 import { presentAs, presentTlsSockets } from './peer-address.js';
 import {
@@ -32,9 +34,7 @@ import {
   readHopHeader,
   type WorkerToFront,
 } from './protocol.js';
-import { type ProxyProtocolVersion, proxyHeader } from './proxy-protocol.js';
 import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
-import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 
 export interface ServiceAgentOptions {
   /** The app's server: `http`, `https`, `net` or `tls`. The app still calls `listen()` (usually port 0 on 127.0.0.1). */

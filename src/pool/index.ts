@@ -1,7 +1,10 @@
 /** The thread and process pool (SPEC §7): Socketnaut's API, from the package root. */
+
+export type { ProxySocketAddressInfo } from '../net/address-info.js';
+export { acceptHandoffs, HandoffSender } from '../net/handoff.js';
+export type { ProxyProtocolVersion } from '../net/proxy-protocol.js';
 export type { ServiceAgentOptions } from './agent.js';
 export { createServiceAgent, ServiceAgent } from './agent.js';
-export { acceptHandoffs, HandoffSender } from './handoff.js';
 export type { ConsoleHandler, LogHandler, LogNode, LogRecord } from './log.js';
 export {
   consoleHandler,
@@ -22,5 +25,3 @@ export type {
   WorkerType,
 } from './proxy.js';
 export { createServiceProxy, ServiceProxy, WorkerAgent } from './proxy.js';
-export type { ProxyProtocolVersion } from './proxy-protocol.js';
-export type { ProxySocketAddressInfo } from './types.js';

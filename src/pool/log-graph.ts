@@ -8,7 +8,7 @@
  * closed stdout or stderr drops the pool's lines instead of taking the process down.
  */
 import { Writable } from 'node:stream';
-import { StreamSink } from '../daemon/stdio.js';
+import { StreamSink } from '../stdio.js';
 import { formatRecord, type LogRecord, SyslogLevel } from './log-record.js';
 
 const ACCEPT = Symbol('nodesockd.pool.log.accept');

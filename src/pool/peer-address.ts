@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ProxySocketAddressInfo } from './types.js';
+import type { ProxySocketAddressInfo } from '../net/address-info.js';
 
 const presented = new WeakMap<net.Socket, ProxySocketAddressInfo>();
 

@@ -4,9 +4,10 @@
  * `type` starts with `nodesockd:pool:`, so an app's own messages on the same channel pass by.
  */
 import type net from 'node:net';
+import type { ProxySocketAddressInfo } from '../net/address-info.js';
+import type { ProxyProtocolVersion } from '../net/proxy-protocol.js';
+import { relay } from '../net/relay.js';
 import type { LogRecord } from './log.js';
-import type { ProxyProtocolVersion } from './proxy-protocol.js';
-import type { ProxySocketAddressInfo } from './types.js';
 
 /** Set in a process worker's environment: the agent talks over the IPC channel. */
 export const POOL_CHILD_ENV = 'NODESOCKD_POOL_CHILD';
@@ -108,6 +109,21 @@ export function hopHeader(info: ProxySocketAddressInfo): Buffer {
   const head = Buffer.alloc(4);
   head.writeUInt32BE(json.length, 0);
   return Buffer.concat([head, json]);
+}
+
+/**
+ * Relays `client` to a thread worker's relay socket (`hopPath`, src/net/relay.ts): its
+ * {@link hopHeader} first, then `head` (what the front read while the connection waited), then
+ * the client's bytes. Rejects, leaving `client` untouched, when the worker's socket does not answer.
+ */
+export async function relayToThread(
+  client: net.Socket,
+  hopPath: string,
+  info: ProxySocketAddressInfo,
+  head: Buffer | null = null,
+): Promise<void> {
+  const header = hopHeader(info);
+  await relay(client, hopPath, { head: head ? Buffer.concat([header, head]) : header });
 }
 
 const MAX_HOP_HEADER = 4096;

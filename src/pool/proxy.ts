@@ -12,9 +12,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { HandoffSender } from './handoff.js';
+import { type ProxySocketAddressInfo, socketAddressInfo } from '../net/address-info.js';
+import { HandoffSender } from '../net/handoff.js';
+import type { ProxyProtocolVersion } from '../net/proxy-protocol.js';
+import { chooseWorker } from '../net/routing.js';
 import { describeError, log, type PoolLogger } from './log.js';
-import { chooseWorker, RestartBackoff } from './policy.js';
+import { RestartBackoff } from './policy.js';
 import {
   type AcceptAddress,
   type FrontToWorker,
@@ -29,13 +32,11 @@ import {
   MSG_LOG,
   POOL_CHILD_ENV,
   POOL_PROXY_PROTOCOL_ENV,
+  relayToThread as relay,
   type WorkerToFront,
 } from './protocol.js';
-import type { ProxyProtocolVersion } from './proxy-protocol.js';
-import { relay } from './relay.js';
 import { POOL_RELAY_DIR_ENV, relayDir } from './relay-dir.js';
 import { listenWithReusePort, type ReusePortListen, reusePortSupported } from './reuse-port.js';
-import { type ProxySocketAddressInfo, socketAddressInfo } from './types.js';
 import { defaultMaxWaiting, WaitingRoom } from './waiting-room.js';
 
 export type WorkerType = 'thread' | 'process';

@@ -1,8 +1,10 @@
 /**
  * The pool's accepted connections that wait for a worker (none runs, or the chosen one is still
  * starting). A waiting connection is read, up to {@link READ_LIMIT} bytes kept for its worker,
- * so that a client that leaves (its FIN or reset) is noticed and its descriptor freed; it is
- * closed at its deadline; and what is closed is said in rate-limited log lines.
+ * so that a client that leaves (a reset, or its FIN before it sent anything) is noticed and its
+ * descriptor freed; a client that sent its request and then half-closed still waits for its
+ * answer (src/net/relay.ts passes its end on). It is closed at its deadline; and what is closed
+ * is said in rate-limited log lines.
  *
  * What was read goes first to the worker: written after the relay header, or sent along with
  * a handed-over descriptor ({@link WaitingRoom.detach} stops this process reading it first).
@@ -124,11 +126,16 @@ export class WaitingRoom {
           // The stream buffers up to its high-water mark, then net stops reading the handle.
           if (bytes >= READ_LIMIT) socket.pause();
         },
-        // The client ended its side before any worker had its connection: taken for gone.
-        onEnd: () => close(null),
+        // A client that ends its side before it sent anything has left; one that sent its
+        // request, then half-closed, waits for the answer.
+        onEnd: () => {
+          if (bytes === 0) close(null);
+        },
         onClose: leave,
       };
       held.timer.unref();
+      // Set before its end is read: net would otherwise end our side at the client's FIN.
+      socket.allowHalfOpen = true;
       this.#held.set(socket, held);
       socket.on('data', held.onData);
       socket.once('end', held.onEnd);

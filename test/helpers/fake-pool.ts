@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../../src/config/schema';
-import type { Clock, Timer } from '../../src/daemon/clock';
 import { WorkerOutput } from '../../src/daemon/output';
 import { Supervisor, type SupervisorDeps } from '../../src/daemon/pool/supervisor';
 import { Publisher } from '../../src/daemon/publisher';
 import type { SpawnedWorker, SpawnSpec } from '../../src/daemon/worker/spawn';
 import { Logger } from '../../src/log';
+import type { Clock, Timer } from '../../src/supervise/clock';
 
 interface FakeTimer extends Timer {
   at: number;

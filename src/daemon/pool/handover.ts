@@ -2,7 +2,7 @@
  * The daemon's part of the connection handover (docs/lifecycle.md#connection-handover): a
  * replaced worker is told its connections have a successor ({@link MSG_HANDOVER_START}, before
  * `'shutdown'`), then sends each kept-alive connection's descriptor here; the daemon passes it
- * on, unread, to the worker that now serves the same slot (pool/handoff.ts) and tells the old
+ * on, unread, to the worker that now serves the same slot (net/handoff.ts) and tells the old
  * worker whether it was taken. Only children of this daemon take part: an adopted worker's
  * channel carries no descriptors.
  *
@@ -22,7 +22,7 @@ import {
   MSG_HANDOVER_START,
 } from '../../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../../log';
-import { handoffSenderFor } from '../../pool/handoff';
+import { handoffSenderFor } from '../../net/handoff';
 import type { ManagedWorker } from '../worker/managed-worker';
 
 const TAKE_DEADLINE_MS = 3000;

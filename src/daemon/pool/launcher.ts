@@ -1,8 +1,8 @@
 import type { Config } from '../../config/schema';
 import type { FrameConnection } from '../../ipc/connection';
 import { errorMessage, type Logger } from '../../log';
+import type { Clock } from '../../supervise/clock';
 import { newWorkerId } from '../../worker-id';
-import type { Clock } from '../clock';
 import type { WorkerOutput } from '../output';
 import { AdoptedProcess } from '../worker/adopted-process';
 import { watchListenHint } from '../worker/listen-hint';

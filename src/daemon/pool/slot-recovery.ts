@@ -1,10 +1,10 @@
 import { errorMessage, type Logger } from '../../log';
-import type { Clock } from '../clock';
+import type { Clock } from '../../supervise/clock';
+import type { FailureKind } from '../../supervise/restart-policy';
 import type { ManagedWorker } from '../worker/managed-worker';
 import { clip } from '../worker/spawn';
 import { type DrainReason, describeExit, type ExitInfo } from '../worker/worker-state';
 import { AbortedError, StartFailure } from './launcher';
-import type { FailureKind } from './restart-policy';
 import type { Slot, SlotTable } from './slots';
 import type { StandbyPool } from './standby-pool';
 

@@ -1,9 +1,9 @@
 import type { Logger } from '../../log';
-import type { Timer } from '../clock';
+import type { Timer } from '../../supervise/clock';
+import { RestartPolicy, type RestartPolicyOptions } from '../../supervise/restart-policy';
 import type { PreparedLink, Publisher } from '../publisher';
 import type { ManagedWorker } from '../worker/managed-worker';
 import { isServing } from '../worker/worker-state';
-import { RestartPolicy, type RestartPolicyOptions } from './restart-policy';
 
 export interface SlotFailure {
   at: number;

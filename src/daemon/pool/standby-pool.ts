@@ -1,9 +1,9 @@
 import { errorMessage, type Logger } from '../../log';
-import type { Clock, Timer } from '../clock';
+import type { Clock, Timer } from '../../supervise/clock';
+import { RestartPolicy, type RestartPolicyOptions } from '../../supervise/restart-policy';
 import type { ManagedWorker } from '../worker/managed-worker';
 import { type DrainReason, describeExit, type ExitInfo, isServing } from '../worker/worker-state';
 import { AbortedError } from './launcher';
-import { RestartPolicy, type RestartPolicyOptions } from './restart-policy';
 
 export interface StandbyDeps {
   /** How many standbys the config asks for. */

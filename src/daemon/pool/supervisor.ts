@@ -9,7 +9,8 @@ import type {
   WorkerStatus,
 } from '../../ipc/protocol';
 import { errorMessage, type Logger } from '../../log';
-import { type Clock, systemClock } from '../clock';
+import { type Clock, systemClock } from '../../supervise/clock';
+import type { RestartPolicyOptions } from '../../supervise/restart-policy';
 import type { WorkerOutput } from '../output';
 import type { Publisher } from '../publisher';
 import type { DaemonState } from '../state-file';
@@ -20,7 +21,6 @@ import { snapshotOf, unlistedRecord, whyNotAdoptable } from './adoption';
 import { ConnectionHandover, type HandoverCounts, sumCounts } from './handover';
 import { AbortedError, Launcher } from './launcher';
 import { planReconfigure } from './reconfigure';
-import type { RestartPolicyOptions } from './restart-policy';
 import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
 import { StandbyPool } from './standby-pool';

@@ -10,7 +10,7 @@ import {
   MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../../log';
-import type { Clock, Timer } from '../clock';
+import type { Clock, Timer } from '../../supervise/clock';
 import { clip } from './spawn';
 import type { WorkerProcess } from './worker-process';
 import { signalGroup } from './worker-process';

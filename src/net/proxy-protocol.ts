@@ -4,7 +4,7 @@
  * address in band, as it would behind HAProxy or nginx's `proxy_protocol`.
  */
 import net from 'node:net';
-import type { ProxySocketAddressInfo } from './types.js';
+import type { ProxySocketAddressInfo } from './address-info.js';
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
 

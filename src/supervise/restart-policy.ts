@@ -1,12 +1,14 @@
 /**
  * When a worker that failed may be started again: one rule for every way a worker fails (it
- * crashed, it never came online, it reported itself broken) and for slots and standbys alike.
+ * crashed, it never came online, it reported itself broken), for the daemon's slots and standbys
+ * and for the pool library's workers alike (src/pool/policy.ts: `restartDelay.initial`/`max` are
+ * its `baseMs`/`capMs`, without jitter, as Socketnaut users expect exact delays).
  *
- * Exponential: 100 ms, 200 ms, 400 ms … capped at 30 s, each delay jittered to 50–100 % so
- * crash-looping slots spread out. A worker that ran for `stableAfterMs` before failing, or a
- * failure that comes `stableAfterMs` after the previous retry, starts the count over. After
- * `standbyLimit` consecutive failures a slot stops taking standbys, so a crash loop cannot burn
- * through them as fast as they start.
+ * Exponential: 100 ms, 200 ms, 400 ms … capped at 30 s, each delay jittered to 50–100 % (unless
+ * `jitter: false`) so crash-looping slots spread out. A worker that ran for `stableAfterMs`
+ * before failing, or a failure that comes `stableAfterMs` after the previous retry, starts the
+ * count over. After `standbyLimit` consecutive failures a slot stops taking standbys, so a crash
+ * loop cannot burn through them as fast as they start.
  *
  * Pure: no timers and no clock of its own; the caller passes the time of each event.
  */
@@ -28,6 +30,8 @@ export interface RestartPolicyOptions {
   standbyLimit?: number;
   /** A number in [0, 1); Math.random by default. */
   random?: () => number;
+  /** Whether each delay is jittered to 50–100 % (default true). */
+  jitter?: boolean;
 }
 
 export const RESTART_BACKOFF = {
@@ -43,6 +47,7 @@ export class RestartPolicy {
   private readonly stableAfterMs: number;
   private readonly standbyLimit: number;
   private readonly random: () => number;
+  private readonly jitter: boolean;
   private consecutive = 0;
   private lastAt: number | null = null;
   private lastDelay = 0;
@@ -54,6 +59,7 @@ export class RestartPolicy {
     this.stableAfterMs = options.stableAfterMs ?? RESTART_BACKOFF.stableAfterMs;
     this.standbyLimit = options.standbyLimit ?? RESTART_BACKOFF.standbyLimit;
     this.random = options.random ?? Math.random;
+    this.jitter = options.jitter ?? true;
   }
 
   /** Counts a failure and returns the delay before the next start. */
@@ -98,6 +104,6 @@ export class RestartPolicy {
 
   private delayFor(n: number): number {
     const step = Math.min(this.capMs, this.baseMs * 2 ** Math.min(n - 1, 30));
-    return Math.round(step * (0.5 + this.random() * 0.5));
+    return this.jitter ? Math.round(step * (0.5 + this.random() * 0.5)) : step;
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Time as the daemon's policies see it. The daemon uses the system clock; the policy tests
- * drive a fake one, so backoff and promotion rules are checked without waiting.
+ * Time as the supervision policies see it (the daemon's, the pool library's). The daemon uses
+ * the system clock; the policy tests drive a fake one (test/helpers/fake-pool.ts `FakeClock`),
+ * so backoff and promotion rules are checked without waiting.
  */
 export interface Timer {
   /** Lets the process exit while the timer is pending (a no-op on a fake clock). */
