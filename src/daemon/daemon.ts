@@ -9,6 +9,7 @@ import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material'
 import type { DaemonStatus, HandoverResult, HealthReport, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
+import { SerialQueue } from '../supervise/serial-queue';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { checkHealth } from './health';
@@ -72,7 +73,8 @@ type Teardown = { name: string; run: (workers: 'drain' | 'detach') => unknown };
 export class Daemon {
   private readonly teardown: Teardown[] = [];
   private closing: Promise<void> | null = null;
-  private reloading: Promise<unknown> = Promise.resolve();
+  /** Reloads run one at a time, so two SIGHUPs cannot interleave their diffs. */
+  private readonly reloads = new SerialQueue();
   private supervisor!: Supervisor;
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
@@ -453,7 +455,7 @@ export class Daemon {
 
   /** Re-reads the config; reloads are serialised so two SIGHUPs cannot interleave their diffs. */
   reload(): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
-    const run = this.reloading.then(async () => {
+    return this.reloads.run(async () => {
       if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
       const next = this.options.reload();
       // The certificates first: a bad file fails the whole reload, and the workers keep the old ones.
@@ -483,8 +485,6 @@ export class Daemon {
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
       return { actions, ...(nginx ? { nginx } : {}) };
     });
-    this.reloading = run.catch(() => undefined);
-    return run;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { diffConfig } from '../../config/key-effect';
 import type { Config } from '../../config/schema';
+import type { UpstreamChange } from '../../ipc/protocol';
 
 /**
  * What a reloaded config needs, as a pure diff of two configs: which keys cannot change while
@@ -32,4 +33,12 @@ export function planReconfigure(prev: Config, next: Config): ReconfigurePlan {
     standby: prev.standby !== next.standby ? { from: prev.standby, to: next.standby } : null,
     socketNaming: prev.socketFile !== next.socketFile,
   };
+}
+
+/** What nginx's upstream must add and remove when the published paths go from `before` to `after`; null when nothing. */
+export function upstreamChange(name: string, before: string[], after: string[]): UpstreamChange | null {
+  const add = after.filter((p) => !before.includes(p));
+  const remove = before.filter((p) => !after.includes(p));
+  if (add.length + remove.length === 0) return null;
+  return { upstream: name.replace(/[^A-Za-z0-9_]/g, '_'), add, remove };
 }
