@@ -450,12 +450,9 @@ export class Supervisor {
     const failures: unknown[] = [];
     this.config = { ...this.config, workers: count };
     if (count < before) {
-      for (const slot of this.slots.truncate(count)) {
-        this.recovery.cancel(slot);
-        const worker = slot.worker;
-        slot.worker = null;
-        if (worker) void this.launcher.drain(worker, 'surplus');
-      }
+      const { removed, released } = this.slots.truncate(count);
+      for (const slot of removed) this.recovery.cancel(slot);
+      for (const worker of released) void this.launcher.drain(worker, 'surplus');
     } else if (count > before) {
       const added = this.slots.add(count - before);
       if (this.running) failures.push(...(await this.fill(added, this.config.maxStartAttempts)));
