@@ -221,8 +221,7 @@ export function buildProgram(): Command {
         return;
       }
       // --debug is part of the config (`debug`), so `debug: true` in a file does the same.
-      await lazy.daemon().runDaemon(loaded, { debug: loaded.config.debug, reload: load });
-      process.exit(0);
+      process.exit(await lazy.daemon().runDaemon(loaded, { debug: loaded.config.debug, reload: load }));
     });
 
   addClientOptions(program.command('start'))
