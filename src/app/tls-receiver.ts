@@ -1,6 +1,6 @@
 /**
  * In the worker: ends TLS on connections the daemon's front hands over from a `listen` entry
- * with `tls` (tcp-receiver.ts calls it), so the crypto work spreads over the workers and an
+ * with `tls` (front-receiver.ts calls it), so the crypto work spreads over the workers and an
  * unchanged plain-HTTP app serves HTTPS. The PEM material comes from the daemon
  * (fronts/tls-material.ts) as an internal IPC message; a reload sends new material, which is
  * used for new connections while open ones keep theirs.
@@ -18,8 +18,8 @@
  */
 import type net from 'node:net';
 import type tlsTypes from 'node:tls';
+import { injectConnection } from '../fronts/inject';
 import { isTlsMaterialMessage, type TlsMaterialMessage, type TlsPem } from '../ipc/worker-protocol';
-import { injectConnection } from './inject';
 
 type Tls = typeof tlsTypes;
 
