@@ -7,7 +7,8 @@
  */
 import path from 'node:path';
 import { MSG_LISTENED_ELSEWHERE } from '../ipc/worker-protocol.js';
-import { sendToDaemon, shared } from './runtime.js';
+import { sendToDaemon } from './channel.js';
+import { shared } from './runtime.js';
 import { onListenCall } from './worker-servers.js';
 
 /** At most this many different addresses are told (an app listening in a loop says it once). */
