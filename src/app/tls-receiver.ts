@@ -130,7 +130,7 @@ function deliver(secure: tlsTypes.TLSSocket, findServer: FindServer, tls: Tls): 
 }
 
 /** The protocols to offer for the app's server (see the file comment). */
-export function alpnFor(tls: Tls, server: net.Server): string[] {
+function alpnFor(tls: Tls, server: net.Server): string[] {
   if (server instanceof tls.Server) {
     return decodeAlpn((server as { ALPNProtocols?: unknown }).ALPNProtocols);
   }

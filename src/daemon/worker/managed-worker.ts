@@ -171,10 +171,6 @@ export class ManagedWorker extends EventEmitter {
     return this.lifecycle.state === 'exited' ? this.lifecycle.exit : null;
   }
 
-  get drainReason(): DrainReason | null {
-    return this.lifecycle.state === 'draining' ? this.lifecycle.reason : null;
-  }
-
   /** Why the worker said it cannot serve (reportBroken), or null. */
   get brokenReason(): string | null {
     return this.broken;
