@@ -20,9 +20,10 @@ import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
 import { adoptWorkers, snapshotOf, unlistedRecords } from './adoption';
 import { ConnectionHandover } from './handover';
 import { Launcher } from './launcher';
-import { planReconfigure, upstreamChange } from './reconfigure';
+import { applyReconfigure } from './reconfigure';
 import type { RestartPolicyOptions } from './restart-policy';
 import { runRestartTransaction } from './restart-transaction';
+import { Scaling } from './scaling';
 import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
 import { StandbyPool } from './standby-pool';
@@ -58,6 +59,7 @@ export class Supervisor {
   private readonly launcher: Launcher;
   private readonly standbys: StandbyPool;
   private readonly recovery: SlotRecovery;
+  private readonly scaling: Scaling;
   private readonly onChange: () => void;
   private readonly onRestart: (ms: number, ok: boolean) => void;
   private readonly canConnect: (socketPath: string) => Promise<boolean>;
@@ -128,6 +130,18 @@ export class Supervisor {
       changed: () => this.onChange(),
       clock: this.clock,
       log: deps.log,
+    });
+    this.scaling = new Scaling({
+      slots: this.slots,
+      standbys: this.standbys,
+      recovery: this.recovery,
+      launcher: this.launcher,
+      log: deps.log,
+      name: () => this.config.name,
+      setCount: (key, count) => {
+        this.config = { ...this.config, [key]: count };
+      },
+      fillNew: async (slots) => (this.running ? this.fill(slots, this.config.maxStartAttempts) : []),
     });
   }
 
@@ -260,35 +274,19 @@ export class Supervisor {
    */
   setWorkers(count: number): Promise<{ workers: number; nginx?: UpstreamChange }> {
     return this.queue.run(async () => {
-      const before = this.publishedPaths();
+      const before = this.scaling.publishedPaths();
       try {
-        return { ...(await this.scaleSlots(count)), ...this.upstreamChange(before) };
+        return { ...(await this.scaling.setSlots(count)), ...this.scaling.upstreamChange(before) };
       } catch (err) {
-        this.upstreamChange(before); // logged: the slots changed even if a new worker failed
+        this.scaling.upstreamChange(before); // logged: the slots changed even if a new worker failed
         throw err;
       }
     });
   }
 
-  /** The published path of every slot, as nginx's upstream must list them. */
-  private publishedPaths(): string[] {
-    return this.slots.list().map((s) => this.slots.publisher.publishedPath(s.index));
-  }
-
-  /** The upstream lines to add and remove since `before` (logged), or nothing when none. */
-  private upstreamChange(before: string[]): { nginx?: UpstreamChange } {
-    const nginx = upstreamChange(this.config.name, before, this.publishedPaths());
-    if (nginx === null) return {};
-    this.log.warn(
-      `nginx's upstream ${nginx.upstream} must change, then reload nginx (nginx -s reload):` +
-        [...nginx.add.map((p) => ` add ${p}`), ...nginx.remove.map((p) => ` remove ${p}`)].join(';'),
-    );
-    return { nginx };
-  }
-
   /** Changes the number of standbys; surplus standbys drain, oldest first, missing ones start. */
   setStandby(count: number): Promise<{ standby: number }> {
-    return this.queue.run(async () => this.scaleStandby(count));
+    return this.queue.run(async () => this.scaling.setStandby(count));
   }
 
   /**
@@ -299,46 +297,28 @@ export class Supervisor {
     next: Config,
     nextPublisher: Publisher,
   ): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
-    return this.queue.run(async () => {
-      const prev = this.config;
-      const before = this.publishedPaths();
-      const plan = planReconfigure(prev, next);
-      if (plan.fixed.length > 0) {
-        throw new Error(
-          `cannot change ${plan.fixed.join(', ')} while the daemon runs; restart the daemon to apply`,
-        );
-      }
-      const actions: string[] = [];
-      this.config = { ...next, workers: prev.workers, standby: prev.standby };
-      if (plan.socketNaming) this.pendingPublisher = nextPublisher;
-      if (plan.rename) actions.push(`renamed ${plan.rename.from} -> ${plan.rename.to}`);
-      if (plan.tune.length > 0) actions.push(`updated ${plan.tune.join(', ')}`);
-      if (plan.workers) {
-        await this.scaleSlots(plan.workers.to);
-        actions.push(`workers ${plan.workers.from} -> ${plan.workers.to}`);
-      }
-      if (plan.standby) {
-        this.scaleStandby(plan.standby.to);
-        actions.push(`standby ${plan.standby.from} -> ${plan.standby.to}`);
-      }
-      if (plan.restart.length > 0) {
-        if (this.running) {
-          try {
-            await this.restartNow({ suspended: this.suspendedWindow });
-          } catch (err) {
-            // The workers still run the previous config; crash replacements must too.
-            this.config = { ...prev, workers: this.config.workers, standby: this.config.standby };
-            throw err;
-          }
-          actions.push(`restarted the workers (changed: ${plan.restart.join(', ')})`);
-        } else {
-          if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
-          this.pendingPublisher = null;
-          actions.push(`changed ${plan.restart.join(', ')} (applies at the next start)`);
-        }
-      }
-      return { actions: actions.length > 0 ? actions : ['no change'], ...this.upstreamChange(before) };
-    });
+    return this.queue.run(() =>
+      applyReconfigure(
+        {
+          config: () => this.config,
+          setConfig: (config) => {
+            this.config = config;
+          },
+          running: () => this.running,
+          scaling: this.scaling,
+          renameSockets: (publisher) => {
+            this.pendingPublisher = publisher;
+          },
+          applyNaming: () => {
+            if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
+            this.pendingPublisher = null;
+          },
+          restart: () => this.restartNow({ suspended: this.suspendedWindow }),
+        },
+        next,
+        nextPublisher,
+      ),
+    );
   }
 
   /** Every live worker with its role and slot, for status, messaging and the state file. */
@@ -443,35 +423,6 @@ export class Supervisor {
     this.launcher.detachAll();
     this.running = false;
     return state;
-  }
-
-  private async scaleSlots(count: number): Promise<{ workers: number }> {
-    const before = this.slots.size;
-    const failures: unknown[] = [];
-    this.config = { ...this.config, workers: count };
-    if (count < before) {
-      const { removed, released } = this.slots.truncate(count);
-      for (const slot of removed) this.recovery.cancel(slot);
-      for (const worker of released) void this.launcher.drain(worker, 'surplus');
-    } else if (count > before) {
-      const added = this.slots.add(count - before);
-      if (this.running) failures.push(...(await this.fill(added, this.config.maxStartAttempts)));
-    }
-    this.log.info(`workers set to ${count} (was ${before})`);
-    if (failures.length > 0) {
-      throw new Error(
-        `workers set to ${count}, but ${failures.length} new worker(s) failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
-      );
-    }
-    return { workers: count };
-  }
-
-  private scaleStandby(count: number): { standby: number } {
-    this.config = { ...this.config, standby: count };
-    this.standbys.trim();
-    this.standbys.replenish();
-    this.log.info(`standby count set to ${count}`);
-    return { standby: count };
   }
 
   /** Starts and publishes a worker for each slot; a slot that fails retries with backoff. */
