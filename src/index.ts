@@ -16,7 +16,7 @@ export type {
   NodesockdEvents,
   NodesockdEvents as NodesockdWorkerEvents,
   SuspendMiddleware,
-} from './app/runtime.js';
+} from './app/api.js';
 export { nodesockd } from './app/runtime.js';
 export type { ServeInfo, ServeOptions } from './app/serve.js';
 export { serve } from './app/serve.js';

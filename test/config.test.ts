@@ -13,9 +13,9 @@ import {
   type LoadOptions,
   loadConfig,
   logicalCwd,
-  WORKER_ID_LENGTH,
 } from '../src/config/load';
 import { DEFAULT_ENV, DEFAULTS, DEV_SERVER_DEFAULT_PORT } from '../src/config/schema';
+import { WORKER_ID_LENGTH } from '../src/worker-id';
 import { problems, tmpDir, write } from './helpers/config';
 
 /** Asserts exactly one problem line starts with `<source>: <key>: ` and matches `re`. */

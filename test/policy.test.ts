@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { planReconfigure } from '../src/daemon/pool/reconfigure';
-import { advance, IllegalTransitionError, type Lifecycle } from '../src/daemon/worker/worker-state';
+import { advance, can, IllegalTransitionError, type Lifecycle } from '../src/daemon/worker/worker-state';
 import { POOL_STABLE_AFTER_MS, RestartBackoff } from '../src/pool/policy';
 import { RestartPolicy } from '../src/supervise/restart-policy';
 import { FakeClock, type FakePool, type FakeProcess, fakePool, settle } from './helpers/fake-pool';
@@ -126,6 +126,42 @@ describe('worker state machine', () => {
     ] as const) {
       assert.throws(() => advance(exited, event, 4), /illegal worker transition/);
     }
+  });
+
+  test('can() says exactly which transitions advance() takes (the guards ask it)', () => {
+    const at: Record<string, Lifecycle> = {
+      starting: start,
+      online: { state: 'online', since: 1, onlineAt: 1 },
+      suspended: { state: 'suspended', since: 1, onlineAt: 1 },
+      draining: { state: 'draining', since: 1, onlineAt: 1, reason: 'replaced' },
+      exited: { state: 'exited', since: 1, onlineAt: 1, exit: { code: 0, signal: null } },
+    };
+    const events = [
+      { type: 'online', suspended: false },
+      { type: 'resume' },
+      { type: 'drain', reason: 'stopped' },
+      { type: 'exit', exit: { code: 0, signal: null } },
+    ] as const;
+    const legal: string[] = [];
+    for (const lifecycle of Object.values(at)) {
+      for (const event of events) {
+        const allowed = can(lifecycle.state, event.type);
+        if (allowed) legal.push(`${lifecycle.state} ${event.type}`);
+        if (allowed) advance(lifecycle, event, 2);
+        else assert.throws(() => advance(lifecycle, event, 2), IllegalTransitionError);
+      }
+    }
+    assert.deepEqual(legal, [
+      'starting online',
+      'starting drain',
+      'starting exit',
+      'online drain',
+      'online exit',
+      'suspended resume',
+      'suspended drain',
+      'suspended exit',
+      'draining exit',
+    ]);
   });
 });
 

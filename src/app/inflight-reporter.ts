@@ -1,4 +1,5 @@
-import { type Nodesockd, sendToDaemon } from './runtime.js';
+import type { Nodesockd } from './api.js';
+import { sendToDaemon } from './channel.js';
 
 /** The daemon only needs a trend while draining; one message per 100 ms keeps IPC quiet under load. */
 const REPORT_INTERVAL_MS = 100;

@@ -5,10 +5,11 @@
  * the daemon at once (`nodesockd:listened-elsewhere`), which says how to fix it
  * (daemon/worker/listen-hint.ts). The call itself goes on unchanged.
  */
-import net from 'node:net';
 import path from 'node:path';
 import { MSG_LISTENED_ELSEWHERE } from '../ipc/worker-protocol.js';
-import { sendToDaemon, shared } from './runtime.js';
+import { sendToDaemon } from './channel.js';
+import { shared } from './runtime.js';
+import { onListenCall } from './worker-servers.js';
 
 /** At most this many different addresses are told (an app listening in a loop says it once). */
 const MAX_TOLD = 8;
@@ -37,14 +38,12 @@ export function installListenHint(): void {
   const socketPath = shared.worker.socketPath;
   if (!shared.worker.managed || socketPath === undefined) return;
   const told = new Set<string>();
-  const listen = net.Server.prototype.listen;
-  net.Server.prototype.listen = function hintedListen(this: net.Server, ...args: unknown[]) {
+  onListenCall((_server, args) => {
     const address = listenTarget(args);
     const own = address !== null && path.resolve(address) === socketPath;
     if (address !== null && !own && !told.has(address) && told.size < MAX_TOLD) {
       told.add(address);
       sendToDaemon({ type: MSG_LISTENED_ELSEWHERE, address });
     }
-    return (listen as (...a: unknown[]) => net.Server).apply(this, args);
-  } as net.Server['listen'];
+  });
 }

@@ -6,7 +6,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { StatsMessage } from '../ipc/worker-protocol.js';
 
-export const LOOP_DELAY_REPORT_MS = 5000;
+const LOOP_DELAY_REPORT_MS = 5000;
 
 export function reportLoopDelay(send: (message: StatsMessage) => void): void {
   const histogram = monitorEventLoopDelay({ resolution: 20 });

@@ -11,10 +11,11 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
+import type net from 'node:net';
 import { outlastUpstreamKeepalive, upstreamKeepaliveMs } from './keepalive.js';
 import { guardedServers, shared } from './runtime.js';
 import { ServerGuard } from './server-guard.js';
+import { socketServers } from './worker-servers.js';
 
 type Close = (this: net.Server, callback?: (err?: Error) => void) => net.Server;
 
@@ -36,7 +37,7 @@ export function installPreloadDrain(): void {
   const stopping = () => shared.shutdownRequested || terminating;
 
   const adopt = (server: net.Server): void => {
-    if (guardedServers().has(server) || server.address() !== socketPath || !isHttpServer(server)) return;
+    if (guardedServers().has(server) || !isHttpServer(server)) return;
     guardedServers().add(server);
     if (upstream !== undefined) outlastUpstreamKeepalive(server, upstream);
     const own = Object.hasOwn(server, 'close') ? (server.close as Close) : undefined;
@@ -64,11 +65,7 @@ export function installPreloadDrain(): void {
     server.close = close as net.Server['close'];
   };
 
-  const listen = net.Server.prototype.listen;
-  net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
-    this.once('listening', () => adopt(this));
-    return (listen as (...a: unknown[]) => net.Server).apply(this, args);
-  } as net.Server['listen'];
+  socketServers(socketPath).onServer(adopt);
 
   // A daemon that has no channel to the worker stops it with SIGTERM. An app that handles
   // SIGTERM itself decides what that means; otherwise its servers are drained as above and the

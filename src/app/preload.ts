@@ -11,9 +11,9 @@
  * - `drain`: the app's own `server.close()` becomes nginx-safe once the daemon asked the worker
  *   to stop (preload-drain.ts).
  * - Connections handed over by the daemon's `listen` front are served by the app's server
- *   (fronts/tcp-receiver.ts).
+ *   (front-receiver.ts). One patch of `listen()` sees the app's servers for all three (worker-servers.ts).
  */
-import { installFrontReceiver } from '../fronts/tcp-receiver.js';
+import { installFrontReceiver } from './front-receiver.js';
 import { installListenHint } from './listen-hint.js';
 import { installPreloadDrain } from './preload-drain.js';
 import { preloadFeature, shared } from './runtime.js';

@@ -2,8 +2,9 @@
  * `serve()`: the one call that turns any `net.Server` into a well-behaved nodesockd worker.
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net';
+import type { Nodesockd } from './api.js';
 import { outlastUpstreamKeepalive, upstreamKeepaliveMs } from './keepalive.js';
-import { guardedServers, type Nodesockd, shared } from './runtime.js';
+import { guardedServers, shared } from './runtime.js';
 import { ServerGuard } from './server-guard.js';
 
 /** Options for {@link serve}. */

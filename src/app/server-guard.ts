@@ -7,10 +7,10 @@ import type { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { ENV } from '../ipc/worker-protocol.js';
 import { ActiveResponses } from './active-responses.js';
+import type { Nodesockd } from './api.js';
 import { handoverChannel } from './handover-channel.js';
 import { idleConnections } from './http-connections.js';
 import { InflightReporter } from './inflight-reporter.js';
-import type { Nodesockd } from './runtime.js';
 import { ServerHandover } from './server-handover.js';
 import { WebSocketCloser } from './websocket-close.js';
 

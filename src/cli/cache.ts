@@ -70,7 +70,7 @@ function cyrb53(text: string, seed: number): string {
   return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
 }
 
-export const textHash = (text: string): string => `${text.length}.${cyrb53(text, 1)}.${cyrb53(text, 2)}`;
+const textHash = (text: string): string => `${text.length}.${cyrb53(text, 1)}.${cyrb53(text, 2)}`;
 
 function isEntry(v: unknown): v is KeyEntry {
   if (typeof v !== 'object' || v === null) return false;

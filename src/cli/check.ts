@@ -12,7 +12,7 @@ import { findNginxUser } from './nginx-user';
 
 export type Finding = DirFinding;
 
-/** What `nodesockd check` reports about a config and the directories it names (SPEC §4.10). */
+/** What `nodesockd check` reports about a config and the directories it names (docs/permissions.md). */
 export function checkSetup(config: Config): Finding[] {
   const findings: Finding[] = [];
   const error = (message: string) => findings.push({ level: 'error', message });

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { logicalCwd } from '../config/discover';
-import { ConfigError } from '../config/errors';
+import { COMMAND_LINE, ConfigError } from '../config/errors';
 import { quickIpcPath } from '../config/quick-ipc';
 import { escapeControlChars } from '../ipc/framing';
 import { errorMessage } from '../log';
@@ -30,15 +30,28 @@ export function ipcFileOption(opts: ClientOptions): string | undefined {
 }
 
 /**
+ * The `--ipc-file` rule, in one place for every client command: a path given is resolved
+ * against the cwd (the daemon's own `-i` is relative to tmpDir instead: config/load.ts), an
+ * empty one is an error; undefined when none was given (the config then says where).
+ */
+export function givenIpcPath(ipcFile: string | undefined, cwd: string): string | undefined {
+  if (ipcFile === undefined) return undefined;
+  if (ipcFile === '')
+    throw new ConfigError(`${COMMAND_LINE}: --ipc-file: the IPC file path must not be empty`);
+  return path.resolve(cwd, ipcFile);
+}
+
+/**
  * The control socket from `--ipc-file` or from the quick config reader (quick-ipc.ts), without
- * loading a package; undefined when only the full config load can find it or say what is wrong
- * (main.ts's ipcPath).
+ * loading a package; undefined when only the full config load can find it (ipc-path.ts's
+ * ipcPath). Throws what is wrong with the options.
  */
 export function quickTarget(opts: ClientOptions): string | undefined {
-  const ipcFile = ipcFileOption(opts);
   const cwd = logicalCwd();
-  if (ipcFile !== undefined) return ipcFile === '' ? undefined : path.resolve(cwd, ipcFile);
-  return quickIpcPath({ configPath: opts.config, cwd }, yamlKeyCache(cacheDir()));
+  return (
+    givenIpcPath(ipcFileOption(opts), cwd) ??
+    quickIpcPath({ configPath: opts.config, cwd }, yamlKeyCache(cacheDir()))
+  );
 }
 
 /**

@@ -1,5 +1,5 @@
 import { escapeControlChars } from '../ipc/framing';
-import type { DaemonStatus } from '../ipc/protocol';
+import type { DaemonStatus, SendMessageReply, WorkerRef, WorkerResult } from '../ipc/protocol';
 import { slotFailureSummary } from '../ipc/slot-failure';
 
 export function duration(ms: number): string {
@@ -100,4 +100,41 @@ export function formatStatus(s: DaemonStatus, now = Date.now(), opts: { verbose?
     }
   }
   return lines.join('\n');
+}
+
+/** `slot 0  w5a0e22b2  4242`, with the labels padded to one width. */
+function workerColumns(workers: WorkerRef[]): string[] {
+  const labels = workers.map((w) => (w.slot !== null ? `slot ${w.slot}` : w.role));
+  const width = Math.max(0, ...labels.map((l) => l.length));
+  return workers.map((w, i) => `${labels[i]!.padEnd(width)}  ${w.id}  ${w.pid ?? '-'}`);
+}
+
+/** A worker's error text on the line of its worker: newlines shown as `\n`. */
+function escapeNewlines(text: string): string {
+  return text.replace(/\r?\n/g, '\\n');
+}
+
+/** The replies of `send-req`: one line per worker (per item of a streamed reply). */
+export function resultLines(results: WorkerResult[]): string {
+  const heads = workerColumns(results);
+  return results
+    .flatMap((r, i) => {
+      // A streamed reply: one line per item, then the error that ended it, if one did.
+      const items = (r.items ?? []).map((item) => `${heads[i]}  ok ${JSON.stringify(item)}`);
+      if (!r.ok) return [...items, `${heads[i]}  error: ${escapeNewlines(r.error)}`];
+      if (r.items !== undefined) return items.length > 0 ? items : [`${heads[i]}  ok (empty stream)`];
+      return [r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`];
+    })
+    .join('\n');
+}
+
+/** What `send-msg` says: the workers reached, and those not reached with why. */
+export function sentLines(reply: SendMessageReply): string {
+  const failed = workerColumns(reply.failed);
+  return [
+    `sent to ${reply.sent.length} worker(s)${reply.sent.length > 0 ? ':' : ''}`,
+    ...workerColumns(reply.sent).map((line) => `  ${line}`),
+    ...(reply.failed.length > 0 ? [`not sent to ${reply.failed.length} worker(s):`] : []),
+    ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${escapeNewlines(f.error)}`),
+  ].join('\n');
 }

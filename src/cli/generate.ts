@@ -77,7 +77,7 @@ server {
 
 /**
  * A systemd unit that works with adoption and upgrades: KillMode=process so that stopping or
- * restarting the daemon's unit leaves the workers to the next daemon (SPEC §4.8, §4.9), and
+ * restarting the daemon's unit leaves the workers to the next daemon (docs/lifecycle.md#adoption), and
  * absolute paths because systemd requires them.
  */
 /**

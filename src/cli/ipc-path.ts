@@ -4,7 +4,13 @@ import { logicalCwd } from '../config/discover';
 import { COMMAND_LINE, ConfigError } from '../config/errors';
 import { quickIpcPath } from '../config/quick-ipc';
 import { cacheDir, yamlKeyCache } from './cache';
+import { type ClientOptions, givenIpcPath, ipcFileOption } from './common';
 import { lazy } from './lazy';
+
+/** The control socket a client command talks to: `--ipc-file`/`--ipc`, or the config's. */
+export function ipcPath(opts: ClientOptions): string {
+  return resolveIpcPath({ configPath: opts.config, ipcFile: ipcFileOption(opts) });
+}
 
 /**
  * `--ipc-file` wins (resolved against the cwd); otherwise the config (--config or discovered)
@@ -17,12 +23,8 @@ import { lazy } from './lazy';
  */
 export function resolveIpcPath(opts: { configPath?: string; ipcFile?: string; cwd?: string } = {}): string {
   const cwd = opts.cwd !== undefined ? path.resolve(opts.cwd) : logicalCwd();
-  if (opts.ipcFile !== undefined) {
-    if (opts.ipcFile === '') {
-      throw new ConfigError(`${COMMAND_LINE}: --ipc-file: the IPC file path must not be empty`);
-    }
-    return path.resolve(cwd, opts.ipcFile);
-  }
+  const given = givenIpcPath(opts.ipcFile, cwd);
+  if (given !== undefined) return given;
   return (
     quickIpcPath({ configPath: opts.configPath, cwd }, yamlKeyCache(cacheDir())) ??
     fullIpcPath(opts.configPath, cwd)

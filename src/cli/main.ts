@@ -6,23 +6,22 @@ import type { Config } from '../config/schema';
 import { waitForExit } from '../daemon/proc';
 import { request } from '../ipc/client';
 import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../ipc/limits';
-import type { ConfigReply, DaemonStatus, WorkerRef, WorkerResult } from '../ipc/protocol';
+import type { ConfigReply, DaemonStatus } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
 import {
   type ClientOptions,
   commandFirst,
   exitAfterOutput,
-  ipcFileOption,
   print,
   quietOnClosedStdout,
   reportError,
   say,
   terminalText,
 } from './common';
-import { formatStatus } from './format';
+import { formatStatus, resultLines, sentLines } from './format';
 import { runHealth } from './health';
-import { resolveIpcPath } from './ipc-path';
+import { ipcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
 import { showRecentLogs } from './recent-logs';
@@ -84,31 +83,6 @@ function jsonArgument(value: string | undefined): unknown {
 const SELECTOR_OPTION_HELP =
   'which workers: all (the serving ones, default), standby, every, slots like 0,2-3, id:<worker id>, pid:<pid>';
 
-/** `slot 0  w5a0e22b2  4242`, with the labels padded to one width. */
-function workerColumns(workers: WorkerRef[]): string[] {
-  const labels = workers.map((w) => (w.slot !== null ? `slot ${w.slot}` : w.role));
-  const width = Math.max(0, ...labels.map((l) => l.length));
-  return workers.map((w, i) => `${labels[i]!.padEnd(width)}  ${w.id}  ${w.pid ?? '-'}`);
-}
-
-/** A worker's error text on the line of its worker: newlines shown as `\n`. */
-function escapeNewlines(text: string): string {
-  return text.replace(/\r?\n/g, '\\n');
-}
-
-function resultLines(results: WorkerResult[]): string {
-  const heads = workerColumns(results);
-  return results
-    .flatMap((r, i) => {
-      // A streamed reply: one line per item, then the error that ended it, if one did.
-      const items = (r.items ?? []).map((item) => `${heads[i]}  ok ${JSON.stringify(item)}`);
-      if (!r.ok) return [...items, `${heads[i]}  error: ${escapeNewlines(r.error)}`];
-      if (r.items !== undefined) return items.length > 0 ? items : [`${heads[i]}  ok (empty stream)`];
-      return [r.data === undefined ? `${heads[i]}  ok` : `${heads[i]}  ok ${JSON.stringify(r.data)}`];
-    })
-    .join('\n');
-}
-
 function reportFailures(failed: number, total: number): void {
   if (failed === 0) return;
   process.stderr.write(`nodesockd: ${failed} of ${total} worker(s) failed\n`);
@@ -124,13 +98,6 @@ function addClientOptions(cmd: Command): Command {
     .option('-i, --ipc-file <path>', "the daemon's control socket (instead of reading the config)")
     .option('--ipc <path>', 'the same as --ipc-file (the original nodesockd v2 spelling)')
     .option('--debug', 'print stack traces of errors');
-}
-
-function ipcPath(opts: ClientOptions): string {
-  const ipcFile = ipcFileOption(opts);
-  // The quick path: no config to read (and none of its modules to load).
-  if (ipcFile !== undefined && ipcFile !== '') return path.resolve(logicalCwd(), ipcFile);
-  return resolveIpcPath({ configPath: opts.config, ipcFile, cwd: logicalCwd() });
 }
 
 /** What the progress line of start, restart and set-workers reads (on a terminal only). */
@@ -221,8 +188,7 @@ export function buildProgram(): Command {
         return;
       }
       // --debug is part of the config (`debug`), so `debug: true` in a file does the same.
-      await lazy.daemon().runDaemon(loaded, { debug: loaded.config.debug, reload: load });
-      process.exit(0);
+      process.exit(await lazy.daemon().runDaemon(loaded, { debug: loaded.config.debug, reload: load }));
     });
 
   addClientOptions(program.command('start'))
@@ -364,15 +330,7 @@ export function buildProgram(): Command {
         { name, data, workers: opts.workers },
         { timeoutMs: 10_000 },
       );
-      print(opts, reply, () => {
-        const failed = workerColumns(reply.failed);
-        return [
-          `sent to ${reply.sent.length} worker(s)${reply.sent.length > 0 ? ':' : ''}`,
-          ...workerColumns(reply.sent).map((line) => `  ${line}`),
-          ...(reply.failed.length > 0 ? [`not sent to ${reply.failed.length} worker(s):`] : []),
-          ...reply.failed.map((f, i) => `  ${failed[i]}  error: ${escapeNewlines(f.error)}`),
-        ].join('\n');
-      });
+      print(opts, reply, () => sentLines(reply));
       reportFailures(reply.failed.length, reply.sent.length + reply.failed.length);
     });
 

@@ -1,5 +1,5 @@
 /**
- * Loading the configuration (SPEC §3): gathering the files (discover.ts, read-file.ts,
+ * Loading the configuration (docs/config.md): gathering the files (discover.ts, read-file.ts,
  * extends.ts) and the command line into one set of values, validated layer by layer
  * (diagnostics.ts), then defaulted and path-resolved into a `Config`.
  *
@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { WORKER_ID_LENGTH } from '../worker-id';
 import { COMMAND_LINE, formatProblem, type Problem, validateLayer } from './diagnostics';
 import { findConfigFile, LOOKED_FOR, logicalCwd } from './discover';
 import { ConfigError } from './errors';
@@ -51,11 +52,6 @@ export interface LoadedConfig {
 
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
-/**
- * Length of a worker id, which replaces `{worker}` in a worker's unique socket name. Worker
- * ids are `w` and 8 hex digits (src/daemon/worker.ts).
- */
-export const WORKER_ID_LENGTH = 9;
 
 // ---------------------------------------------------------------------------------------
 // Gathering: files + command line, merged, not yet defaulted or resolved

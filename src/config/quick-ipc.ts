@@ -31,7 +31,7 @@ export interface KeyCache {
 }
 
 /** The locating keys of a parsed file, or undefined when one is not a non-empty string. */
-export function locatingKeys(data: Values): LocatingKeys | undefined {
+function locatingKeys(data: Values): LocatingKeys | undefined {
   const out: LocatingKeys = {};
   for (const key of LOCATING_KEYS) {
     if (!Object.hasOwn(data, key)) continue;

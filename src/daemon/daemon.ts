@@ -1,56 +1,41 @@
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
 import { formatAddress } from '../fronts/address';
 import { DevServer } from '../fronts/dev-server';
-import { HANDOVER_FDS_ENV, type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
+import { type InheritedSocket, TcpFront, takeInheritedSockets } from '../fronts/tcp-front';
 import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material';
 import type { DaemonStatus, HandoverResult, HealthReport, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
 import { daemonStdio, internalErrorReporter, successorStdio } from '../stdio';
+import { SerialQueue } from '../supervise/serial-queue';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';
 import { checkHealth } from './health';
-import { InstanceLock, LOCK_FD_ENV } from './instance-lock';
+import { InstanceLock } from './instance-lock';
 import { lazy } from './lazy';
 import { DaemonLock } from './lock';
 import { Messenger } from './messaging/messenger';
 import type { Metrics } from './metrics';
 import { WorkerOutput } from './output';
 import { Supervisor } from './pool/supervisor';
-import { waitForExit } from './proc';
 import { Publisher } from './publisher';
 import { canConnect, socketInode as inodeOf, probeSocket } from './socket-probe';
 import { StateFile } from './state-file';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 import { TmpDirWatch } from './tmpdir-watch';
+import {
+  checkSuccessorConfig,
+  isNewerVersion,
+  startSuccessor,
+  underSupervisor,
+  waitForPredecessor,
+} from './upgrade-handover';
 import { isServing } from './worker/worker-state';
-
-export class DaemonStartError extends Error {}
-
-/**
- * Set by a daemon for the successor it starts on `restart --upgrade`: the successor holds the
- * listening sockets from its first moment, and waits for this pid to exit before it takes the
- * locks and the workers.
- */
-const PREDECESSOR_ENV = 'NODESOCKD_PREDECESSOR_PID';
-/** How long a successor waits for its predecessor to let go. */
-const PREDECESSOR_WAIT_MS = 60_000;
 
 /** How often the daemon checks that tmpDir and its control socket are still there (tmpdir-watch.ts). */
 const TMPDIR_WATCH_MS = 2000;
-
-/**
- * Whether a supervisor starts this daemon again when it exits (the unit of `nodesockd systemd`
- * says so with NODESOCKD_SUPERVISED=1). A handover then just exits; without one, the daemon
- * starts its successor itself. Declared rather than guessed: a wrong guess either leaves no
- * daemon or starts two.
- */
-function underSupervisor(): boolean {
-  return process.env.NODESOCKD_SUPERVISED === '1';
-}
 
 export interface DaemonOptions {
   debug?: boolean;
@@ -72,7 +57,13 @@ type Teardown = { name: string; run: (workers: 'drain' | 'detach') => unknown };
 export class Daemon {
   private readonly teardown: Teardown[] = [];
   private closing: Promise<void> | null = null;
-  private reloading: Promise<unknown> = Promise.resolve();
+  private end: (code: number) => void = () => {};
+  /** Settles with the exit code once the daemon has closed itself (terminate, a handover). */
+  readonly ended = new Promise<number>((resolve) => {
+    this.end = resolve;
+  });
+  /** Reloads run one at a time, so two SIGHUPs cannot interleave their diffs. */
+  private readonly reloads = new SerialQueue();
   private supervisor!: Supervisor;
   private messenger!: Messenger;
   private devServer: DevServer | null = null;
@@ -139,17 +130,10 @@ export class Daemon {
     for (const problem of inherited.problems) log.warn(`listen: ${problem}`);
     await waitForPredecessor(log);
 
-    const instance = await InstanceLock.acquire(config.ipcFile, log).catch((err: unknown) => {
-      throw new DaemonStartError(errorMessage(err));
-    });
+    const instance = await InstanceLock.acquire(config.ipcFile, log);
     this.instanceLock = instance;
     this.onTeardown('instance lock', () => instance.release());
-    let lock: DaemonLock;
-    try {
-      lock = DaemonLock.acquire(config.ipcFile);
-    } catch (err) {
-      throw new DaemonStartError(errorMessage(err));
-    }
+    const lock = DaemonLock.acquire(config.ipcFile);
     this.onTeardown('lock file', () => lock.release());
     await claimIpcFile(config.ipcFile);
 
@@ -315,12 +299,7 @@ export class Daemon {
       return;
     }
     if (hasTls(config.listen)) {
-      let material: ReturnType<typeof readTlsMaterial>;
-      try {
-        material = readTlsMaterial(config.listen);
-      } catch (err) {
-        throw new DaemonStartError(errorMessage(err));
-      }
+      const material = readTlsMaterial(config.listen);
       for (const warning of material.warnings) log.warn(warning);
       this.frontTls = new TlsDistributor(material, config.debug);
     }
@@ -345,9 +324,7 @@ export class Daemon {
       onStalled: (id, why) => this.supervisor.replaceStalled(id, why),
     });
     this.front = front;
-    await front.listen().catch((err: unknown) => {
-      throw new DaemonStartError(errorMessage(err));
-    });
+    await front.listen();
   }
 
   /** Takes everything down in the reverse order it came up; idempotent. */
@@ -444,7 +421,7 @@ export class Daemon {
       handover: (data) => this.handOver(data.version),
       terminate: () => {
         // Reply first: the client waits for the pid to disappear.
-        setImmediate(() => void this.close({ workers: 'drain' }).then(() => process.exit(0)));
+        setImmediate(() => void this.close({ workers: 'drain' }).then(() => this.end(0)));
         const { shutdownTimeout, killTimeout } = this.supervisor.currentConfig;
         return { pid: process.pid, supervised: underSupervisor(), drainMs: shutdownTimeout + killTimeout };
       },
@@ -453,7 +430,7 @@ export class Daemon {
 
   /** Re-reads the config; reloads are serialised so two SIGHUPs cannot interleave their diffs. */
   reload(): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
-    const run = this.reloading.then(async () => {
+    return this.reloads.run(async () => {
       if (!this.options.reload) throw new Error('this daemon was started without a config to reload');
       const next = this.options.reload();
       // The certificates first: a bad file fails the whole reload, and the workers keep the old ones.
@@ -483,70 +460,28 @@ export class Daemon {
       this.log.info(`reloaded ${next.files.join(', ') || 'config'}: ${actions.join('; ')}`);
       return { actions, ...(nginx ? { nginx } : {}) };
     });
-    this.reloading = run.catch(() => undefined);
-    return run;
   }
 
   /**
-   * restart --upgrade: when the CLI is newer, make sure the installed nodesockd can load this
-   * daemon's config, then let go of the workers and make way for a daemon of that version,
-   * which adopts them. Under systemd (Restart=always, KillMode=process) exiting is enough
-   * (the socket unit keeps the `listen` ports open); elsewhere the successor is started here
-   * with the same command line and the listening sockets, before this daemon closes, so the
-   * ports never close.
+   * restart --upgrade (upgrade-handover.ts): when the CLI is newer, make sure the installed
+   * nodesockd can load this daemon's config, then let go of the workers and make way for a
+   * daemon of that version, which adopts them.
    */
   private handOver(version: string): HandoverResult {
-    const newer = lazy.semverValid()(version) !== null && lazy.semverGt()(version, VERSION);
-    if (!newer) return { handover: false, version: VERSION, pid: process.pid };
+    if (!isNewerVersion(version)) return { handover: false, version: VERSION, pid: process.pid };
     if (this.closing) throw new Error('the daemon is shutting down');
-    const check = spawnSync(
-      process.execPath,
-      [...process.execArgv, ...process.argv.slice(1), '--check-config'],
-      {
-        cwd: process.cwd(),
-        env: process.env,
-        encoding: 'utf8',
-        timeout: 30_000,
-      },
-    );
-    if (check.status !== 0) {
-      const why = (check.stderr || check.stdout || check.error?.message || 'no output').trim().split('\n')[0];
-      throw new Error(
-        `the installed nodesockd cannot start with this daemon's config, so the workers stay with this daemon: ${why}`,
-      );
-    }
+    checkSuccessorConfig();
     this.log.info(`handing the workers over to nodesockd ${version}`);
     void (async () => {
       // After this reply has been written.
       await new Promise((resolve) => setImmediate(resolve));
-      if (!underSupervisor()) {
-        // Started first, holding the listening sockets (fds 3, 4, …): while this daemon closes
-        // and until the successor accepts, connections wait in the kernel's accept queue. The
-        // successor waits for this process to exit before it takes the locks and the workers.
-        const fds = this.front?.listeningFds() ?? [];
-        // The lock's socket too, after them: the successor holds the lock from its first moment.
-        const lock = this.instanceLock?.passOn(fds.length + 3);
-        const next = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-          detached: true,
-          // Not a dead pipe: a successor inherits only the streams that still work.
-          stdio: [...successorStdio(), ...fds, ...(lock ? [lock.fd] : [])],
-          env: {
-            ...process.env,
-            [PREDECESSOR_ENV]: String(process.pid),
-            ...(fds.length > 0 ? { [HANDOVER_FDS_ENV]: fds.map((_, i) => i + 3).join(',') } : {}),
-            ...(lock ? { [LOCK_FD_ENV]: lock.env } : {}),
-          },
-        });
-        next.on('error', (err) => this.log.error(`starting the new daemon failed: ${errorMessage(err)}`));
-        next.unref();
-        this.log.info(
-          `started the new daemon (pid ${next.pid})${fds.length > 0 ? ` with ${fds.length} listening socket(s)` : ''}; exiting`,
-        );
-      } else {
-        this.log.info('exiting; the supervisor starts the new daemon (NODESOCKD_SUPERVISED=1)');
-      }
+      startSuccessor(
+        this.front?.listeningFds() ?? [],
+        (fd) => this.instanceLock?.passOn(fd) ?? null,
+        this.log,
+      );
       await this.close({ workers: 'detach' });
-      process.exit(0);
+      this.end(0);
     })();
     return { handover: true, version: VERSION, pid: process.pid };
   }
@@ -561,8 +496,11 @@ export function checkStartable(config: LoadedConfig['config']): void {
   if (hasTls(config.listen)) readTlsMaterial(config.listen);
 }
 
-/** Runs a daemon in this process until SIGTERM/SIGINT (or terminate) has drained it. */
-export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<void> {
+/**
+ * Runs a daemon in this process until SIGTERM/SIGINT or `terminate` has drained it, or a
+ * handover has let go of it; resolves with the exit code (the caller exits: the one exit site).
+ */
+export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {}): Promise<number> {
   const daemon = await Daemon.start(loaded, options);
   const log = daemon.log;
   // A supervisor must outlive its own bugs: report them (never re-entering the report, never
@@ -570,7 +508,8 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   const internalError = internalErrorReporter((message) => log.error(message));
   process.on('uncaughtException', internalError);
   process.on('unhandledRejection', internalError);
-  await new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
+    void daemon.ended.then(resolve);
     const onSignal = (signal: NodeJS.Signals) => {
       if (daemon.isClosing) {
         log.warn(`${signal} again: still draining (send SIGKILL to stop at once)`);
@@ -579,7 +518,7 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
       log.info(`${signal}: draining workers and exiting`);
       void daemon.close({ workers: 'drain' }).then(() => {
         log.info('bye');
-        resolve();
+        resolve(0);
       });
     };
     process.on('SIGTERM', onSignal);
@@ -602,21 +541,6 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   });
 }
 
-/**
- * A daemon started by its predecessor's handover waits for it to exit (it has let go of the
- * locks, the control socket and the workers then). A zombie counts as gone.
- */
-async function waitForPredecessor(log: Logger): Promise<void> {
-  const pid = Number(process.env[PREDECESSOR_ENV]);
-  delete process.env[PREDECESSOR_ENV];
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return;
-  if (!(await waitForExit(pid, PREDECESSOR_WAIT_MS, 20))) {
-    log.warn(
-      `the previous daemon (pid ${pid}) has not exited after ${PREDECESSOR_WAIT_MS} ms; starting anyway`,
-    );
-  }
-}
-
 /** Listening sockets passed to a daemon whose config has no `listen`: closed, said once each. */
 function closeUnused(sockets: InheritedSocket[], log: Logger): void {
   for (const socket of sockets) {
@@ -634,7 +558,7 @@ function closeUnused(sockets: InheritedSocket[], log: Logger): void {
 /** tmpDir (and the control socket's directory) must exist, be ours and writable by nobody else (daemon/tmpdir.ts). */
 function checkTmpDir(dir: string, ipcFile: string): void {
   const problem = [...inspectTmpDir(dir), ...inspectIpcDir(ipcFile, dir)].find((f) => f.level === 'error');
-  if (problem) throw new DaemonStartError(problem.message);
+  if (problem) throw new Error(problem.message);
 }
 
 /** A live control socket means another daemon owns the app. */
@@ -645,10 +569,9 @@ async function claimIpcFile(ipcFile: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stat.isSocket())
-    throw new DaemonStartError(`${ipcFile} exists and is not a socket; refusing to replace it`);
+  if (!stat.isSocket()) throw new Error(`${ipcFile} exists and is not a socket; refusing to replace it`);
   if ((await probeSocket(ipcFile)) === 'alive') {
-    throw new DaemonStartError(`another nodesockd daemon is already running on ${ipcFile}`);
+    throw new Error(`another nodesockd daemon is already running on ${ipcFile}`);
   }
   fs.rmSync(ipcFile, { force: true });
 }

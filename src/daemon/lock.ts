@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import { isAlive, processStartTicks } from './proc';
 
-export class LockHeldError extends Error {}
-
 /**
  * Whether the lock's owner still runs: the pid is alive, belongs to this user, and is the very
  * process that wrote the lock (its start time matches). A reused pid, or any process whose
@@ -62,12 +60,12 @@ export class DaemonLock {
       const content = readOr(path);
       const { pid: owner, startTicks } = parseLock(content);
       if (Number.isInteger(owner) && owner !== process.pid && isLiveDaemon(owner, startTicks)) {
-        throw new LockHeldError(`another nodesockd daemon (pid ${owner}) is already running on ${ipcFile}`);
+        throw new Error(`another nodesockd daemon (pid ${owner}) is already running on ${ipcFile}`);
       }
       // Stale: its owner is gone. Remove it only if nobody replaced it meanwhile.
       if (readOr(path) === content) fs.rmSync(path, { force: true });
     }
-    throw new LockHeldError(`cannot take the lock ${path}; another daemon is starting`);
+    throw new Error(`cannot take the lock ${path}; another daemon is starting`);
   }
 
   release(): void {

@@ -127,7 +127,7 @@ export class Publisher {
   }
 
   /**
-   * Cleans what a crashed daemon left behind (SPEC §4.1): temp links, published links whose
+   * Cleans what a crashed daemon left behind (docs/lifecycle.md#daemon-start-lock-state-file-adoption): temp links, published links whose
    * target no longer answers, and dead worker sockets. Live sockets are never unlinked.
    * Returns the unique sockets that are still alive (workers of a previous daemon).
    */

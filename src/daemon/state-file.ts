@@ -51,7 +51,7 @@ const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
 
 /**
- * What the next daemon needs to take over the workers if this one dies (SPEC §4.8), kept in
+ * What the next daemon needs to take over the workers if this one dies (docs/lifecycle.md#adoption), kept in
  * tmpDir next to the control socket and replaced atomically on every change. A write that
  * fails (a full file system) is said once, retried with backoff until one succeeds, and shown
  * by {@link problem} meanwhile (`status`).

@@ -3,7 +3,7 @@
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
  * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
  * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
- * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
+ * worker's preload emits the connection on the app's server (src/app/front-receiver.ts).
  *
  * A worker adopted from an earlier daemon (after a crash or an upgrade) has no channel that
  * carries handles: its connections are relayed, bytes piped both ways to the UNIX socket the

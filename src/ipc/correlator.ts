@@ -2,8 +2,8 @@
  * Requests waiting for their replies, matched by id. Each one settles exactly once: by its
  * reply, by its deadline, or by {@link Correlator.settleWhere} when its peer is gone; whatever
  * comes after that (a late reply, a reply to an unknown id) finds nothing and is dropped.
- * Used by the control client (ipc/client.ts) and by the daemon's app messaging
- * (daemon/messaging/messenger.ts).
+ * Used by the control client (ipc/client.ts), by the daemon's app messaging
+ * (daemon/messaging/messenger.ts) and by the worker's (app/app-messaging.ts).
  */
 export class Correlator<T, Peer = undefined> {
   private nextId = 1;

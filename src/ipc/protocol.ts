@@ -139,6 +139,9 @@ export type Reply =
 /** What a worker is to its daemon: published in a slot, standby, replaced and finishing, or starting. */
 export type WorkerRole = 'serving' | 'standby' | 'draining' | 'starting';
 
+/** Where a worker is in its lifecycle (daemon/worker/worker-state.ts has the transitions). */
+export type WorkerState = 'starting' | 'suspended' | 'online' | 'draining' | 'exited';
+
 /** A worker as named in replies; `slot` is null unless it serves a slot (as in `status`). */
 export interface WorkerRef {
   id: string;
@@ -216,7 +219,7 @@ export interface WorkerStatus {
   startedFor?: number | null;
   role: WorkerRole;
   pid: number | null;
-  state: string;
+  state: WorkerState;
   since: number;
   startedAt: number;
   generation: number;
@@ -308,7 +311,7 @@ export interface SlotHealth {
   index: number;
   workerId: string | null;
   /** The worker's state (online, suspended, …), or null when the slot has none. */
-  state: string | null;
+  state: WorkerState | null;
   /** Why the slot does not serve, or null when it accepted a connection. */
   problem: string | null;
 }

@@ -1,6 +1,6 @@
 /**
  * Giving a Node server a connection it did not accept itself, as the front's receivers do
- * (tcp-receiver.ts for plain TCP, tls-receiver.ts once TLS is ended): the connection is counted
+ * (src/app/front-receiver.ts for plain TCP, src/app/tls-receiver.ts once TLS is ended): the connection is counted
  * as net.Server counts the ones it accepts (lib/net.js `onconnection`), then emitted. The
  * socket's end uncounts it and lets a closing server emit 'close' once the last one is gone.
  * Uncounted, `server.close()` would call back at once while handed connections still carry

@@ -1,9 +1,13 @@
 import { ENV } from '../../ipc/worker-protocol';
+import { errorMessage, type Logger } from '../../log';
 import { processStartTicks } from '../proc';
 import { socketOwner } from '../socket-owner';
 import type { DaemonState, WorkerRecord } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { WorkerRole } from '../worker/worker-state';
+import type { Launcher } from './launcher';
+import type { SlotTable } from './slots';
+import type { StandbyPool } from './standby-pool';
 
 /**
  * What the next daemon needs to take over the workers if this one dies or hands over: the
@@ -39,7 +43,7 @@ export function snapshotOf(
  * Why a recorded worker cannot be adopted, or null if it can: it must still run (same pid,
  * same start time), its socket must be where this config puts it, and answer.
  */
-export async function whyNotAdoptable(
+async function whyNotAdoptable(
   record: WorkerRecord,
   expectedSocket: string,
   canConnect: (path: string) => Promise<boolean>,
@@ -59,7 +63,7 @@ export async function whyNotAdoptable(
  * started for it (socket-owner.ts), or null. It serves `slot` when a published link points at
  * its socket; otherwise it was a standby or draining, and is drained.
  */
-export function unlistedRecord(
+function unlistedRecord(
   id: string,
   socketPath: string,
   slot: number | null,
@@ -78,4 +82,76 @@ export function unlistedRecord(
     generation,
     startTicks: processStartTicks(pid),
   };
+}
+
+export interface AdoptionDeps {
+  slots: SlotTable;
+  standbys: StandbyPool;
+  launcher: Launcher;
+  /** How many standbys the config asks for. */
+  standbyCount: number;
+  canConnect: (socketPath: string) => Promise<boolean>;
+  log: Logger;
+}
+
+/**
+ * Takes over the live workers an earlier daemon left: the same pids keep serving in the same
+ * slots; what is dead or no longer fits the config is dropped or drained. Returns how many
+ * were adopted.
+ */
+export async function adoptWorkers(deps: AdoptionDeps, state: DaemonState): Promise<number> {
+  const { slots, standbys, launcher, log } = deps;
+  let adopted = 0;
+  for (const record of state.workers) {
+    const why = await whyNotAdoptable(record, slots.publisher.uniquePath(record.id), deps.canConnect);
+    if (why) {
+      log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
+      continue;
+    }
+    let slot = record.slot !== null && record.role === 'serving' ? slots.list()[record.slot] : undefined;
+    if (slot && (await publishedElsewhere(deps, slot.index, record.socketPath))) {
+      // The link is the truth: a state file written before a switch (or not since) is out of date.
+      log.info(`slot ${slot.index} no longer publishes worker ${record.id} (the state file is out of date)`);
+      slot = undefined;
+    }
+    const worker = launcher.adopt(record, slot?.index ?? null);
+    adopted++;
+    if (slot && !slot.worker) {
+      try {
+        slots.publish(slot, worker);
+        log.info(`slot ${slot.index}: adopted worker ${worker.id} (pid ${worker.pid})`);
+        continue;
+      } catch (err) {
+        log.error(`slot ${slot.index}: ${errorMessage(err)}`);
+      }
+    } else if (record.role === 'standby' && standbys.list().length < deps.standbyCount) {
+      standbys.replaceAll([...standbys.list(), worker]);
+      log.info(`adopted standby ${worker.id} (pid ${worker.pid})`);
+      continue;
+    }
+    log.info(`adopted worker ${worker.id} (pid ${worker.pid}) is not needed; draining it`);
+    void launcher.drain(worker, 'surplus');
+  }
+  return adopted;
+}
+
+/** Whether the slot's published link points at another socket than `socketPath`, one that answers. */
+async function publishedElsewhere(deps: AdoptionDeps, index: number, socketPath: string): Promise<boolean> {
+  const target = deps.slots.publisher.currentTarget(index);
+  return target !== null && target !== socketPath && (await deps.canConnect(target));
+}
+
+/**
+ * The records of the workers behind live sockets of this naming that no state file listed (it
+ * was stale), each found by the process listening on it; one a published link points at serves
+ * that slot.
+ */
+export function unlistedRecords(slots: SlotTable, sockets: string[], generation: number): WorkerRecord[] {
+  const publisher = slots.publisher;
+  return sockets.flatMap((socketPath) => {
+    const id = publisher.workerIdOf(socketPath);
+    const slot = slots.list().find((s) => !s.worker && publisher.currentTarget(s.index) === socketPath);
+    const record = id ? unlistedRecord(id, socketPath, slot?.index ?? null, generation) : null;
+    return record ? [record] : [];
+  });
 }

@@ -87,7 +87,7 @@ export class Launcher {
    * `attempts` tries; an aborted signal stops it and throws AbortedError.
    */
   async start(
-    slot: { index: number; instances: number } | null,
+    slot: { index: number; nextInstance(): number } | null,
     opts: { generation: number; suspended: boolean; attempts: number; signals: AbortSignal[] },
   ): Promise<ManagedWorker> {
     let lastError: unknown;
@@ -161,14 +161,14 @@ export class Launcher {
   }
 
   private spawn(
-    slot: { index: number; instances: number } | null,
+    slot: { index: number; nextInstance(): number } | null,
     generation: number,
     suspended: boolean,
   ): { worker: ManagedWorker; listenHint: () => string | null } {
     const c = this.deps.config();
     const id = newWorkerId();
     const socketPath = this.deps.socketPathFor(id);
-    const instance = slot ? slot.instances++ : this.standbyInstances++;
+    const instance = slot ? slot.nextInstance() : this.standbyInstances++;
     const spawned = this.spawnProcess({
       id,
       socketPath,

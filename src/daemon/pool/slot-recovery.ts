@@ -84,6 +84,35 @@ export class SlotRecovery {
     slot.lastFailure = { at: this.deps.clock.now(), error, stderr: lastLines(stderr) };
   }
 
+  /**
+   * Starts and publishes a worker for each slot with `start` (start, scale-up, adoption fill);
+   * a slot that fails retries with backoff. Returns the failures.
+   */
+  async fill(slots: Slot[], start: (slot: Slot) => Promise<ManagedWorker>): Promise<unknown[]> {
+    const failures: unknown[] = [];
+    await Promise.all(
+      slots.map(async (slot) => {
+        let worker: ManagedWorker;
+        try {
+          worker = await start(slot);
+        } catch (err) {
+          if (err instanceof AbortedError) return;
+          failures.push(err);
+          this.onStartFailure(slot, err);
+          return;
+        }
+        try {
+          this.swapIn(slot, worker);
+        } catch (err) {
+          failures.push(err);
+          void this.deps.drain(worker, 'aborted');
+          this.onStartFailure(slot, err);
+        }
+      }),
+    );
+    return failures;
+  }
+
   /** Publishes the worker in its slot and drains the one it replaces. Throws if it cannot be published. */
   swapIn(slot: Slot, worker: ManagedWorker): void {
     this.cancel(slot);

@@ -12,12 +12,19 @@ export interface SlotFailure {
   stderr: string[];
 }
 
-/** One traffic-serving position: a published path and the worker behind it. */
+/** Sets which worker a slot has: the slot table's alone (not exported). */
+let setWorker: (slot: Slot, worker: ManagedWorker | null) => void;
+
+/**
+ * One traffic-serving position: a published path and the worker behind it. Which worker it
+ * has, and whether it still exists, only the SlotTable changes; the recovery bookkeeping below
+ * only SlotRecovery (slot-recovery.ts). Nothing outside `daemon/pool/` sees a Slot: status and
+ * health read the projection of status.ts.
+ */
 export class Slot {
-  /** The worker the published path points at (null while the slot has none alive). */
-  worker: ManagedWorker | null = null;
-  /** How many workers this slot has had; the `{instance}` of output prefixes. */
-  instances = 0;
+  #worker: ManagedWorker | null = null;
+  #removed = false;
+  #instances = 0;
   restarts = 0;
   lastExit: string | null = null;
   /** The last failure: when, the stderr line that says why, its last stderr lines (SlotFailure). */
@@ -26,15 +33,39 @@ export class Slot {
   retry: { timer: Timer; at: number; delayMs: number } | null = null;
   /** A replacement is starting (so a second failure report does not start another). */
   replacing = false;
-  /** Scaled away: nothing may be published for it any more. */
-  removed = false;
   readonly policy: RestartPolicy;
+
+  static {
+    setWorker = (slot, worker) => {
+      slot.#worker = worker;
+    };
+  }
 
   constructor(
     readonly index: number,
     policy: RestartPolicyOptions,
   ) {
     this.policy = new RestartPolicy(policy);
+  }
+
+  /** The worker the published path points at (null while the slot has none alive). */
+  get worker(): ManagedWorker | null {
+    return this.#worker;
+  }
+
+  /** Scaled away: nothing may be published for it any more. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  /** Marks the slot scaled away (the table, as it drops the slot). */
+  remove(): void {
+    this.#removed = true;
+  }
+
+  /** The `{instance}` of the next worker's output prefix: how many workers this slot has had. */
+  nextInstance(): number {
+    return this.#instances++;
   }
 
   /** Whether a replacement is scheduled or starting. */
@@ -84,15 +115,19 @@ export class SlotTable {
 
   /**
    * Removes the slots from `count` on (the highest first), unpublishing each before its
-   * worker is let go, so nginx never gets a dangling link. Returns the removed slots.
+   * worker is let go, so nginx never gets a dangling link. Returns the removed slots and the
+   * workers they released (the caller drains them).
    */
-  truncate(count: number): Slot[] {
+  truncate(count: number): { removed: Slot[]; released: ManagedWorker[] } {
     const removed = this.slots.splice(count).reverse();
+    const released: ManagedWorker[] = [];
     for (const slot of removed) {
-      slot.removed = true;
+      slot.remove();
       this.publisherNow.unpublish(slot.index);
+      if (slot.worker) released.push(slot.worker);
+      setWorker(slot, null);
     }
-    return removed;
+    return { removed, released };
   }
 
   /**
@@ -143,14 +178,14 @@ export class SlotTable {
 
   /** The slot's worker is gone (crashed): the link stays, pointing at a socket that refuses. */
   vacate(slot: Slot): void {
-    slot.worker = null;
+    setWorker(slot, null);
   }
 
   /** Removes every published path and forgets the workers (stop). */
   clear(): void {
     for (const slot of this.slots) {
       this.publisherNow.unpublish(slot.index);
-      slot.worker = null;
+      setWorker(slot, null);
     }
   }
 
@@ -167,7 +202,7 @@ export class SlotTable {
 
   private assign(slot: Slot, worker: ManagedWorker): ManagedWorker | null {
     const previous = slot.worker;
-    slot.worker = worker;
+    setWorker(slot, worker);
     this.log.info(`slot ${slot.index} -> worker ${worker.id} (pid ${worker.pid})`);
     return previous === worker ? null : previous;
   }

@@ -11,25 +11,23 @@ import type {
 import { errorMessage, type Logger } from '../../log';
 import { type Clock, systemClock } from '../../supervise/clock';
 import type { RestartPolicyOptions } from '../../supervise/restart-policy';
+import { SerialQueue } from '../../supervise/serial-queue';
 import type { WorkerOutput } from '../output';
 import type { Publisher } from '../publisher';
 import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
 import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
-import { snapshotOf, unlistedRecord, whyNotAdoptable } from './adoption';
-import { ConnectionHandover, type HandoverCounts, sumCounts } from './handover';
-import { AbortedError, Launcher } from './launcher';
-import { planReconfigure } from './reconfigure';
+import { adoptWorkers, snapshotOf, unlistedRecords } from './adoption';
+import { ConnectionHandover } from './handover';
+import { Launcher } from './launcher';
+import { applyReconfigure } from './reconfigure';
+import { runRestartTransaction } from './restart-transaction';
+import { Scaling } from './scaling';
 import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
 import { StandbyPool } from './standby-pool';
 import { poolStatus } from './status';
-
-type StartOptions = RestartOptions;
-
-/** How long a restart waits for a replaced worker to say how its idle connections went. */
-const HANDOVER_REPORT_WAIT_MS = 8000;
 
 export interface SupervisorDeps {
   config: Config;
@@ -61,13 +59,15 @@ export class Supervisor {
   private readonly launcher: Launcher;
   private readonly standbys: StandbyPool;
   private readonly recovery: SlotRecovery;
+  private readonly scaling: Scaling;
   private readonly onChange: () => void;
   private readonly onRestart: (ms: number, ok: boolean) => void;
   private readonly canConnect: (socketPath: string) => Promise<boolean>;
   private running = false;
   private suspendedWindow = false;
   private generation = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Commands that change generations run one at a time. */
+  private readonly queue = new SerialQueue();
   /** Aborted by stop() and detach(), so starts in flight give up. */
   private lifetime = new AbortController();
   /** A new socket naming from a reload, used from the next generation on. */
@@ -131,6 +131,18 @@ export class Supervisor {
       clock: this.clock,
       log: deps.log,
     });
+    this.scaling = new Scaling({
+      slots: this.slots,
+      standbys: this.standbys,
+      recovery: this.recovery,
+      launcher: this.launcher,
+      log: deps.log,
+      name: () => this.config.name,
+      setCount: (key, count) => {
+        this.config = { ...this.config, [key]: count };
+      },
+      fillNew: async (slots) => (this.running ? this.fill(slots, this.config.maxStartAttempts) : []),
+    });
   }
 
   get isRunning(): boolean {
@@ -145,8 +157,8 @@ export class Supervisor {
     return this.config;
   }
 
-  start(opts: StartOptions = {}): Promise<StartResult> {
-    return this.serialize(async () => {
+  start(opts: RestartOptions = {}): Promise<StartResult> {
+    return this.queue.run(async () => {
       if (this.running) return { alreadyRunning: true, workers: this.slots.size };
       this.running = true;
       this.suspendedWindow = opts.suspended === true;
@@ -167,11 +179,11 @@ export class Supervisor {
    * before any published path changes, and the swap itself is all or nothing. If anything
    * fails, the new workers are stopped and the current generation stays as it was, supervised.
    */
-  restart(opts: StartOptions = {}): Promise<RestartResult> {
-    return this.serialize(() => this.restartNow(opts));
+  restart(opts: RestartOptions = {}): Promise<RestartResult> {
+    return this.queue.run(() => this.restartNow(opts));
   }
 
-  private async restartNow(opts: StartOptions): Promise<RestartResult> {
+  private async restartNow(opts: RestartOptions): Promise<RestartResult> {
     const began = this.clock.now();
     try {
       const result = await this.restartGeneration(opts);
@@ -183,75 +195,40 @@ export class Supervisor {
     }
   }
 
-  private async restartGeneration(opts: StartOptions): Promise<RestartResult> {
+  private async restartGeneration(opts: RestartOptions): Promise<RestartResult> {
     const wasRunning = this.running;
     this.running = true;
     const generation = ++this.generation;
     const suspended = opts.suspended === true;
-    const abort = new AbortController();
-    const slots = [...this.slots.list()];
-    const targets: (Slot | null)[] = [...slots, ...Array.from({ length: this.config.standby }, () => null)];
-    const results = await Promise.allSettled(
-      targets.map((slot) =>
-        this.startOne(slot, suspended || slot === null, this.attempts(opts), generation, abort.signal).catch(
-          (err: unknown) => {
-            abort.abort();
-            throw err;
+    const attempts = this.attempts(opts);
+    try {
+      return await runRestartTransaction(
+        {
+          slots: this.slots,
+          standbys: this.standbys,
+          recovery: this.recovery,
+          launcher: this.launcher,
+          handover: this.config.handover ? this.handover : null,
+          standbyCount: this.config.standby,
+          log: this.log,
+          start: (slot, signal) =>
+            this.startOne(slot, suspended || slot === null, attempts, generation, signal),
+          takePendingPublisher: () => {
+            const naming = this.pendingPublisher;
+            this.pendingPublisher = null;
+            return naming;
           },
-        ),
-      ),
-    );
-    const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = results.find(
-      (r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof AbortedError),
-    );
-    let handovers: Promise<HandoverCounts | null>[] = [];
-    let reason: string | null = failed
-      ? errorMessage(failed.reason)
-      : abort.signal.aborted
-        ? 'aborted'
-        : null;
-    if (reason === null) {
-      try {
-        if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
-        this.pendingPublisher = null;
-        const replaced = this.slots.publishAll(fresh.slice(0, slots.length));
-        this.suspendedWindow = suspended;
-        for (const slot of slots) {
-          this.recovery.cancel(slot);
-          slot.policy.reset();
-          if (!suspended) slot.worker?.resume();
-        }
-        // Told before 'shutdown': the old workers' connections go to the new ones.
-        handovers = replaced.map((w) =>
-          w && this.config.handover ? this.handover.begin(w, HANDOVER_REPORT_WAIT_MS) : Promise.resolve(null),
-        );
-        for (const w of replaced) if (w) void this.launcher.drain(w, 'replaced');
-        for (const w of this.standbys.replaceAll(fresh.slice(slots.length)))
-          void this.launcher.drain(w, 'replaced');
-      } catch (err) {
-        reason = errorMessage(err);
-      }
-    }
-    if (reason !== null) {
-      this.pendingPublisher = null;
-      await Promise.all(fresh.map((w) => this.launcher.drain(w, 'aborted')));
-      this.running = wasRunning;
-      const outcome = wasRunning ? 'the previous workers keep serving' : 'no workers are running';
-      this.log.error(`restart failed; ${outcome}: ${reason}`);
-      throw new Error(`restart failed, ${outcome}: ${reason}`);
-    }
-    this.onChange();
-    this.log.info(`generation ${generation} is serving${suspended ? ' (suspended until resume)' : ''}`);
-    const workers = slots.map((slot) => ({ slot: slot.index, id: slot.worker!.id, pid: slot.worker!.pid }));
-    // Returns once the old workers' idle connections have moved (or will close the old way).
-    const connections = sumCounts(await Promise.all(handovers));
-    if (handovers.length > 0 && connections.moved + connections.busy + connections.drained > 0) {
-      this.log.info(
-        `connections: ${connections.moved} moved to generation ${generation}, ${connections.busy} busy (move as their responses end), ${connections.drained} close the old way`,
+          published: () => {
+            this.suspendedWindow = suspended;
+          },
+          changed: () => this.onChange(),
+        },
+        { generation, suspended, wasRunning },
       );
+    } catch (err) {
+      this.running = wasRunning;
+      throw err;
     }
-    return { generation, workers, connections };
   }
 
   /** Releases suspended workers (the end of a migration window). */
@@ -273,7 +250,7 @@ export class Supervisor {
   stop(): Promise<{ stopped: number }> {
     // Abort starts in progress now rather than after them: a stop must not wait for an onlineTimeout.
     this.lifetime.abort();
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.running = false;
       this.suspendedWindow = false;
       this.lifetime = new AbortController();
@@ -296,39 +273,20 @@ export class Supervisor {
    * drains. Says which upstream lines nginx now needs (it is not reloaded for us).
    */
   setWorkers(count: number): Promise<{ workers: number; nginx?: UpstreamChange }> {
-    return this.serialize(async () => {
-      const before = this.publishedPaths();
+    return this.queue.run(async () => {
+      const before = this.scaling.publishedPaths();
       try {
-        return { ...(await this.scaleSlots(count)), ...this.upstreamChange(before) };
+        return { ...(await this.scaling.setSlots(count)), ...this.scaling.upstreamChange(before) };
       } catch (err) {
-        this.upstreamChange(before); // logged: the slots changed even if a new worker failed
+        this.scaling.upstreamChange(before); // logged: the slots changed even if a new worker failed
         throw err;
       }
     });
   }
 
-  /** The published path of every slot, as nginx's upstream must list them. */
-  private publishedPaths(): string[] {
-    return this.slots.list().map((s) => this.slots.publisher.publishedPath(s.index));
-  }
-
-  /** The upstream lines to add and remove since `before` (logged), or nothing when none. */
-  private upstreamChange(before: string[]): { nginx?: UpstreamChange } {
-    const after = this.publishedPaths();
-    const add = after.filter((p) => !before.includes(p));
-    const remove = before.filter((p) => !after.includes(p));
-    if (add.length + remove.length === 0) return {};
-    const upstream = this.config.name.replace(/[^A-Za-z0-9_]/g, '_');
-    this.log.warn(
-      `nginx's upstream ${upstream} must change, then reload nginx (nginx -s reload):` +
-        [...add.map((p) => ` add ${p}`), ...remove.map((p) => ` remove ${p}`)].join(';'),
-    );
-    return { nginx: { upstream, add, remove } };
-  }
-
   /** Changes the number of standbys; surplus standbys drain, oldest first, missing ones start. */
   setStandby(count: number): Promise<{ standby: number }> {
-    return this.serialize(async () => this.scaleStandby(count));
+    return this.queue.run(async () => this.scaling.setStandby(count));
   }
 
   /**
@@ -339,46 +297,28 @@ export class Supervisor {
     next: Config,
     nextPublisher: Publisher,
   ): Promise<{ actions: string[]; nginx?: UpstreamChange }> {
-    return this.serialize(async () => {
-      const prev = this.config;
-      const before = this.publishedPaths();
-      const plan = planReconfigure(prev, next);
-      if (plan.fixed.length > 0) {
-        throw new Error(
-          `cannot change ${plan.fixed.join(', ')} while the daemon runs; restart the daemon to apply`,
-        );
-      }
-      const actions: string[] = [];
-      this.config = { ...next, workers: prev.workers, standby: prev.standby };
-      if (plan.socketNaming) this.pendingPublisher = nextPublisher;
-      if (plan.rename) actions.push(`renamed ${plan.rename.from} -> ${plan.rename.to}`);
-      if (plan.tune.length > 0) actions.push(`updated ${plan.tune.join(', ')}`);
-      if (plan.workers) {
-        await this.scaleSlots(plan.workers.to);
-        actions.push(`workers ${plan.workers.from} -> ${plan.workers.to}`);
-      }
-      if (plan.standby) {
-        this.scaleStandby(plan.standby.to);
-        actions.push(`standby ${plan.standby.from} -> ${plan.standby.to}`);
-      }
-      if (plan.restart.length > 0) {
-        if (this.running) {
-          try {
-            await this.restartNow({ suspended: this.suspendedWindow });
-          } catch (err) {
-            // The workers still run the previous config; crash replacements must too.
-            this.config = { ...prev, workers: this.config.workers, standby: this.config.standby };
-            throw err;
-          }
-          actions.push(`restarted the workers (changed: ${plan.restart.join(', ')})`);
-        } else {
-          if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
-          this.pendingPublisher = null;
-          actions.push(`changed ${plan.restart.join(', ')} (applies at the next start)`);
-        }
-      }
-      return { actions: actions.length > 0 ? actions : ['no change'], ...this.upstreamChange(before) };
-    });
+    return this.queue.run(() =>
+      applyReconfigure(
+        {
+          config: () => this.config,
+          setConfig: (config) => {
+            this.config = config;
+          },
+          running: () => this.running,
+          scaling: this.scaling,
+          renameSockets: (publisher) => {
+            this.pendingPublisher = publisher;
+          },
+          applyNaming: () => {
+            if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
+            this.pendingPublisher = null;
+          },
+          restart: () => this.restartNow({ suspended: this.suspendedWindow }),
+        },
+        next,
+        nextPublisher,
+      ),
+    );
   }
 
   /** Every live worker with its role and slot, for status, messaging and the state file. */
@@ -414,45 +354,22 @@ export class Supervisor {
   }
 
   /**
-   * Takes over the live workers an earlier daemon left: the same pids keep serving in the
-   * same slots; what is dead or no longer fits the config is dropped or drained.
+   * Takes over the live workers an earlier daemon left (adoption.ts): the same pids keep
+   * serving in the same slots. Returns how many.
    */
   async adopt(state: DaemonState): Promise<number> {
-    let adopted = 0;
     this.generation = Math.max(this.generation, state.generation);
-    for (const record of state.workers) {
-      const why = await whyNotAdoptable(record, this.slots.publisher.uniquePath(record.id), this.canConnect);
-      if (why) {
-        this.log.info(`not adopting worker ${record.id} (pid ${record.pid}): ${why}`);
-        continue;
-      }
-      let slot =
-        record.slot !== null && record.role === 'serving' ? this.slots.list()[record.slot] : undefined;
-      if (slot && (await this.publishedElsewhere(slot.index, record.socketPath))) {
-        // The link is the truth: a state file written before a switch (or not since) is out of date.
-        this.log.info(
-          `slot ${slot.index} no longer publishes worker ${record.id} (the state file is out of date)`,
-        );
-        slot = undefined;
-      }
-      const worker = this.launcher.adopt(record, slot?.index ?? null);
-      adopted++;
-      if (slot && !slot.worker) {
-        try {
-          this.slots.publish(slot, worker);
-          this.log.info(`slot ${slot.index}: adopted worker ${worker.id} (pid ${worker.pid})`);
-          continue;
-        } catch (err) {
-          this.log.error(`slot ${slot.index}: ${errorMessage(err)}`);
-        }
-      } else if (record.role === 'standby' && this.standbys.list().length < this.config.standby) {
-        this.standbys.replaceAll([...this.standbys.list(), worker]);
-        this.log.info(`adopted standby ${worker.id} (pid ${worker.pid})`);
-        continue;
-      }
-      this.log.info(`adopted worker ${worker.id} (pid ${worker.pid}) is not needed; draining it`);
-      void this.launcher.drain(worker, 'surplus');
-    }
+    const adopted = await adoptWorkers(
+      {
+        slots: this.slots,
+        standbys: this.standbys,
+        launcher: this.launcher,
+        standbyCount: this.config.standby,
+        canConnect: this.canConnect,
+        log: this.log,
+      },
+      state,
+    );
     if (adopted > 0) {
       this.running = state.running;
       this.suspendedWindow = state.suspended;
@@ -465,15 +382,7 @@ export class Supervisor {
    * stale): each found by the process listening on it (adoption.ts). Returns how many.
    */
   adoptUnlisted(sockets: string[], state: { running: boolean; suspended: boolean } | null): Promise<number> {
-    const publisher = this.slots.publisher;
-    const workers = sockets.flatMap((socketPath) => {
-      const id = publisher.workerIdOf(socketPath);
-      const slot = this.slots
-        .list()
-        .find((s) => !s.worker && publisher.currentTarget(s.index) === socketPath);
-      const record = id ? unlistedRecord(id, socketPath, slot?.index ?? null, this.generation) : null;
-      return record ? [record] : [];
-    });
+    const workers = unlistedRecords(this.slots, sockets, this.generation);
     if (workers.length === 0) return Promise.resolve(0);
     return this.adopt({
       version: 1,
@@ -485,12 +394,6 @@ export class Supervisor {
     });
   }
 
-  /** Whether the slot's published link points at another socket than `socketPath`, one that answers. */
-  private async publishedElsewhere(index: number, socketPath: string): Promise<boolean> {
-    const target = this.slots.publisher.currentTarget(index);
-    return target !== null && target !== socketPath && (await this.canConnect(target));
-  }
-
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
   attachWorkerChannel(id: string, pid: number, connection: FrameConnection): boolean {
     return this.launcher.attachChannel(id, pid, connection);
@@ -498,7 +401,7 @@ export class Supervisor {
 
   /** After an adoption: start workers for the slots and standbys still missing. */
   fillMissing(): Promise<void> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       if (!this.running) return;
       await this.fill(
         this.slots.list().filter((slot) => !slot.worker),
@@ -522,62 +425,9 @@ export class Supervisor {
     return state;
   }
 
-  private async scaleSlots(count: number): Promise<{ workers: number }> {
-    const before = this.slots.size;
-    const failures: unknown[] = [];
-    this.config = { ...this.config, workers: count };
-    if (count < before) {
-      for (const slot of this.slots.truncate(count)) {
-        this.recovery.cancel(slot);
-        const worker = slot.worker;
-        slot.worker = null;
-        if (worker) void this.launcher.drain(worker, 'surplus');
-      }
-    } else if (count > before) {
-      const added = this.slots.add(count - before);
-      if (this.running) failures.push(...(await this.fill(added, this.config.maxStartAttempts)));
-    }
-    this.log.info(`workers set to ${count} (was ${before})`);
-    if (failures.length > 0) {
-      throw new Error(
-        `workers set to ${count}, but ${failures.length} new worker(s) failed to start (retrying with backoff): ${errorMessage(failures[0])}`,
-      );
-    }
-    return { workers: count };
-  }
-
-  private scaleStandby(count: number): { standby: number } {
-    this.config = { ...this.config, standby: count };
-    this.standbys.trim();
-    this.standbys.replenish();
-    this.log.info(`standby count set to ${count}`);
-    return { standby: count };
-  }
-
   /** Starts and publishes a worker for each slot; a slot that fails retries with backoff. */
-  private async fill(slots: Slot[], attempts: number): Promise<unknown[]> {
-    const failures: unknown[] = [];
-    await Promise.all(
-      slots.map(async (slot) => {
-        let worker: ManagedWorker;
-        try {
-          worker = await this.startOne(slot, this.suspendedWindow, attempts);
-        } catch (err) {
-          if (err instanceof AbortedError) return;
-          failures.push(err);
-          this.recovery.onStartFailure(slot, err);
-          return;
-        }
-        try {
-          this.recovery.swapIn(slot, worker);
-        } catch (err) {
-          failures.push(err);
-          void this.launcher.drain(worker, 'aborted');
-          this.recovery.onStartFailure(slot, err);
-        }
-      }),
-    );
-    return failures;
+  private fill(slots: Slot[], attempts: number): Promise<unknown[]> {
+    return this.recovery.fill(slots, (slot) => this.startOne(slot, this.suspendedWindow, attempts));
   }
 
   private startOne(
@@ -620,13 +470,7 @@ export class Supervisor {
     if (slot) this.recovery.onBroken(slot, worker);
   }
 
-  private attempts(opts: StartOptions): number {
+  private attempts(opts: RestartOptions): number {
     return opts.maxAttempts ?? this.config.maxStartAttempts;
-  }
-
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 }

@@ -16,6 +16,7 @@ import type { WorkerProcess } from './worker-process';
 import { signalGroup } from './worker-process';
 import {
   advance,
+  can,
   type DrainReason,
   describeExit,
   type ExitInfo,
@@ -170,10 +171,6 @@ export class ManagedWorker extends EventEmitter {
     return this.lifecycle.state === 'exited' ? this.lifecycle.exit : null;
   }
 
-  get drainReason(): DrainReason | null {
-    return this.lifecycle.state === 'draining' ? this.lifecycle.reason : null;
-  }
-
   /** Why the worker said it cannot serve (reportBroken), or null. */
   get brokenReason(): string | null {
     return this.broken;
@@ -257,7 +254,7 @@ export class ManagedWorker extends EventEmitter {
 
   /** Releases a suspended worker; with no channel yet, as soon as one appears. */
   resume(): void {
-    if (this.state !== 'suspended') return;
+    if (!can(this.state, 'resume')) return;
     if (this.send(MSG_RESUME)) {
       this.resumePending = false;
       this.transition({ type: 'resume' });
@@ -275,7 +272,7 @@ export class ManagedWorker extends EventEmitter {
    */
   drain(shutdownTimeout: number, killTimeout: number, reason: DrainReason = 'replaced'): Promise<void> {
     const exited = this.exited();
-    if (this.state === 'exited' || this.state === 'draining') return exited;
+    if (!can(this.state, 'drain')) return exited;
     this.transition({ type: 'drain', reason });
     this.killTimeoutMs = killTimeout;
     // An app seen online only by connecting to it may not listen for 'shutdown'; SIGTERM is
@@ -299,8 +296,8 @@ export class ManagedWorker extends EventEmitter {
    */
   abort(killTimeout: number): Promise<void> {
     const exited = this.exited();
-    if (this.state === 'exited') return exited;
-    if (this.state !== 'draining') this.transition({ type: 'drain', reason: 'aborted' });
+    if (!can(this.state, 'exit')) return exited;
+    if (can(this.state, 'drain')) this.transition({ type: 'drain', reason: 'aborted' });
     this.killTimeoutMs = killTimeout;
     this.signal('SIGTERM', true);
     this.after(killTimeout, () => this.signal('SIGKILL', true));
@@ -351,9 +348,9 @@ export class ManagedWorker extends EventEmitter {
   /** For apps that listen but never call process.send('online') (the plain contract). */
   private pollReadiness(): void {
     const poll = async () => {
-      if (this.state !== 'starting') return;
+      if (!can(this.state, 'online')) return;
       if (await this.canConnect(this.socketPath)) {
-        if (this.state === 'starting') this.transition({ type: 'online', suspended: this.suspendedStart });
+        if (can(this.state, 'online')) this.transition({ type: 'online', suspended: this.suspendedStart });
         return;
       }
       this.after(READINESS_POLL_MS, () => void poll());
@@ -372,15 +369,16 @@ export class ManagedWorker extends EventEmitter {
   }
 
   private onChannel(): void {
-    if (this.resumePending && this.state === 'suspended') this.resume();
+    if (this.resumePending && can(this.state, 'resume')) this.resume();
   }
 
   private onMessage(message: unknown): void {
     if (message === MSG_ONLINE) {
       this.saidOnline = true;
-      if (this.state === 'starting') this.transition({ type: 'online', suspended: this.suspendedStart });
+      if (can(this.state, 'online')) this.transition({ type: 'online', suspended: this.suspendedStart });
     } else if (isBrokenMessage(message)) {
-      if (this.state === 'draining' || this.state === 'exited') return;
+      // A report matters only from a worker that could still be drained for it.
+      if (!can(this.state, 'drain')) return;
       const first = this.broken === null;
       this.broken = message.reason.slice(0, 1024);
       if (!first) return;
@@ -396,7 +394,7 @@ export class ManagedWorker extends EventEmitter {
   }
 
   private onExit(exit: ExitInfo): void {
-    if (this.state === 'exited') return;
+    if (!can(this.state, 'exit')) return;
     const wasDraining = this.state === 'draining';
     for (const timer of this.timers) this.clock.clearTimeout(timer);
     this.timers.clear();

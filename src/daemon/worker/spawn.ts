@@ -54,7 +54,7 @@ export interface SpawnedWorker {
 }
 
 /** The environment a worker gets: the configured one plus the socket and identity variables. */
-export function workerEnvironment(spec: SpawnSpec): NodeJS.ProcessEnv {
+function workerEnvironment(spec: SpawnSpec): NodeJS.ProcessEnv {
   return {
     ...spec.env,
     // process.cwd() in the worker is the physical path; PWD keeps the logical one.

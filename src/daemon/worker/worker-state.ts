@@ -12,10 +12,12 @@
  * Each state carries the facts that only exist in it: when it came online, why it is
  * draining, how it exited.
  */
-export type WorkerState = 'starting' | 'suspended' | 'online' | 'draining' | 'exited';
+import type { WorkerState } from '../../ipc/protocol';
 
 /** What a worker does for the pool (serving, standby, draining, starting); derived from the slot table and the standby pool. */
 export type { WorkerRole } from '../../ipc/protocol';
+/** The states (as replies name them, ipc/protocol.ts). */
+export type { WorkerState };
 
 export interface ExitInfo {
   code: number | null;
@@ -53,25 +55,35 @@ export class IllegalTransitionError extends Error {
   }
 }
 
+/** The lifecycle's one table: the states each event may leave from. */
+const LEAVES_FROM: Record<LifecycleEvent['type'], readonly WorkerState[]> = {
+  online: ['starting'],
+  resume: ['suspended'],
+  drain: ['starting', 'online', 'suspended'],
+  exit: ['starting', 'online', 'suspended', 'draining'],
+};
+
+/** Whether `event` is legal in `state` (guards ask this; advance() throws when it is not). */
+export function can(state: WorkerState, event: LifecycleEvent['type']): boolean {
+  return LEAVES_FROM[event].includes(state);
+}
+
 function onlineAtOf(l: Lifecycle): number | null {
   return l.state === 'starting' ? null : l.onlineAt;
 }
 
 /** The next lifecycle after `event` at time `at`; throws IllegalTransitionError. */
 export function advance(current: Lifecycle, event: LifecycleEvent, at: number): Lifecycle {
-  const illegal = () => new IllegalTransitionError(current.state, event.type);
+  if (!can(current.state, event.type)) throw new IllegalTransitionError(current.state, event.type);
   switch (event.type) {
     case 'online':
-      if (current.state !== 'starting') throw illegal();
       return { state: event.suspended ? 'suspended' : 'online', since: at, onlineAt: at };
     case 'resume':
-      if (current.state !== 'suspended') throw illegal();
-      return { state: 'online', since: at, onlineAt: current.onlineAt };
+      // Only a suspended worker resumes, and it has been online.
+      return { state: 'online', since: at, onlineAt: onlineAtOf(current) ?? at };
     case 'drain':
-      if (current.state === 'draining' || current.state === 'exited') throw illegal();
       return { state: 'draining', since: at, onlineAt: onlineAtOf(current), reason: event.reason };
     case 'exit':
-      if (current.state === 'exited') throw illegal();
       return { state: 'exited', since: at, onlineAt: onlineAtOf(current), exit: event.exit };
   }
 }

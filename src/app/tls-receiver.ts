@@ -1,6 +1,6 @@
 /**
  * In the worker: ends TLS on connections the daemon's front hands over from a `listen` entry
- * with `tls` (tcp-receiver.ts calls it), so the crypto work spreads over the workers and an
+ * with `tls` (front-receiver.ts calls it), so the crypto work spreads over the workers and an
  * unchanged plain-HTTP app serves HTTPS. The PEM material comes from the daemon
  * (fronts/tls-material.ts) as an internal IPC message; a reload sends new material, which is
  * used for new connections while open ones keep theirs.
@@ -130,7 +130,7 @@ function deliver(secure: tlsTypes.TLSSocket, findServer: FindServer, tls: Tls): 
 }
 
 /** The protocols to offer for the app's server (see the file comment). */
-export function alpnFor(tls: Tls, server: net.Server): string[] {
+function alpnFor(tls: Tls, server: net.Server): string[] {
   if (server instanceof tls.Server) {
     return decodeAlpn((server as { ALPNProtocols?: unknown }).ALPNProtocols);
   }

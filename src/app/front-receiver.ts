@@ -1,5 +1,5 @@
 /**
- * The worker side of the daemon's TCP front (tcp-front.ts), loaded by the preload: a
+ * The worker side of the daemon's TCP front (fronts/tcp-front.ts), loaded by the preload: a
  * connection handed over by the daemon is emitted as a 'connection' on the app's HTTP server
  * that listens on the worker's socket (the documented way to inject a connection into a Node
  * server), so an unchanged app serves it; `req.socket.remoteAddress` is the client's own.
@@ -7,11 +7,11 @@
  * the daemon gives it to another worker. A connection from a `listen` entry with `tls` is
  * decrypted here first (tls-receiver.ts); without that entry's material yet, it is refused.
  */
-import net from 'node:net';
 import { isFrontHandoffMeta, isMovedHandoffMeta } from '../ipc/worker-protocol';
 import { acceptHandoffs } from '../net/handoff';
 import { injectConnection } from '../net/inject';
 import { TlsTerminator } from './tls-receiver';
+import { socketServers } from './worker-servers';
 
 interface CountedChannel {
   unref(): void;
@@ -21,18 +21,8 @@ interface CountedChannel {
 /** `shuttingDown`: the daemon asked this worker to stop (it takes no new connections then). */
 export function installFrontReceiver(socketPath: string, shuttingDown: () => boolean): void {
   if (typeof process.send !== 'function') return;
-  const servers = new Set<net.Server>();
-  const listen = net.Server.prototype.listen;
-  net.Server.prototype.listen = function patchedListen(this: net.Server, ...args: unknown[]) {
-    this.once('listening', () => {
-      if (this.address() !== socketPath) return;
-      servers.add(this);
-      this.once('close', () => servers.delete(this));
-    });
-    return (listen as (...a: unknown[]) => net.Server).apply(this, args);
-  } as net.Server['listen'];
-
-  const findServer = () => [...servers].find((s) => s.listening);
+  const servers = socketServers(socketPath);
+  const findServer = () => servers.find();
   const terminator = new TlsTerminator();
   terminator.install();
   acceptHandoffs((socket, meta) => {
