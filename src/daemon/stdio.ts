@@ -24,6 +24,8 @@ export interface WritableTarget {
 /** Where a line of text goes: a stdio stream or a log file. Never throws. */
 export interface Sink {
   write(text: string): void;
+  /** A sink that loses nothing (a log file): null while it has room, else what to wait for. */
+  room?(): Promise<void> | null;
 }
 
 /**
