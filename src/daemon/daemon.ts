@@ -26,6 +26,7 @@ import { StateFile } from './state-file';
 import { daemonStdio, internalErrorReporter, successorStdio } from './stdio';
 import { inspectIpcDir, inspectTmpDir } from './tmpdir';
 import { TmpDirWatch } from './tmpdir-watch';
+import { channelGarbageFilter } from './worker/internal-messages';
 import { isServing } from './worker/worker-state';
 
 export class DaemonStartError extends Error {}
@@ -567,7 +568,10 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   const log = daemon.log;
   // A supervisor must outlive its own bugs: report them (never re-entering the report, never
   // to a sink that failed) and keep the workers served.
-  const internalError = internalErrorReporter((message) => log.error(message));
+  const internalError = internalErrorReporter(
+    (message) => log.error(message),
+    channelGarbageFilter((line) => log.warn(line)),
+  );
   process.on('uncaughtException', internalError);
   process.on('unhandledRejection', internalError);
   await new Promise<void>((resolve) => {
