@@ -25,6 +25,8 @@ export interface WritableTarget {
 /** Where a line of text goes: a stdio stream or a log file. Never throws. */
 export interface Sink {
   write(text: string): void;
+  /** A sink that loses nothing (a log file): null while it has room, else what to wait for. */
+  room?(): Promise<void> | null;
 }
 
 /**
@@ -121,12 +123,18 @@ export function successorStdio(): ['ignore', 'inherit' | 'ignore', 'inherit' | '
 /**
  * An uncaughtException / unhandledRejection handler that cannot feed itself: a report that
  * throws (or fails again while being reported) is not reported again, and it only writes
- * through `report`, which writes through a sink that drops output once it has failed.
+ * through `report`, which writes through a sink that drops output once it has failed. An error
+ * `known` takes (and says itself) is not reported.
  */
-export function internalErrorReporter(report: (message: string) => void): (err: unknown) => void {
+export function internalErrorReporter(
+  report: (message: string) => void,
+  known: (err: unknown) => boolean = () => false,
+): (err: unknown) => void {
   let reporting = false;
   return (err) => {
     if (reporting) return;
+    // Said its own way (once per interval, say), not as a bug with its stack.
+    if (known(err)) return;
     reporting = true;
     try {
       const text = err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -28,6 +28,27 @@ test('descriptors a worker sends unasked (messages, forged handover moves) are c
   await waitFor('the daemon holding none of them', () => fds(pid) < 60);
 });
 
+test('forged internal messages (NODE_HANDLE_ACK, lines that are not JSON) are one line each per interval, with a count, no stack', async () => {
+  app = makeApp({ workers: 1, env: ['FORGED=200'] }, 'forges-internal.js');
+  daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+  const d = daemon;
+  await d.waitOutput(/forged done/);
+  // The count of each interval (10 s) comes in one more line.
+  await d.waitOutput(
+    /sent \d+ acknowledgements of a descriptor the daemon did not send \(NODE_HANDLE_ACK\); ignored in the last 10 s/,
+  );
+  await d.waitOutput(
+    /a worker wrote \d+ lines that are not a message on its IPC channel; ignored in the last 10 s/,
+  );
+  const lines = (pattern: RegExp) => d.output.split('\n').filter((l) => pattern.test(l));
+  // 200 of each, said in a few lines (the first at once, then one per 10 s).
+  assert.ok(lines(/NODE_HANDLE_ACK/).length < 10, d.output);
+  assert.ok(lines(/not a message on its IPC channel/).length < 10, d.output);
+  assert.doesNotMatch(d.output, /internal error|ERR_INTERNAL_ASSERTION|SyntaxError|\n {4}at /);
+  const s = await d.status();
+  assert.equal(s.workers[0]?.state, 'online');
+});
+
 test('a pipelined flood of GET /readyz on one connection: one health check at a time, the rest 503 past 100', async () => {
   const port = await freePort();
   app = makeApp({ workers: 2, metrics: `127.0.0.1:${port}` }, 'lib.js');

@@ -87,9 +87,31 @@ describe('nodesockd health', () => {
     assert.match(
       r.stdout,
       new RegExp(
-        `^unhealthy: slot 0: worker w[0-9a-f]{8} does not accept connections on ${running!.app.published(0)}\\n$`,
+        `^unhealthy: slot 0: worker w[0-9a-f]{8} \\(pid \\d+\\) does not accept connections on ${running!.app.published(0)}\\n$`,
       ),
     );
+  });
+
+  test('a SIGSTOPped worker does not serve (its socket still completes connections): the slot and pid named, healthy again after SIGCONT', async () => {
+    const port = await freePort();
+    const d = await start({ workers: 2, metrics: `127.0.0.1:${port}` });
+    const [, pid] = await d.slotPids();
+    assert.ok(pid);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const r = await d.cli(['health']);
+      assert.equal(r.code, 1, r.stdout);
+      const reason = `slot 1: worker w[0-9a-f]{8} \\(pid ${pid}\\) is stopped \\(SIGSTOP\\): it accepts no connection until it is continued \\(SIGCONT\\)`;
+      assert.match(r.stdout, new RegExp(`^unhealthy: ${reason}\\n$`));
+      const ready = await httpRequest({ port }, { path: '/readyz' });
+      assert.equal(ready.status, 503);
+      assert.match(ready.body, new RegExp(`^not ready: ${reason}`));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const r = await d.cli(['health']);
+    assert.equal(r.code, 0, r.stdout);
+    assert.equal((await httpRequest({ port }, { path: '/readyz' })).status, 200);
   });
 
   test('workers stopped: exit 1; no daemon: exit 2 and one line on stderr', async () => {

@@ -154,6 +154,44 @@ test('tmpDir removed and re-created: the daemon takes its lock again, and a seco
   assert.equal((await d.status()).pid, pid);
 });
 
+test('a daemon started before the first has its lock file back refuses: the lock does not go with tmpDir', async () => {
+  const a = openApp();
+  const d = await started(a);
+  const pid = d.child.pid ?? -1;
+  // The race at its worst: the first daemon cannot take its lock file again before the second
+  // looks for it, for it is stopped (it takes it within a second when it runs).
+  process.kill(pid, 'SIGSTOP');
+  cleanups.push(() => {
+    if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+  });
+  let second: Daemon | undefined;
+  try {
+    fs.rmSync(a.tmpDir, { recursive: true, maxRetries: 20 });
+    fs.mkdirSync(a.tmpDir, { mode: 0o755 });
+    const other = new Daemon(['daemon', '-c', a.configFile], a.ipcFile);
+    second = other;
+    cleanups.push(async () => {
+      const workers = await other.status().then(
+        (s) => s.workers.map((w) => w.pid ?? -1),
+        () => [],
+      );
+      await other.kill();
+      killAll(workers.filter(isAlive));
+    });
+    await waitFor('the second daemon to refuse and exit', () => other.child.exitCode !== null);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  assert.equal(second.child.exitCode, 1, second.output);
+  assert.match(
+    second.output,
+    new RegExp(`another nodesockd daemon \\(pid ${pid}\\) is already running on .*whose file .* was removed`),
+  );
+  await d.waitOutput(/was gone or replaced; took the daemon lock again/);
+  const s = await waitFor('the control socket back', () => d.status().catch(() => undefined));
+  assert.equal(s.pid, pid);
+});
+
 let work = '';
 let nextDist = '';
 before(() => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -196,4 +196,53 @@ test('one huge stderr line of a failing worker does not break restart or status'
   });
   const s = await d.cli(['status']);
   assert.equal(s.code, 0, s.stderr);
+});
+
+test('a log file slower than the worker loses nothing of a 20 MB burst: the worker waits for it', async () => {
+  const lines = 1_400_000;
+  const a = app({ workers: 1, stdout: 'out.fifo', env: ['PATH', `BURST_LINES=${lines}`] });
+  // The slowest file there is: a FIFO whose reader reads nothing until the test lets it. Opened
+  // read-write, it never reports an end (the daemon may open and close it before it writes).
+  const fifo = path.join(a.dir, 'out.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const reader = spawn('sh', ['-c', 'exec cat <> "$0"', fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => {
+    reader.kill('SIGKILL');
+  });
+  reader.stdout.pause();
+  const d = await started(a);
+  const [worker] = await d.slotPids();
+  assert.ok(worker);
+  let burstBytes = 0;
+  for (let i = 0; i < lines; i++) burstBytes += `burst ${i}\n`.length;
+  await waitFor(
+    'the worker to wait for the file, or to have written the whole burst',
+    () =>
+      /out\.fifo is slower than the workers' output: they wait for it/.test(d.output) ||
+      bytesWritten(worker) >= burstBytes,
+    { timeoutMs: 60_000 },
+  );
+
+  let tail = '';
+  let next = 0;
+  let done = false;
+  const unexpected: string[] = [];
+  reader.stdout.on('data', (chunk: Buffer) => {
+    const text = tail + chunk.toString();
+    const cut = text.lastIndexOf('\n') + 1;
+    tail = text.slice(cut);
+    for (const line of text.slice(0, cut).split('\n')) {
+      if (line === '') continue;
+      if (line === `[0.0] burst ${next}`) next++;
+      else if (line === '[0.0] burst done') done = true;
+      else if (unexpected.length < 5) unexpected.push(`${line} (expected burst ${next})`);
+    }
+  });
+  reader.stdout.resume();
+  await waitFor('the whole burst in the file', () => done || unexpected.length > 0, {
+    timeoutMs: 120_000,
+  });
+  assert.deepEqual(unexpected, [], 'every line, in order, nothing dropped');
+  assert.equal(next, lines);
+  assert.doesNotMatch(d.output, /dropped/);
 });

@@ -32,6 +32,7 @@ import {
   underSupervisor,
   waitForPredecessor,
 } from './upgrade-handover';
+import { channelGarbageFilter } from './worker/internal-messages';
 import { isServing } from './worker/worker-state';
 
 /** How often the daemon checks that tmpDir and its control socket are still there (tmpdir-watch.ts). */
@@ -505,7 +506,10 @@ export async function runDaemon(loaded: LoadedConfig, options: DaemonOptions = {
   const log = daemon.log;
   // A supervisor must outlive its own bugs: report them (never re-entering the report, never
   // to a sink that failed) and keep the workers served.
-  const internalError = internalErrorReporter((message) => log.error(message));
+  const internalError = internalErrorReporter(
+    (message) => log.error(message),
+    channelGarbageFilter((line) => log.warn(line)),
+  );
   process.on('uncaughtException', internalError);
   process.on('unhandledRejection', internalError);
   return new Promise<number>((resolve) => {

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { errorMessage, type Logger } from '../log';
 import { DaemonLock, lockOwner } from './lock';
+import { boundListenerHolders, socketInodeOfFd } from './socket-owner';
 import { socketInode as inodeOf, probeSocket } from './socket-probe';
 import { dirProblem } from './tmpdir';
 
@@ -32,6 +33,14 @@ const WATCH_MS = 1000;
  * On `restart --upgrade` the daemon passes the listening socket itself to its successor
  * ({@link LOCK_FD_ENV}), so the lock is held without a gap. If the file is removed (with
  * tmpDir) or replaced, the daemon takes the lock again once the directory is back.
+ *
+ * The file is only the lock's name: the lock is the socket, which a removed tmpDir does not
+ * take. Until the daemon has a file again (it looks every WATCH_MS), another daemon started
+ * meanwhile would find no file and take the lock beside it; so a daemon finding no live file
+ * first asks the kernel, which lists every socket under the path it was bound to for as long as
+ * it is open (/proc/net/unix): a listening socket bound at the lock's name (or at the temporary
+ * name it is bound to before its link) that a live process of this user holds is a lock held.
+ * No other user can hold one that counts, so none can keep the daemon from starting.
  */
 export class InstanceLock {
   private watch: NodeJS.Timeout | null = null;
@@ -55,10 +64,11 @@ export class InstanceLock {
     const inherited = await takeInherited(file, log);
     if (inherited) return new InstanceLock(ipcFile, file, inherited.server, inherited.ino, log);
     const taken = await take(file);
-    if (taken === 'held') {
-      const owner = lockOwner(ipcFile);
+    if ('heldBy' in taken) {
+      const owner = taken.heldBy ?? lockOwner(ipcFile);
+      const gone = taken.heldBy === null ? '' : ` (it holds its lock, whose file ${file} was removed)`;
       throw new Error(
-        `another nodesockd daemon${owner ? ` (pid ${owner})` : ''} is already running on ${ipcFile}`,
+        `another nodesockd daemon${owner ? ` (pid ${owner})` : ''} is already running on ${ipcFile}${gone}`,
       );
     }
     return new InstanceLock(ipcFile, file, taken.server, taken.ino, log);
@@ -70,8 +80,8 @@ export class InstanceLock {
    * to the successor.
    */
   passOn(childFd: number): { fd: number; env: string } | null {
-    const fd = (this.server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) return null;
+    const fd = serverFd(this.server);
+    if (fd === null) return null;
     this.passedOn = true;
     return { fd, env: `${childFd}:${this.ino}` };
   }
@@ -93,13 +103,13 @@ export class InstanceLock {
       const unsafe = dirProblem(dir);
       if (unsafe)
         return this.report(`${this.path} is gone or replaced; not taking the lock again: ${unsafe}`);
-      const taken = await take(this.path);
+      const taken = await take(this.path, this.server);
       if (!this.watch) {
-        if (taken !== 'held') await closeServer(taken.server, this.path, taken.ino);
+        if (!('heldBy' in taken)) await closeServer(taken.server, this.path, taken.ino);
         return;
       }
-      if (taken === 'held') {
-        const owner = lockOwner(this.ipcFile);
+      if ('heldBy' in taken) {
+        const owner = taken.heldBy ?? lockOwner(this.ipcFile);
         const pid = owner && owner !== process.pid ? ` (pid ${owner})` : '';
         return this.report(
           `${this.path} was replaced by a lock another process holds${pid}: ` +
@@ -141,18 +151,23 @@ function lockServer(): net.Server {
   return server;
 }
 
+type Taken = { server: net.Server; ino: number } | { heldBy: number | null };
+
 /**
- * Takes the lock at `file`, or finds it held. A file nobody listens on (its daemon died) is
- * moved aside and the lock taken; a file that is not a socket is refused.
+ * Takes the lock at `file`, or finds it held (by the pid, when known). A file nobody listens on
+ * (its daemon died) is moved aside and the lock taken; a file that is not a socket is refused.
+ * With no live file, a lock socket whose file is gone still holds it (`own`: this daemon's).
  */
-async function take(file: string): Promise<{ server: net.Server; ino: number } | 'held'> {
+async function take(file: string, own?: net.Server): Promise<Taken> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = fs.lstatSync(file, { throwIfNoEntry: false });
     if (existing) {
       if (!existing.isSocket()) throw new Error(`${file} exists and is not a socket; refusing to replace it`);
-      if ((await probeSocket(file)) === 'alive') return 'held';
-      removeStale(file, existing.ino);
+      if ((await probeSocket(file)) === 'alive') return { heldBy: null };
     }
+    const holder = heldWithoutFile(file, own);
+    if (holder !== null) return { heldBy: holder };
+    if (existing) removeStale(file, existing.ino);
     const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
     const server = lockServer();
     await listenPrivate(server, tmp);
@@ -192,6 +207,23 @@ function removeStale(file: string, staleIno: number): void {
     // Taken again meanwhile: that daemon holds it.
   }
   fs.rmSync(aside, { force: true });
+}
+
+/**
+ * The pid of another process of this user that holds a lock socket of `file` (bound at its name,
+ * or at a temporary name of {@link take}) although the file is gone or not that socket; or null.
+ */
+function heldWithoutFile(file: string, own?: net.Server): number | null {
+  const ownFd = own ? serverFd(own) : null;
+  const ownInode = ownFd === null ? null : socketInodeOfFd(ownFd);
+  const bound = (name: string) => name === file || (name.startsWith(`${file}.`) && name.endsWith('.tmp'));
+  return boundListenerHolders(bound, new Set(ownInode === null ? [] : [ownInode]))[0] ?? null;
+}
+
+/** The descriptor of a listening server, or null. */
+function serverFd(server: net.Server): number | null {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 
 /** Binds and listens at `file`, reachable by this user alone from the start (umask 077 for that one synchronous bind). */

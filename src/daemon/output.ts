@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../log';
-import { type DaemonStdio, daemonStdio, type Sink, StreamSink } from '../stdio';
+import { RepeatedWarning } from '../repeated-warning';
+import { type DaemonStdio, daemonStdio, MAX_QUEUED_BYTES, type Sink, StreamSink } from '../stdio';
 import { LogHistory } from './log-history';
 
 export interface OutputTags {
@@ -21,13 +22,24 @@ const SPLIT_MARKER_BYTES = Buffer.from(SPLIT_MARKER);
 /** A log file that cannot be written is retried after this, doubling up to RETRY_MAX_MS. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 1000;
+/**
+ * What a log file may hold for its disk before the workers writing to it wait. A worker pipe is
+ * paused once its chunk is queued, so each adds at most a chunk (64 KiB of a pipe, its lines
+ * prefixed) beyond this; FILE_MAX_QUEUED_BYTES only guards memory should that ever fail.
+ */
+const FILE_ROOM_BYTES = MAX_QUEUED_BYTES;
+const FILE_MAX_QUEUED_BYTES = 64 * MAX_QUEUED_BYTES;
+/** The "workers wait for the file" warning: the first at once, then a count per interval. */
+const WAIT_WARNING_MS = 60_000;
 
 /**
  * Where worker stdout/stderr lines go: the daemon's memory of recent output (`logs`,
  * log-history.ts), and the configured files, else the daemon's own stdout and stderr, each line
  * prefixed with `outputPrefix` ({date}, {worker}, {instance}, {id}). Memory stays bounded
  * whatever a worker writes: lines are cut at MAX_LINE_BYTES, the history is bounded in bytes,
- * and a sink that does not keep up drops output (counted, see stdio.ts) instead of queueing it.
+ * a log file slower than the workers makes them wait (their pipes are paused until it has
+ * room: a file loses nothing), and the daemon's stdout or stderr that does not keep up drops
+ * output (counted, see stdio.ts) instead of queueing it.
  */
 export class WorkerOutput {
   readonly history = new LogHistory();
@@ -113,7 +125,13 @@ export class WorkerOutput {
         );
       }
     };
-    from.on('data', (chunk: Buffer) => emit(splitter.push(chunk)));
+    from.on('data', (chunk: Buffer) => {
+      emit(splitter.push(chunk));
+      const room = (kind === 'stdout' ? this.out : this.err).room?.();
+      if (!room) return;
+      from.pause();
+      void room.then(() => from.resume());
+    });
     from.on('end', () => emit(splitter.end()));
     // The worker is gone; its 'exit' is handled elsewhere.
     from.on('error', () => {});
@@ -194,7 +212,9 @@ function capLine(bytes: Buffer, max: number): string {
  * A log file that survives its errors: after a failed write (ENOSPC, EIO, a vanished directory)
  * its output is dropped and counted, and the file is reopened after a backoff until a write
  * succeeds; the first line written then says how much was lost. Opened synchronously, so its
- * mode (0640 minus the umask) never depends on what else the process does meanwhile.
+ * mode (0640 minus the umask) never depends on what else the process does meanwhile. A file
+ * that is written but slower than the workers loses nothing: past FILE_ROOM_BYTES queued,
+ * {@link room} tells its writers to wait for it.
  */
 class FileSink implements Sink {
   private stream: fs.WriteStream | null = null;
@@ -206,12 +226,43 @@ class FileSink implements Sink {
   private retryDelay = RETRY_FIRST_MS;
   private retryTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Resolves the writers waiting for room; null while none waits. */
+  private roomMade: (() => void) | null = null;
+  private roomWanted: Promise<void> | null = null;
+  private readonly waitWarning: RepeatedWarning;
 
   constructor(
     readonly path: string,
     private readonly report: (message: string) => void,
   ) {
+    this.waitWarning = new RepeatedWarning(
+      report,
+      (n) => `${path} is slower than the workers' output: they wait for it${n > 1 ? ` (${n} times)` : ''}`,
+      WAIT_WARNING_MS,
+    );
     this.open();
+  }
+
+  /**
+   * Null while the file has room; else what a writer waits for before it writes more: the
+   * file's queue drained, or the file replaced, failed (its output is then dropped) or closed.
+   */
+  room(): Promise<void> | null {
+    if (this.roomWanted) return this.roomWanted;
+    if (!this.stream || this.stream.writableLength < FILE_ROOM_BYTES) return null;
+    this.waitWarning.note();
+    this.roomWanted = new Promise<void>((resolve) => {
+      this.roomMade = resolve;
+    });
+    return this.roomWanted;
+  }
+
+  /** The writers waiting for room go on. */
+  private makeRoom(): void {
+    const made = this.roomMade;
+    this.roomMade = null;
+    this.roomWanted = null;
+    made?.();
   }
 
   write(text: string): void {
@@ -230,6 +281,7 @@ class FileSink implements Sink {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.open();
+    this.makeRoom();
   }
 
   close(): void {
@@ -239,6 +291,7 @@ class FileSink implements Sink {
     this.stream?.end();
     this.stream = null;
     this.sink = null;
+    this.makeRoom();
   }
 
   private open(): void {
@@ -251,10 +304,18 @@ class FileSink implements Sink {
     }
     const stream = fs.createWriteStream(this.path, { fd });
     this.stream = stream;
-    // An error of a stream already replaced (a late write callback) is not this one's.
-    this.sink = new StreamSink(stream, this.path, (err) => {
-      if (this.stream === stream) this.failed(err);
+    stream.on('drain', () => {
+      if (this.stream === stream) this.makeRoom();
     });
+    // An error of a stream already replaced (a late write callback) is not this one's.
+    this.sink = new StreamSink(
+      stream,
+      this.path,
+      (err) => {
+        if (this.stream === stream) this.failed(err);
+      },
+      FILE_MAX_QUEUED_BYTES,
+    );
     if (this.failure && this.lost > 0) {
       const lost = this.lost;
       this.lost = 0;
@@ -268,6 +329,7 @@ class FileSink implements Sink {
     this.stream?.destroy();
     this.stream = null;
     this.sink = null;
+    this.makeRoom();
   }
 
   private failed(err: unknown): void {

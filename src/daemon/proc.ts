@@ -18,6 +18,16 @@ export function isAlive(pid: number): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
+/**
+ * Whether a process is stopped (SIGSTOP, SIGTSTP: state T; a debugger's stop: t). It holds its
+ * sockets, and the kernel still completes connections into their listen backlog, but nothing
+ * accepts them until it is continued.
+ */
+export function isStopped(pid: number): boolean {
+  const state = processState(pid);
+  return state === 'T' || state === 't';
+}
+
 /** The state letter of a process (R, S, D, T, Z, X, …) from /proc, or null where /proc has none. */
 function processState(pid: number): string | null {
   try {
