@@ -342,6 +342,7 @@ export class ServiceAgent extends EventEmitter {
   #drain(timeoutMs: number | null): void {
     if (this.#draining) return;
     this.#draining = true;
+    this.log.debug(`${this.agentDescription}: draining.`);
     this.#stopHandoffs?.();
     // Stop listening on the front's port first: new clients go to the other threads. What
     // is in this listener's accept queue when it closes is reset by the kernel (unless
