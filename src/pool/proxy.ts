@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import type { Worker, WorkerOptions } from 'node:worker_threads';
 import { type Clock, systemClock } from '../daemon/clock.js';
+import { DirectAccept } from './direct-accept.js';
 import { log, type PoolLogger } from './log.js';
 import {
   checkNonNegative,
@@ -19,16 +20,7 @@ import {
   type ShutdownOptions,
   type WorkerType,
 } from './options.js';
-import {
-  type AcceptAddress,
-  MSG_ACCEPT,
-  MSG_ACCEPTING,
-  MSG_LISTENING,
-  MSG_LOAD,
-  MSG_LOG,
-  type WorkerToFront,
-} from './protocol.js';
-import { listenWithReusePort, type ReusePortListen, reusePortSupported } from './reuse-port.js';
+import { MSG_ACCEPTING, MSG_LISTENING, MSG_LOAD, MSG_LOG, type WorkerToFront } from './protocol.js';
 import { Router } from './router.js';
 import { Scaler } from './scaler.js';
 import { spawnWorker } from './spawn.js';
@@ -74,6 +66,8 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   workerURL: string | URL;
   maxWorkers?: number;
   workersCheckingInterval?: number;
+  /** Socketnaut's scale-down timer; unset here: the checks run on the pool's clock, and shutdown() stops them. */
+  workersCheckingIntervalTimeout?: NodeJS.Timeout;
   workerOptions?: WorkerOptions;
   readonly workerType: WorkerType;
   /** The pool, least-loaded first. Draining and exited workers are not in it. */
@@ -87,8 +81,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   readonly #room: WaitingRoom;
   readonly #router: Router<W>;
   readonly #scaler: Scaler<WorkerAgent<W>>;
-  #reusePort: ReusePortListen | null = null;
-  #accept: AcceptAddress | null = null;
+  #direct: DirectAccept | null = null;
   readonly #all = new Set<WorkerAgent<W>>();
   readonly #clients = new Set<net.Socket>();
   #readyArgs: WorkerAgent<W>[] | null = null;
@@ -237,16 +230,8 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       (server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
       server.on('connection', this.#onConnection);
     }
-    if (this.#o.reusePort && !this.#o.tlsFront) {
-      if (!reusePortSupported())
-        this.log.warn(
-          `reusePort needs Node.js 22.12 or 23.1 or later (this is ${process.version}): the front relays every connection`,
-        );
-      else {
-        this.#reusePort = listenWithReusePort(server);
-        this.#hookClose(server);
-      }
-    }
+    if (this.#o.reusePort && !this.#o.tlsFront)
+      this.#direct = DirectAccept.for(server, this.log, () => this.#all);
     let logged = '';
     const onListening = (): void => {
       this.proxyAddressInfo = server.address();
@@ -255,48 +240,10 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       if (logged !== this.proxyAddressInfoRepr)
         this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
       logged = this.proxyAddressInfoRepr;
-      this.#acceptOn(this.proxyAddressInfo);
+      this.#direct?.listening(this.proxyAddressInfo);
     };
     if (server.listening) onListening();
     server.on('listening', onListening);
-  }
-
-  /** `reusePort`: the threads accept on the front's address `a` too. */
-  #acceptOn(a: net.AddressInfo | string | null): void {
-    const reuse = this.#reusePort;
-    if (reuse === null || a === null || typeof a !== 'object') return;
-    if (reuse.used()) {
-      if (this.#accept?.host !== a.address || this.#accept.port !== a.port)
-        this.#setAccept({ host: a.address, port: a.port });
-    }
-    // listen() came before the proxy (or was still looking its host up): listen again with SO_REUSEPORT.
-    else if (!reuse.seen())
-      reuse.relisten(a, (err) =>
-        this.log.warn(
-          `reusePort: could not listen again on ${a.address}:${a.port} with SO_REUSEPORT (${err.message}): the front relays every connection`,
-        ),
-      );
-  }
-
-  /** Tells every thread where to accept clients itself (or, with null, to stop). */
-  #setAccept(accept: AcceptAddress | null): void {
-    this.#accept = accept;
-    for (const a of this.#all) {
-      if (accept === null) a.direct = false;
-      if (a.state === 'exited' || a.state === 'draining' || !a.proc.isThread) continue;
-      a.proc.post({ type: MSG_ACCEPT, accept });
-    }
-  }
-
-  /** `server.close()` stops the threads' own accepting too, at once. */
-  #hookClose(server: net.Server): void {
-    const original = server.close;
-    const proxy = this;
-    const patched = function (this: net.Server, ...args: unknown[]): net.Server {
-      if (proxy.#accept !== null) proxy.#setAccept(null);
-      return Reflect.apply(original, this, args) as net.Server;
-    };
-    Object.defineProperty(server, 'close', { value: patched, configurable: true, writable: true });
   }
 
   #onConnection = (socket: net.Socket): void => {
@@ -311,7 +258,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
 
   #spawn(): WorkerAgent<W> {
     this.#stats.spawned += 1;
-    const proc = spawnWorker<W>({ ...this.#o, log: this.log }, this.#accept);
+    const proc = spawnWorker<W>({ ...this.#o, log: this.log }, this.#direct?.address ?? null);
     const agent = new WorkerAgent<W>(proc, this.#clock);
     proc.onMessage((m) => this.#onMessage(agent, m));
     void proc.exited.then((code) => this.#onExit(agent, code));
@@ -324,7 +271,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   #onMessage(agent: WorkerAgent<W>, m: WorkerToFront): void {
     if (m.type === MSG_LOG) this.log.write(m.record);
     else if (m.type === MSG_ACCEPTING) {
-      agent.direct = m.ok && this.#accept !== null;
+      agent.direct = m.ok && (this.#direct?.address ?? null) !== null;
       if (!m.ok && m.error)
         this.log.warn(
           `worker ${agent.id} cannot accept on the front's port (${m.error}): its share is relayed`,
