@@ -25,7 +25,7 @@ import { Router } from './router.js';
 import { Scaler } from './scaler.js';
 import { spawnWorker } from './spawn.js';
 import { WaitingRoom } from './waiting-room.js';
-import { WorkerAgent } from './worker-agent.js';
+import { can, WorkerAgent } from './worker-agent.js';
 
 export type { ServiceProxyOptions, ShutdownOptions, WorkerType } from './options.js';
 export { WorkerAgent, type WorkerState } from './worker-agent.js';
@@ -281,7 +281,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
       this.#router.reorder(agent);
     } else if (m.type === MSG_LISTENING) {
       // A worker asked to drain before it listened is not brought back.
-      if (agent.state !== 'starting') return;
+      if (!can(agent.state, 'ready')) return;
       agent.online(m.connect, m.hop);
       this.log.debug(`worker ${agent.id} is listening on ${JSON.stringify(m.connect)}`);
       this.emit('online', agent);
@@ -325,7 +325,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
 
   /** Asks `agent` to drain and exit, killed `timeoutMs` + 2 s later if still there (null: never killed). */
   #drain(agent: WorkerAgent<W>, timeoutMs: number | null): void {
-    if (agent.state === 'exited' || agent.state === 'draining') return;
+    if (!can(agent.state, 'drain')) return;
     agent.draining();
     const i = this.agents.indexOf(agent);
     if (i !== -1) this.agents.splice(i, 1);
