@@ -125,6 +125,9 @@ export class ServiceAgent extends EventEmitter {
   /** This thread's own listeners on the front's port, and the connections they accepted. */
   #direct: net.Server[] = [];
   readonly #directOpen = new Set<net.Socket>();
+  /** The connections handed to this process, open ones and all (the front counts relayed ones itself). */
+  readonly #handedOpen = new Set<net.Socket>();
+  #received = 0;
   #listening = false;
   #stopHandoffs: (() => void) | null = null;
   #draining = false;
@@ -150,7 +153,10 @@ export class ServiceAgent extends EventEmitter {
         const m = meta as HandoffMeta | null;
         // What the front read while the connection waited for a worker comes first.
         if (m?.head) socket.unshift(Buffer.from(m.head, 'base64'));
+        this.#handedOpen.add(socket);
+        socket.once('close', () => this.#handedOpen.delete(socket));
         this.#deliver(socket, m ? { local: m.local, remote: m.remote } : socketAddressInfo(socket));
+        this.#received += 1;
       });
       process.once('disconnect', () => this.#drain(5000));
     }
@@ -322,9 +328,9 @@ export class ServiceAgent extends EventEmitter {
     if (this.#channel.kind === 'thread' && this.#directOpen.size === 0 && !this.#reportedDirect) return;
     this.#loadTimer = setTimeout(() => {
       this.#loadTimer = null;
-      const connections = this.#channel.kind === 'process' ? this.#open.size : this.#directOpen.size;
+      const connections = this.#channel.kind === 'process' ? this.#handedOpen.size : this.#directOpen.size;
       this.#reportedDirect = this.#channel.kind === 'thread' && connections > 0;
-      this.#channel.send({ type: MSG_LOAD, connections });
+      this.#channel.send({ type: MSG_LOAD, connections, received: this.#received });
     }, 5);
     this.#loadTimer.unref();
   }
@@ -336,6 +342,7 @@ export class ServiceAgent extends EventEmitter {
   #drain(timeoutMs: number | null): void {
     if (this.#draining) return;
     this.#draining = true;
+    this.log.debug(`${this.agentDescription}: draining.`);
     this.#stopHandoffs?.();
     // Stop listening on the front's port first: new clients go to the other threads. What
     // is in this listener's accept queue when it closes is reset by the kernel (unless

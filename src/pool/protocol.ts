@@ -41,10 +41,15 @@ export interface LogMessage {
   type: typeof MSG_LOG;
   record: LogRecord;
 }
-/** Worker → front: the worker's open connections (process workers, whose sockets the front does not see). */
+/**
+ * Worker → front: the connections the front does not see (a process worker's handed ones, a
+ * thread's own accepted ones), and how many handoffs it had received by then, so the front
+ * counts a handoff once whichever of its confirmation and this report comes first.
+ */
 export interface LoadMessage {
   type: typeof MSG_LOAD;
   connections: number;
+  received: number;
 }
 /** Front → worker: stop accepting, finish what is in flight, exit; force the exit after `timeoutMs` (null: never). */
 export interface DrainMessage {
