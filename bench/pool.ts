@@ -15,7 +15,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { reusePortSupported } from '../src/pool/reuse-port.js';
+import { reusePortSupported } from '../src/socketnaut/reuse-port.js';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIR = path.join(__dirname, 'pool');

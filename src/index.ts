@@ -27,7 +27,7 @@ export type {
   SuspendFunction,
 } from './app/suspend.js';
 export { suspend } from './app/suspend.js';
-export * from './pool/index.js';
+export * from './socketnaut/index.js';
 
 /** v1: whether this worker is suspended (`nodesockd.isSuspended()`). */
 export const isSuspended = (): boolean => nodesockd.isSuspended();

@@ -1,6 +1,6 @@
 /**
  * A process's stdout and stderr as sinks that can fail without taking the process with them: the
- * daemon's own, and the pool library's console (src/pool/log-graph.ts).
+ * daemon's own, and the pool library's console (src/socketnaut/log-graph.ts).
  *
  * A write to a closed pipe fails with EPIPE; without an 'error' listener that becomes an
  * uncaughtException, whose report is written to the same broken stderr, and so on: a spin at

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { planReconfigure } from '../src/daemon/pool/reconfigure';
 import { advance, can, IllegalTransitionError, type Lifecycle } from '../src/daemon/worker/worker-state';
-import { POOL_STABLE_AFTER_MS, RestartBackoff } from '../src/pool/policy';
+import { POOL_STABLE_AFTER_MS, RestartBackoff } from '../src/socketnaut/policy';
 import { RestartPolicy } from '../src/supervise/restart-policy';
 import { FakeClock, type FakePool, type FakeProcess, fakePool, settle } from './helpers/fake-pool';
 

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { before, describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import { createServiceProxy, type ProxySocketAddressInfo, type ServiceProxy } from '../src/index.js';
-import { reusePortArgs, reusePortSupported } from '../src/pool/reuse-port.js';
+import { reusePortArgs, reusePortSupported } from '../src/socketnaut/reuse-port.js';
 import {
   ensureBuilt,
   HTTP_WORKER,

@@ -1,12 +1,12 @@
 /**
- * The pool's scaler (src/pool/scaler.ts), in-process on a fake clock: the floor and its cold
+ * The pool's scaler (src/socketnaut/scaler.ts), in-process on a fake clock: the floor and its cold
  * start, the crash backoff to the millisecond, idle scale-down, and a stopped scaler. The
  * real-process pool tests check the same rules against real workers by counts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type ScaledWorker, Scaler, type ScalerSettings } from '../src/pool/scaler.js';
-import type { WorkerState } from '../src/pool/worker-agent.js';
+import { type ScaledWorker, Scaler, type ScalerSettings } from '../src/socketnaut/scaler.js';
+import type { WorkerState } from '../src/socketnaut/worker-agent.js';
 import { FakeClock } from './helpers/fake-pool.js';
 
 interface FakeWorker extends ScaledWorker {

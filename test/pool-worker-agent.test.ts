@@ -1,19 +1,19 @@
 /**
- * The pool worker's lifecycle (src/pool/worker-agent.ts), in-process: the transition table,
+ * The pool worker's lifecycle (src/socketnaut/worker-agent.ts), in-process: the transition table,
  * illegal events throwing, the times a `WorkerAgent` records on a fake clock, and its load
  * count (a handoff counted once, whichever of its confirmation and the worker's report comes first).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
-import type { PoolWorker } from '../src/pool/spawn.js';
+import type { PoolWorker } from '../src/socketnaut/spawn.js';
 import {
   advance,
   can,
   IllegalAgentTransitionError,
   WorkerAgent,
   type WorkerState,
-} from '../src/pool/worker-agent.js';
+} from '../src/socketnaut/worker-agent.js';
 import { FakeClock, settle } from './helpers/fake-pool.js';
 
 const STATES: WorkerState[] = ['starting', 'ready', 'draining', 'exited'];

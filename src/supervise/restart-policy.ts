@@ -1,7 +1,7 @@
 /**
  * When a worker that failed may be started again: one rule for every way a worker fails (it
  * crashed, it never came online, it reported itself broken), for the daemon's slots and standbys
- * and for the pool library's workers alike (src/pool/policy.ts: `restartDelay.initial`/`max` are
+ * and for the pool library's workers alike (src/socketnaut/policy.ts: `restartDelay.initial`/`max` are
  * its `baseMs`/`capMs`, without jitter, as Socketnaut users expect exact delays).
  *
  * Exponential: 100 ms, 200 ms, 400 ms … capped at 30 s, each delay jittered to 50–100 % (unless

@@ -3,7 +3,7 @@
  *
  * The main thread has one process-wide logger (`log`, default INFO) shared by every
  * ServiceProxy, wired as Socketnaut's is: `logger` → `formatter` → `consoleHandler`, which a
- * program may rewire with `connect`/`disconnect` (src/pool/log-graph.ts), or replace with one
+ * program may rewire with `connect`/`disconnect` (src/socketnaut/log-graph.ts), or replace with one
  * handler function (`setHandler`). A worker's agent has its own logger (default WARN) whose
  * records go to the main thread and through the main logger's graph. Nothing is logged on import.
  */

@@ -62,7 +62,7 @@ export interface ConfigMessage {
   proxyProtocol: ProxyProtocolVersion | null;
   /** Where to accept clients directly (`reusePort`), when the front already listens there. */
   accept: AcceptAddress | null;
-  /** The front's private directory for the relay socket (src/pool/relay-dir.ts). */
+  /** The front's private directory for the relay socket (src/socketnaut/relay-dir.ts). */
   relayDir: string;
 }
 /** Front → thread worker: the front listens with SO_REUSEPORT at `accept`, bind it too (null: stop accepting there). */
