@@ -29,7 +29,7 @@ import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../net/handoff';
 import { relay } from '../net/relay';
-import { plainAddress, stickySlot } from '../net/routing';
+import { plainAddress, targetOrder } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { HandoffWindow } from './handoff-window';
@@ -376,18 +376,11 @@ export class TcpFront {
     void this.dispatch(socket, Date.now() + this.limits.frontWaitMs, entry);
   }
 
-  /** The targets in the order to try them for this client. */
+  /** The targets in the order to try them for this client (src/net/routing.ts). */
   private order(socket: Accepted, targets: FrontTarget[]): FrontTarget[] {
-    if (targets.length === 0) return targets;
-    const slots = Math.max(1, this.options.slots());
-    if (this.options.sticky() && socket.remoteAddress) {
-      const wanted = stickySlot(socket.remoteAddress, slots);
-      // The client's slot, then the next serving ones after it, wrapping round.
-      const after = (t: FrontTarget) => (((t.slot - wanted) % slots) + slots) % slots;
-      return [...targets].sort((a, b) => after(a) - after(b));
-    }
-    const start = this.next++ % targets.length;
-    return [...targets.slice(start), ...targets.slice(0, start)];
+    const sticky = this.options.sticky() ? socket.remoteAddress : undefined;
+    const turn = sticky || targets.length === 0 ? 0 : this.next++;
+    return targetOrder(targets, { slots: this.options.slots(), sticky, turn });
   }
 
   private async dispatch(socket: Accepted, deadline: number, entry: number): Promise<void> {
