@@ -16,10 +16,8 @@
  * (src/listener-limits.ts): beyond the waiting cap a new connection is closed at once; a relayed
  * one that stays silent or idle is closed.
  *
- * The listening sockets may be inherited instead of bound: from the daemon this one took over
- * from (`restart --upgrade`, {@link HANDOVER_FDS_ENV}) or from systemd's socket activation
- * (`LISTEN_FDS`). Either way a connection that arrives while no daemon runs waits in the
- * kernel's accept queue rather than being refused ({@link takeInheritedSockets}).
+ * The listening sockets may be inherited instead of bound (`restart --upgrade`, systemd's
+ * socket activation): src/fronts/inherited-sockets.ts reads them and matches them to the entries.
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -29,10 +27,11 @@ import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../net/handoff';
 import { relay } from '../net/relay';
-import { plainAddress, targetOrder } from '../net/routing';
+import { targetOrder } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { HandoffWindow } from './handoff-window';
+import { adoptInherited, type InheritedServers, type InheritedSocket } from './inherited-sockets';
 import { lazyTls } from './lazy-tls';
 import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
@@ -45,11 +44,6 @@ const HANDOFF_WINDOW = 4;
 /** How long a closing front waits for its accepted connections to reach a worker. */
 const CLOSE_SETTLE_MS = 5000;
 
-/** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
-export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
-/** systemd's socket activation protocol (sd_listen_fds(3)): the first passed fd is 3. */
-const SD_LISTEN_FDS_START = 3;
-
 /** A worker the front may hand connections to. */
 export interface FrontTarget {
   id: string;
@@ -59,56 +53,6 @@ export interface FrontTarget {
   child: ChildProcess | null;
   /** The UNIX socket the worker listens on, for a worker with no such channel (adopted). */
   socketPath: string;
-}
-
-/** A listening socket this process was given rather than bound itself. */
-export interface InheritedSocket {
-  fd: number;
-  from: 'systemd' | 'handover';
-  /** systemd's FileDescriptorName=, when given. */
-  name?: string;
-}
-
-/**
- * The listening sockets passed to this process, read once at daemon start: systemd's
- * (`LISTEN_FDS` when `LISTEN_PID` is this process) and a predecessor's ({@link HANDOVER_FDS_ENV}).
- * The variables are removed from `env` either way, so the workers do not inherit them.
- */
-export function takeInheritedSockets(
-  env: NodeJS.ProcessEnv = process.env,
-  pid = process.pid,
-): { sockets: InheritedSocket[]; problems: string[] } {
-  const sockets: InheritedSocket[] = [];
-  const problems: string[] = [];
-  const { LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES } = env;
-  const handover = env[HANDOVER_FDS_ENV];
-  delete env.LISTEN_FDS;
-  delete env.LISTEN_PID;
-  delete env.LISTEN_FDNAMES;
-  delete env[HANDOVER_FDS_ENV];
-  if (LISTEN_FDS !== undefined && LISTEN_PID === String(pid)) {
-    const count = Number(LISTEN_FDS);
-    if (!Number.isInteger(count) || count < 0) {
-      problems.push(`LISTEN_FDS=${JSON.stringify(LISTEN_FDS)} is not a count of sockets; ignoring it`);
-    } else {
-      const names = LISTEN_FDNAMES?.split(':') ?? [];
-      for (let i = 0; i < count; i++) {
-        const name = names[i];
-        sockets.push({ fd: SD_LISTEN_FDS_START + i, from: 'systemd', ...(name ? { name } : {}) });
-      }
-    }
-  }
-  if (handover !== undefined) {
-    for (const part of handover.split(',').filter((p) => p !== '')) {
-      const fd = Number(part);
-      if (!Number.isInteger(fd) || fd < 3) {
-        problems.push(`${HANDOVER_FDS_ENV}: ${JSON.stringify(part)} is not a file descriptor; ignoring it`);
-      } else if (!sockets.some((s) => s.fd === fd)) {
-        sockets.push({ fd, from: 'handover' });
-      }
-    }
-  }
-  return { sockets, problems };
 }
 
 export interface FrontOptions {
@@ -128,7 +72,7 @@ export interface FrontOptions {
   log: Logger;
 }
 
-export class TcpFront {
+export class TcpFront implements InheritedServers {
   private readonly servers: net.Server[] = [];
   /** Children whose exit already prunes their counts. */
   private readonly watched = new WeakSet<ChildProcess>();
@@ -182,18 +126,18 @@ export class TcpFront {
    */
   async listen(): Promise<void> {
     const { addresses } = this.options;
-    const adopted = await this.adoptInherited();
+    const adopted = await adoptInherited(this.options.inherited ?? [], addresses, this, this.log);
     for (const [i, address] of addresses.entries()) {
       let server = adopted.get(i);
       if (!server) {
-        const fresh = this.makeServer();
+        const fresh = net.createServer();
         this.assign(fresh, i);
         await new Promise<void>((resolve, reject) => {
           fresh.once('error', (err) =>
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
           );
           fresh.listen({ host: address.host, port: address.port }, () => {
-            this.takeConnections(fresh);
+            this.listening(fresh);
             resolve();
           });
         });
@@ -279,12 +223,8 @@ export class TcpFront {
     this.waiting.clear();
   }
 
-  private makeServer(): net.Server {
-    return net.createServer();
-  }
-
   /** Once `server` listens: its connections come here as bare handles (src/fronts/raw-accept.ts). */
-  private takeConnections(server: net.Server): void {
+  listening(server: net.Server): void {
     acceptRaw(server, (connection) => {
       const entry = this.entryOf.get(server);
       if (entry !== undefined) this.accept(connection, entry);
@@ -294,76 +234,17 @@ export class TcpFront {
   }
 
   /** `server` serves listen entry `entry`: connections it accepted before that are dispatched. */
-  private assign(server: net.Server, entry: number): void {
+  assign(server: net.Server, entry: number): void {
     this.entryOf.set(server, entry);
     for (const socket of this.unassigned.get(server) ?? []) this.accept(socket, entry);
     this.unassigned.delete(server);
   }
 
-  /** Listens on every inherited socket, then pairs them with the listen entries by address. */
-  private async adoptInherited(): Promise<Map<number, net.Server>> {
-    const open: { socket: InheritedSocket; server: net.Server; address: FrontAddress }[] = [];
-    for (const socket of this.options.inherited ?? []) {
-      const server = this.makeServer();
-      const label = inheritedLabel(socket);
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ fd: socket.fd }, () => {
-            this.takeConnections(server);
-            resolve();
-          });
-        });
-      } catch (err) {
-        this.log.warn(`listen: ${label} is not a listening TCP socket (${errorMessage(err)}); ignoring it`);
-        server.close();
-        continue;
-      }
-      const a = server.address();
-      if (a === null || typeof a === 'string') {
-        this.log.warn(`listen: ${label} is not a TCP socket; closing it`);
-        server.close();
-        continue;
-      }
-      open.push({ socket, server, address: { host: a.address, port: a.port } });
-    }
-    const taken = new Map<number, net.Server>();
-    const entries = this.options.addresses;
-    // Exact addresses first; then an entry with port 0 takes a socket on its host (the port a
-    // predecessor was given for it).
-    for (const exact of [true, false]) {
-      for (const item of open) {
-        if ([...taken.values()].includes(item.server)) continue;
-        const i = entries.findIndex(
-          (e, n) =>
-            !taken.has(n) &&
-            sameHost(e.host, item.address.host) &&
-            (exact ? e.port === item.address.port : e.port === 0),
-        );
-        if (i >= 0) {
-          taken.set(i, item.server);
-          this.assign(item.server, i);
-        }
-      }
-    }
-    for (const item of open) {
-      const label = inheritedLabel(item.socket);
-      if ([...taken.values()].includes(item.server)) {
-        this.log.info(`listening on ${formatAddress(item.address)} (${label})`);
-        continue;
-      }
-      if (item.socket.from === 'systemd') {
-        this.log.warn(
-          `listen: ${label} for ${formatAddress(item.address)} matches no listen entry (${entries.map(formatAddress).join(', ') || 'none'}); closing it`,
-        );
-      } else {
-        this.log.info(`listen: ${formatAddress(item.address)} is no longer in the config; closing it`);
-      }
-      for (const socket of this.unassigned.get(item.server) ?? []) socket.destroy();
-      this.unassigned.delete(item.server);
-      item.server.close();
-    }
-    return taken;
+  /** An inherited `server` that serves no entry: closed, with the connections it accepted. */
+  discard(server: net.Server): void {
+    for (const socket of this.unassigned.get(server) ?? []) socket.destroy();
+    this.unassigned.delete(server);
+    server.close();
   }
 
   private accept(socket: Accepted, entry: number): void {
@@ -496,16 +377,6 @@ export class TcpFront {
 
 function count(map: Map<string, number>, id: string): void {
   map.set(id, (map.get(id) ?? 0) + 1);
-}
-
-function inheritedLabel(socket: InheritedSocket): string {
-  return socket.from === 'systemd'
-    ? `the socket systemd passed as fd ${socket.fd}${socket.name ? ` (${socket.name})` : ''}`
-    : `the socket the previous daemon passed as fd ${socket.fd}`;
-}
-
-function sameHost(entry: string, bound: string): boolean {
-  return plainAddress(entry) === plainAddress(bound);
 }
 
 function describe(server: net.Server): string {
