@@ -1,38 +1,35 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
- * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
- * worker's preload emits the connection on the app's server (src/fronts/tcp-receiver.ts).
+ * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over
+ * the slots, or by a hash of the client address with `sticky` (src/net/routing.ts). No byte
+ * passes through the daemon, and the app sees the client's own address. The worker's preload
+ * emits the connection on the app's server (src/fronts/tcp-receiver.ts). A worker adopted from
+ * an earlier daemon has no channel that carries handles: its connections are relayed
+ * (src/fronts/adopted-relay.ts).
  *
- * A worker adopted from an earlier daemon (after a crash or an upgrade) has no channel that
- * carries handles: its connections are relayed, bytes piped both ways to the UNIX socket the
- * worker still listens on, until `nodesockd restart` replaces it with a child of this daemon.
  * A worker that exited or is draining is skipped. With no serving worker the connection stays
  * paused (the client's bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS},
  * then closed (one warning line, then a count per interval). A worker with a full window of
  * unconfirmed handoffs gets none (src/fronts/handoff-window.ts); one stalled past the deadline
- * is reported through `onStalled`. The connections waiting and the relays are capped
- * (src/listener-limits.ts): beyond the waiting cap a new connection is closed at once; a relayed
- * one that stays silent or idle is closed.
+ * is reported through `onStalled`. The connections waiting are capped (src/listener-limits.ts):
+ * beyond the cap a new connection is closed at once.
  *
  * The listening sockets may be inherited instead of bound (`restart --upgrade`, systemd's
  * socket activation): src/fronts/inherited-sockets.ts reads them and matches them to the entries.
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../net/handoff';
-import { relay } from '../net/relay';
 import { targetOrder } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
+import { AdoptedRelays } from './adopted-relay';
 import { HandoffWindow } from './handoff-window';
 import { adoptInherited, type InheritedServers, type InheritedSocket } from './inherited-sockets';
-import { lazyTls } from './lazy-tls';
 import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
@@ -77,18 +74,15 @@ export class TcpFront implements InheritedServers {
   /** Children whose exit already prunes their counts. */
   private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
-  private readonly relayedTo = new Map<string, number>();
+  private handedOutTotal = 0;
   private readonly waiting = new Set<Accepted>();
-  /** Relayed connections open now, with the worker each goes to. */
-  private readonly relays = new Map<net.Socket, string>();
-  private readonly totals = { handedOut: 0, relayed: 0 };
+  private readonly relays: AdoptedRelays;
   private readonly window: HandoffWindow;
   private readonly noWorker: RepeatedWarning;
   private readonly full: RepeatedWarning;
   private readonly limits = limits();
   private next = 0;
   private closed = false;
-  private relayNoted = false;
   /** Wakes a closing front when an accepted connection has been taken (or given up). */
   private settled: (() => void) | null = null;
   /** Connections a closing front accepted and could give to no worker. */
@@ -100,6 +94,7 @@ export class TcpFront implements InheritedServers {
 
   constructor(private readonly options: FrontOptions) {
     this.log = options.log;
+    this.relays = new AdoptedRelays(this.limits, options.tls, options.log);
     const { handoffStallMs, warnIntervalMs, frontWaiting } = this.limits;
     this.window = new HandoffWindow(HANDOFF_WINDOW, handoffStallMs, (id, n) => {
       const why = `${n} handed connection(s) unconfirmed for ${handoffStallMs} ms`;
@@ -169,14 +164,12 @@ export class TcpFront implements InheritedServers {
 
   /** Connections relayed to each adopted worker so far, by worker id (workers gone left out). */
   relayed(): Record<string, number> {
-    const live = new Set([...this.options.targets().map((t) => t.id), ...this.relays.values()]);
-    for (const id of this.relayedTo.keys()) if (!live.has(id)) this.relayedTo.delete(id);
-    return Object.fromEntries(this.relayedTo);
+    return this.relays.counts(this.options.targets().map((t) => t.id));
   }
 
   /** Connections handed out and relayed since this daemon started, workers gone included. */
   totalCounts(): { handedOut: number; relayed: number } {
-    return { ...this.totals };
+    return { handedOut: this.handedOutTotal, relayed: this.relays.total };
   }
 
   /** Stalled workers (no handoff confirmed for the stall deadline), with since when (epoch ms). */
@@ -187,11 +180,6 @@ export class TcpFront implements InheritedServers {
   /** Connections accepted and not yet taken by a worker. */
   get waitingCount(): number {
     return this.waiting.size + [...this.unassigned.values()].reduce((n, list) => n + list.length, 0);
-  }
-
-  /** Relayed connections open now. */
-  get openRelays(): number {
-    return this.relays.size;
   }
 
   /**
@@ -285,16 +273,14 @@ export class TcpFront implements InheritedServers {
               await this.window.track(target.id, () => sender.send(socket.handle, meta));
               // The sender closed this process's copy once the worker confirmed.
               socket.released();
-              count(this.handedOut, target.id);
-              this.totals.handedOut++;
+              this.handedOut.set(target.id, (this.handedOut.get(target.id) ?? 0) + 1);
+              this.handedOutTotal++;
             } else {
-              if (this.relays.size >= this.limits.relays) {
+              if (!this.relays.hasRoom()) {
                 noRoom = true;
                 continue;
               }
-              await this.relay(socket, target, meta);
-              count(this.relayedTo, target.id);
-              this.totals.relayed++;
+              await this.relays.relay(socket, target.id, target.socketPath, meta);
             }
             return;
           } catch (err) {
@@ -337,46 +323,6 @@ export class TcpFront implements InheritedServers {
     }
     return sender;
   }
-
-  /**
-   * Relays `client` to the worker's own socket (src/net/relay.ts: a half-closed client still
-   * gets its answer). Rejects, leaving `client` untouched and paused, when the worker's socket
-   * does not answer.
-   */
-  private async relay(client: Accepted, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
-    const piped = await relay(client, target.socketPath, {
-      wrap: meta.tls ? (raw) => this.endTls(raw, meta.entry) : undefined,
-    });
-    if (!piped) throw new Error('the client went away');
-    this.relays.set(piped, target.id);
-    piped.once('close', () => this.relays.delete(piped));
-    // The worker's own timeouts start with its first byte: a client that sends nothing, or
-    // nothing more, must not hold two descriptors here for as long as it likes.
-    closeWhenSilent(piped, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
-    if (!this.relayNoted) {
-      this.relayNoted = true;
-      this.log.warn(
-        `listen: relaying connections to adopted worker(s) over their sockets; they see the daemon, not the client's address, until \`nodesockd restart\` replaces them`,
-      );
-    }
-  }
-
-  /** An adopted worker never got the TLS material: the daemon ends TLS for it. */
-  private endTls(client: net.Socket, entry: number): net.Socket {
-    const context = this.options.tls?.secureContext(entry);
-    if (!context) return client;
-    const tls = new (lazyTls().TLSSocket)(client, {
-      isServer: true,
-      secureContext: context,
-      ALPNProtocols: ['http/1.1'],
-    });
-    tls.once('close', () => client.destroy());
-    return tls;
-  }
-}
-
-function count(map: Map<string, number>, id: string): void {
-  map.set(id, (map.get(id) ?? 0) + 1);
 }
 
 function describe(server: net.Server): string {
