@@ -10,6 +10,7 @@ import net from 'node:net';
 import { errorMessage, type Logger } from '../log';
 import { plainAddress } from '../net/routing';
 import { type FrontAddress, formatAddress } from './address';
+import { type Accepted, acceptRaw } from './raw-accept';
 
 /** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
 export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
@@ -95,28 +96,36 @@ export function matchEntries(
   return taken;
 }
 
-/** What the front does with an inherited listening server. */
-export interface InheritedServers {
-  /** It listens: its connections are taken from now on (they wait until it is assigned). */
-  listening(server: net.Server): void;
-  /** It serves listen entry `entry`. */
-  assign(server: net.Server, entry: number): void;
-  /** It serves no entry: closed, with what it accepted. */
-  discard(server: net.Server): void;
-}
-
 /**
  * Listens on every inherited socket, then pairs them with the listen `entries` by address
- * ({@link matchEntries}); the servers taken, by entry index. One that is not a listening TCP
- * socket, or matches no entry, is said in one line and closed.
+ * ({@link matchEntries}); the servers taken, by entry index. Their connections go to `accept`
+ * with their entry (bare handles, src/fronts/raw-accept.ts); one accepted before the match
+ * waits for it. A socket that is not a listening TCP socket, or matches no entry, is said in
+ * one line and closed (with what it accepted).
  */
 export async function adoptInherited(
   sockets: readonly InheritedSocket[],
   entries: readonly FrontAddress[],
-  front: InheritedServers,
+  accept: (connection: Accepted, entry: number) => void,
   log: Logger,
 ): Promise<Map<number, net.Server>> {
   const open: { socket: InheritedSocket; server: net.Server; address: FrontAddress }[] = [];
+  /** Per listening server: its entry once matched; until then, the connections it accepted. */
+  const entryOf = new Map<net.Server, number | Accepted[]>();
+  /** `server` serves `entry` (what it accepted goes there), or none (closed, with what it accepted). */
+  const settle = (server: net.Server, entry: number | null): void => {
+    const waiting = entryOf.get(server);
+    if (entry === null) {
+      entryOf.delete(server);
+      server.close();
+    } else {
+      entryOf.set(server, entry);
+    }
+    for (const connection of Array.isArray(waiting) ? waiting : []) {
+      if (entry === null) connection.destroy();
+      else accept(connection, entry);
+    }
+  };
   for (const socket of sockets) {
     const server = net.createServer();
     const label = inheritedLabel(socket);
@@ -124,7 +133,13 @@ export async function adoptInherited(
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ fd: socket.fd }, () => {
-          front.listening(server);
+          entryOf.set(server, []);
+          acceptRaw(server, (connection) => {
+            const entry = entryOf.get(server);
+            if (typeof entry === 'number') accept(connection, entry);
+            else if (entry) entry.push(connection);
+            else connection.destroy();
+          });
           resolve();
         });
       });
@@ -136,7 +151,7 @@ export async function adoptInherited(
     const a = server.address();
     if (a === null || typeof a === 'string') {
       log.warn(`listen: ${label} is not a TCP socket; closing it`);
-      server.close();
+      settle(server, null);
       continue;
     }
     open.push({ socket, server, address: { host: a.address, port: a.port } });
@@ -150,22 +165,23 @@ export async function adoptInherited(
     const server = open[b]?.server;
     if (!server) continue;
     taken.set(entry, server);
-    front.assign(server, entry);
+    settle(server, entry);
   }
   const used = new Set(matched.values());
   for (const [b, item] of open.entries()) {
     const label = inheritedLabel(item.socket);
     if (used.has(b)) {
       log.info(`listening on ${formatAddress(item.address)} (${label})`);
-    } else if (item.socket.from === 'systemd') {
+      continue;
+    }
+    if (item.socket.from === 'systemd') {
       log.warn(
         `listen: ${label} for ${formatAddress(item.address)} matches no listen entry (${entries.map(formatAddress).join(', ') || 'none'}); closing it`,
       );
-      front.discard(item.server);
     } else {
       log.info(`listen: ${formatAddress(item.address)} is no longer in the config; closing it`);
-      front.discard(item.server);
     }
+    settle(item.server, null);
   }
   return taken;
 }

@@ -29,7 +29,7 @@ import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { AdoptedRelays } from './adopted-relay';
 import { HandoffWindow } from './handoff-window';
-import { adoptInherited, type InheritedServers, type InheritedSocket } from './inherited-sockets';
+import { adoptInherited, type InheritedSocket } from './inherited-sockets';
 import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
@@ -69,7 +69,7 @@ export interface FrontOptions {
   log: Logger;
 }
 
-export class TcpFront implements InheritedServers {
+export class TcpFront {
   private readonly servers: net.Server[] = [];
   /** Children whose exit already prunes their counts. */
   private readonly watched = new WeakSet<ChildProcess>();
@@ -87,9 +87,6 @@ export class TcpFront implements InheritedServers {
   private settled: (() => void) | null = null;
   /** Connections a closing front accepted and could give to no worker. */
   private dropped = 0;
-  /** The listen entry (index in `addresses`) each listening socket serves. */
-  private readonly entryOf = new Map<net.Server, number>();
-  private readonly unassigned = new Map<net.Server, Accepted[]>();
   private readonly log: Logger;
 
   constructor(private readonly options: FrontOptions) {
@@ -121,18 +118,23 @@ export class TcpFront implements InheritedServers {
    */
   async listen(): Promise<void> {
     const { addresses } = this.options;
-    const adopted = await adoptInherited(this.options.inherited ?? [], addresses, this, this.log);
+    const adopted = await adoptInherited(
+      this.options.inherited ?? [],
+      addresses,
+      (connection, entry) => this.accept(connection, entry),
+      this.log,
+    );
     for (const [i, address] of addresses.entries()) {
       let server = adopted.get(i);
       if (!server) {
         const fresh = net.createServer();
-        this.assign(fresh, i);
         await new Promise<void>((resolve, reject) => {
           fresh.once('error', (err) =>
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
           );
           fresh.listen({ host: address.host, port: address.port }, () => {
-            this.listening(fresh);
+            // Its connections come here as bare handles (src/fronts/raw-accept.ts).
+            acceptRaw(fresh, (connection) => this.accept(connection, i));
             resolve();
           });
         });
@@ -179,7 +181,7 @@ export class TcpFront implements InheritedServers {
 
   /** Connections accepted and not yet taken by a worker. */
   get waitingCount(): number {
-    return this.waiting.size + [...this.unassigned.values()].reduce((n, list) => n + list.length, 0);
+    return this.waiting.size;
   }
 
   /**
@@ -192,11 +194,6 @@ export class TcpFront implements InheritedServers {
     this.closed = true;
     // Not server.close(callback): that waits for the relayed connections to end.
     for (const server of this.servers) server.close();
-    for (const [server, sockets] of this.unassigned) {
-      server.close();
-      for (const socket of sockets) socket.destroy();
-    }
-    this.unassigned.clear();
     const deadline = Date.now() + CLOSE_SETTLE_MS;
     while (this.waiting.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
@@ -209,30 +206,6 @@ export class TcpFront implements InheritedServers {
     if (left > 0) this.log.warn(`listen: closed ${left} accepted connection(s) no worker took`);
     for (const socket of this.waiting) socket.destroy();
     this.waiting.clear();
-  }
-
-  /** Once `server` listens: its connections come here as bare handles (src/fronts/raw-accept.ts). */
-  listening(server: net.Server): void {
-    acceptRaw(server, (connection) => {
-      const entry = this.entryOf.get(server);
-      if (entry !== undefined) this.accept(connection, entry);
-      // An inherited socket accepts before it is matched to its entry: those wait for it.
-      else this.unassigned.set(server, [...(this.unassigned.get(server) ?? []), connection]);
-    });
-  }
-
-  /** `server` serves listen entry `entry`: connections it accepted before that are dispatched. */
-  assign(server: net.Server, entry: number): void {
-    this.entryOf.set(server, entry);
-    for (const socket of this.unassigned.get(server) ?? []) this.accept(socket, entry);
-    this.unassigned.delete(server);
-  }
-
-  /** An inherited `server` that serves no entry: closed, with the connections it accepted. */
-  discard(server: net.Server): void {
-    for (const socket of this.unassigned.get(server) ?? []) socket.destroy();
-    this.unassigned.delete(server);
-    server.close();
   }
 
   private accept(socket: Accepted, entry: number): void {
