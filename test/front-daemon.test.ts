@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { takeInheritedSockets } from '../src/fronts/tcp-front';
+import { matchEntries, takeInheritedSockets } from '../src/fronts/inherited-sockets';
 import type { DaemonStatus } from '../src/ipc/protocol';
 import { stickySlot } from '../src/net/routing';
 import { type AppDir, makeApp, teardown } from './helpers/app';
@@ -692,5 +692,27 @@ describe('takeInheritedSockets', () => {
       'NODESOCKD_LISTEN_FDS: "1" is not a file descriptor; ignoring it',
     ]);
     assert.deepEqual(env, {});
+  });
+});
+
+describe('matchEntries', () => {
+  const at = (host: string, port: number) => ({ host, port });
+
+  test('exact addresses first, then a port-0 entry takes a socket on its host; each once', () => {
+    const entries = [at('127.0.0.1', 0), at('127.0.0.1', 8080), at('::1', 8443)];
+    const bound = [at('127.0.0.1', 8080), at('127.0.0.1', 40123), at('::1', 8443), at('127.0.0.1', 40124)];
+    assert.deepEqual(
+      [...matchEntries(entries, bound)].sort(([a], [b]) => a - b),
+      [
+        [0, 1],
+        [1, 0],
+        [2, 2],
+      ],
+    );
+  });
+
+  test('an IPv4-mapped address is its IPv4 host; another host or port matches nothing', () => {
+    assert.deepEqual([...matchEntries([at('10.0.0.1', 80)], [at('::ffff:10.0.0.1', 80)])], [[0, 0]]);
+    assert.deepEqual([...matchEntries([at('10.0.0.1', 80)], [at('10.0.0.2', 80), at('10.0.0.1', 81)])], []);
   });
 });

@@ -1,10 +1,18 @@
 /**
- * The pure choosers of src/net/routing.ts, in-process: the `listen` front's sticky hash and
- * the pool library's pick (idle worker, new worker, least-loaded, wait).
+ * The pure choosers of src/net/routing.ts, in-process: the `listen` front's order of its
+ * workers (round robin, sticky hash) and the pool library's pick (idle worker, new worker,
+ * least-loaded, wait).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Candidate, chooseWorker, leastLoaded, plainAddress, stickySlot } from '../src/net/routing';
+import {
+  type Candidate,
+  chooseWorker,
+  leastLoaded,
+  plainAddress,
+  stickySlot,
+  targetOrder,
+} from '../src/net/routing';
 
 describe('plainAddress', () => {
   test('writes an IPv4-mapped IPv6 address as IPv4 and lower-cases IPv6', () => {
@@ -33,6 +41,47 @@ describe('stickySlot', () => {
     assert.deepEqual([...used].sort(), [0, 1, 2, 3]);
     assert.equal(stickySlot('198.51.100.1', 0), 0);
     assert.equal(stickySlot('198.51.100.1', 1), 0);
+  });
+});
+
+describe('targetOrder', () => {
+  const slot = (n: number) => ({ slot: n });
+  const slots = (list: { slot: number }[]) => list.map((t) => t.slot);
+
+  test('round robin: from the turn-th worker on, wrapping round; the input is not changed', () => {
+    const targets = [slot(0), slot(1), slot(2)];
+    assert.deepEqual(slots(targetOrder(targets, { slots: 3, turn: 0 })), [0, 1, 2]);
+    assert.deepEqual(slots(targetOrder(targets, { slots: 3, turn: 1 })), [1, 2, 0]);
+    assert.deepEqual(slots(targetOrder(targets, { slots: 3, turn: 5 })), [2, 0, 1]);
+    assert.deepEqual(slots(targets), [0, 1, 2]);
+    assert.deepEqual(targetOrder([], { slots: 3, turn: 4 }), []);
+  });
+
+  test('sticky: the client slot first, then the slots after it, wrapping round; the turn ignored', () => {
+    const client = '192.0.2.7';
+    const wanted = stickySlot(client, 4);
+    const targets = [slot(0), slot(1), slot(2), slot(3)];
+    const expected = [0, 1, 2, 3].map((i) => (wanted + i) % 4);
+    for (const turn of [0, 1, 3]) {
+      assert.deepEqual(slots(targetOrder(targets, { slots: 4, sticky: client, turn })), expected);
+    }
+    assert.deepEqual(
+      slots(targetOrder(targets, { slots: 4, sticky: `::ffff:${client}`, turn: 0 })),
+      expected,
+    );
+  });
+
+  test('sticky with the client slot not serving: the next serving slot after it takes the client', () => {
+    const client = '192.0.2.7';
+    const wanted = stickySlot(client, 4);
+    const serving = [0, 1, 2, 3].filter((n) => n !== wanted).map(slot);
+    const first = targetOrder(serving, { slots: 4, sticky: client, turn: 0 })[0];
+    assert.equal(first?.slot, (wanted + 1) % 4);
+  });
+
+  test('sticky with no address (the client has gone) is round robin', () => {
+    const targets = [slot(0), slot(1)];
+    assert.deepEqual(slots(targetOrder(targets, { slots: 2, sticky: undefined, turn: 1 })), [1, 0]);
   });
 });
 

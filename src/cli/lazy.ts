@@ -5,24 +5,14 @@
  * loads its module on first use (the bundler keeps such a `require` lazy).
  */
 /* eslint-disable @typescript-eslint/no-require-imports */
-type ConfigLoad = typeof import('../config/load');
-type Diagnostics = typeof import('../config/diagnostics');
-type Schema = typeof import('../config/schema');
-type Overrides = typeof import('./overrides');
-type DaemonModule = typeof import('../daemon/daemon');
-type Yaml = typeof import('yaml');
-type Check = typeof import('./check');
-type Generate = typeof import('./generate');
-type Upgrade = typeof import('./upgrade');
-
 export const lazy = {
-  config: (): ConfigLoad => require('../config/load'),
-  diagnostics: (): Diagnostics => require('../config/diagnostics'),
-  schema: (): Schema => require('../config/schema'),
-  overrides: (): Overrides => require('./overrides'),
-  daemon: (): DaemonModule => require('../daemon/daemon'),
-  yaml: (): Yaml => require('yaml'),
-  check: (): Check => require('./check'),
-  generate: (): Generate => require('./generate'),
-  upgrade: (): Upgrade => require('./upgrade'),
+  config: (): typeof import('../config/load') => require('../config/load'),
+  diagnostics: (): typeof import('../config/diagnostics') => require('../config/diagnostics'),
+  schema: (): typeof import('../config/schema') => require('../config/schema'),
+  overrides: (): typeof import('./overrides') => require('./overrides'),
+  daemon: (): typeof import('../daemon/daemon') => require('../daemon/daemon'),
+  yaml: (): typeof import('yaml') => require('yaml'),
+  check: (): typeof import('./check') => require('./check'),
+  generate: (): typeof import('./generate') => require('./generate'),
+  upgrade: (): typeof import('./upgrade') => require('./upgrade'),
 };

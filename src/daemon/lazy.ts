@@ -4,13 +4,9 @@
  * dependencies) only with `metrics`, semver only for `restart --upgrade`. The bundler keeps
  * such a `require` lazy.
  */
-type MetricsModule = typeof import('./metrics');
-type SemverGt = typeof import('semver/functions/gt');
-type SemverValid = typeof import('semver/functions/valid');
-
 export const lazy = {
-  metrics: (): MetricsModule => require('./metrics'),
+  metrics: (): typeof import('./metrics') => require('./metrics'),
   // The two functions alone: the whole semver package costs ~6 MB.
-  semverGt: (): SemverGt => require('semver/functions/gt'),
-  semverValid: (): SemverValid => require('semver/functions/valid'),
+  semverGt: (): typeof import('semver/functions/gt') => require('semver/functions/gt'),
+  semverValid: (): typeof import('semver/functions/valid') => require('semver/functions/valid'),
 };

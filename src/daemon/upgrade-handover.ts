@@ -11,7 +11,7 @@
  *   takes the locks and adopts the workers (pool/adoption.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { HANDOVER_FDS_ENV } from '../fronts/tcp-front';
+import { HANDOVER_FDS_ENV } from '../fronts/inherited-sockets';
 import { errorMessage, type Logger } from '../log';
 import { successorStdio } from '../stdio';
 import { VERSION } from '../version';

@@ -1,39 +1,35 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over the slots, or by a hash of the client address with
- * `sticky`. No byte passes through the daemon, and the app sees the client's own address. The
- * worker's preload emits the connection on the app's server (src/app/front-receiver.ts).
+ * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over
+ * the slots, or by a hash of the client address with `sticky` (src/net/routing.ts). No byte
+ * passes through the daemon, and the app sees the client's own address. The worker's preload
+ * emits the connection on the app's server (src/app/front-receiver.ts). A worker adopted from
+ * an earlier daemon has no channel that carries handles: its connections are relayed
+ * (src/fronts/adopted-relay.ts).
  *
- * A worker adopted from an earlier daemon (after a crash or an upgrade) has no channel that
- * carries handles: its connections are relayed, bytes piped both ways to the UNIX socket the
- * worker still listens on, until `nodesockd restart` replaces it with a child of this daemon.
  * A worker that exited or is draining is skipped. With no serving worker the connection stays
  * paused (the client's bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS},
  * then closed (one warning line, then a count per interval). A worker with a full window of
  * unconfirmed handoffs gets none (src/fronts/handoff-window.ts); one stalled past the deadline
- * is reported through `onStalled`. The connections waiting and the relays are capped
- * (src/listener-limits.ts): beyond the waiting cap a new connection is closed at once; a relayed
- * one that stays silent or idle is closed.
+ * is reported through `onStalled`. The connections waiting are capped (src/listener-limits.ts):
+ * beyond the cap a new connection is closed at once.
  *
- * The listening sockets may be inherited instead of bound: from the daemon this one took over
- * from (`restart --upgrade`, {@link HANDOVER_FDS_ENV}) or from systemd's socket activation
- * (`LISTEN_FDS`). Either way a connection that arrives while no daemon runs waits in the
- * kernel's accept queue rather than being refused ({@link takeInheritedSockets}).
+ * The listening sockets may be inherited instead of bound (`restart --upgrade`, systemd's
+ * socket activation): src/fronts/inherited-sockets.ts reads them and matches them to the entries.
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../net/handoff';
-import { relay } from '../net/relay';
-import { plainAddress, stickySlot } from '../net/routing';
+import { targetOrder } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
+import { AdoptedRelays } from './adopted-relay';
 import { HandoffWindow } from './handoff-window';
-import { lazyTls } from './lazy-tls';
+import { adoptInherited, type InheritedSocket } from './inherited-sockets';
 import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
@@ -45,11 +41,6 @@ const HANDOFF_WINDOW = 4;
 /** How long a closing front waits for its accepted connections to reach a worker. */
 const CLOSE_SETTLE_MS = 5000;
 
-/** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
-export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
-/** systemd's socket activation protocol (sd_listen_fds(3)): the first passed fd is 3. */
-const SD_LISTEN_FDS_START = 3;
-
 /** A worker the front may hand connections to. */
 export interface FrontTarget {
   id: string;
@@ -59,56 +50,6 @@ export interface FrontTarget {
   child: ChildProcess | null;
   /** The UNIX socket the worker listens on, for a worker with no such channel (adopted). */
   socketPath: string;
-}
-
-/** A listening socket this process was given rather than bound itself. */
-export interface InheritedSocket {
-  fd: number;
-  from: 'systemd' | 'handover';
-  /** systemd's FileDescriptorName=, when given. */
-  name?: string;
-}
-
-/**
- * The listening sockets passed to this process, read once at daemon start: systemd's
- * (`LISTEN_FDS` when `LISTEN_PID` is this process) and a predecessor's ({@link HANDOVER_FDS_ENV}).
- * The variables are removed from `env` either way, so the workers do not inherit them.
- */
-export function takeInheritedSockets(
-  env: NodeJS.ProcessEnv = process.env,
-  pid = process.pid,
-): { sockets: InheritedSocket[]; problems: string[] } {
-  const sockets: InheritedSocket[] = [];
-  const problems: string[] = [];
-  const { LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES } = env;
-  const handover = env[HANDOVER_FDS_ENV];
-  delete env.LISTEN_FDS;
-  delete env.LISTEN_PID;
-  delete env.LISTEN_FDNAMES;
-  delete env[HANDOVER_FDS_ENV];
-  if (LISTEN_FDS !== undefined && LISTEN_PID === String(pid)) {
-    const count = Number(LISTEN_FDS);
-    if (!Number.isInteger(count) || count < 0) {
-      problems.push(`LISTEN_FDS=${JSON.stringify(LISTEN_FDS)} is not a count of sockets; ignoring it`);
-    } else {
-      const names = LISTEN_FDNAMES?.split(':') ?? [];
-      for (let i = 0; i < count; i++) {
-        const name = names[i];
-        sockets.push({ fd: SD_LISTEN_FDS_START + i, from: 'systemd', ...(name ? { name } : {}) });
-      }
-    }
-  }
-  if (handover !== undefined) {
-    for (const part of handover.split(',').filter((p) => p !== '')) {
-      const fd = Number(part);
-      if (!Number.isInteger(fd) || fd < 3) {
-        problems.push(`${HANDOVER_FDS_ENV}: ${JSON.stringify(part)} is not a file descriptor; ignoring it`);
-      } else if (!sockets.some((s) => s.fd === fd)) {
-        sockets.push({ fd, from: 'handover' });
-      }
-    }
-  }
-  return { sockets, problems };
 }
 
 export interface FrontOptions {
@@ -133,29 +74,24 @@ export class TcpFront {
   /** Children whose exit already prunes their counts. */
   private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
-  private readonly relayedTo = new Map<string, number>();
+  private handedOutTotal = 0;
   private readonly waiting = new Set<Accepted>();
-  /** Relayed connections open now, with the worker each goes to. */
-  private readonly relays = new Map<net.Socket, string>();
-  private readonly totals = { handedOut: 0, relayed: 0 };
+  private readonly relays: AdoptedRelays;
   private readonly window: HandoffWindow;
   private readonly noWorker: RepeatedWarning;
   private readonly full: RepeatedWarning;
   private readonly limits = limits();
   private next = 0;
   private closed = false;
-  private relayNoted = false;
   /** Wakes a closing front when an accepted connection has been taken (or given up). */
   private settled: (() => void) | null = null;
   /** Connections a closing front accepted and could give to no worker. */
   private dropped = 0;
-  /** The listen entry (index in `addresses`) each listening socket serves. */
-  private readonly entryOf = new Map<net.Server, number>();
-  private readonly unassigned = new Map<net.Server, Accepted[]>();
   private readonly log: Logger;
 
   constructor(private readonly options: FrontOptions) {
     this.log = options.log;
+    this.relays = new AdoptedRelays(this.limits, options.tls, options.log);
     const { handoffStallMs, warnIntervalMs, frontWaiting } = this.limits;
     this.window = new HandoffWindow(HANDOFF_WINDOW, handoffStallMs, (id, n) => {
       const why = `${n} handed connection(s) unconfirmed for ${handoffStallMs} ms`;
@@ -182,18 +118,23 @@ export class TcpFront {
    */
   async listen(): Promise<void> {
     const { addresses } = this.options;
-    const adopted = await this.adoptInherited();
+    const adopted = await adoptInherited(
+      this.options.inherited ?? [],
+      addresses,
+      (connection, entry) => this.accept(connection, entry),
+      this.log,
+    );
     for (const [i, address] of addresses.entries()) {
       let server = adopted.get(i);
       if (!server) {
-        const fresh = this.makeServer();
-        this.assign(fresh, i);
+        const fresh = net.createServer();
         await new Promise<void>((resolve, reject) => {
           fresh.once('error', (err) =>
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
           );
           fresh.listen({ host: address.host, port: address.port }, () => {
-            this.takeConnections(fresh);
+            // Its connections come here as bare handles (src/fronts/raw-accept.ts).
+            acceptRaw(fresh, (connection) => this.accept(connection, i));
             resolve();
           });
         });
@@ -225,14 +166,12 @@ export class TcpFront {
 
   /** Connections relayed to each adopted worker so far, by worker id (workers gone left out). */
   relayed(): Record<string, number> {
-    const live = new Set([...this.options.targets().map((t) => t.id), ...this.relays.values()]);
-    for (const id of this.relayedTo.keys()) if (!live.has(id)) this.relayedTo.delete(id);
-    return Object.fromEntries(this.relayedTo);
+    return this.relays.counts(this.options.targets().map((t) => t.id));
   }
 
   /** Connections handed out and relayed since this daemon started, workers gone included. */
   totalCounts(): { handedOut: number; relayed: number } {
-    return { ...this.totals };
+    return { handedOut: this.handedOutTotal, relayed: this.relays.total };
   }
 
   /** Stalled workers (no handoff confirmed for the stall deadline), with since when (epoch ms). */
@@ -242,12 +181,7 @@ export class TcpFront {
 
   /** Connections accepted and not yet taken by a worker. */
   get waitingCount(): number {
-    return this.waiting.size + [...this.unassigned.values()].reduce((n, list) => n + list.length, 0);
-  }
-
-  /** Relayed connections open now. */
-  get openRelays(): number {
-    return this.relays.size;
+    return this.waiting.size;
   }
 
   /**
@@ -260,11 +194,6 @@ export class TcpFront {
     this.closed = true;
     // Not server.close(callback): that waits for the relayed connections to end.
     for (const server of this.servers) server.close();
-    for (const [server, sockets] of this.unassigned) {
-      server.close();
-      for (const socket of sockets) socket.destroy();
-    }
-    this.unassigned.clear();
     const deadline = Date.now() + CLOSE_SETTLE_MS;
     while (this.waiting.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
@@ -279,93 +208,6 @@ export class TcpFront {
     this.waiting.clear();
   }
 
-  private makeServer(): net.Server {
-    return net.createServer();
-  }
-
-  /** Once `server` listens: its connections come here as bare handles (src/fronts/raw-accept.ts). */
-  private takeConnections(server: net.Server): void {
-    acceptRaw(server, (connection) => {
-      const entry = this.entryOf.get(server);
-      if (entry !== undefined) this.accept(connection, entry);
-      // An inherited socket accepts before it is matched to its entry: those wait for it.
-      else this.unassigned.set(server, [...(this.unassigned.get(server) ?? []), connection]);
-    });
-  }
-
-  /** `server` serves listen entry `entry`: connections it accepted before that are dispatched. */
-  private assign(server: net.Server, entry: number): void {
-    this.entryOf.set(server, entry);
-    for (const socket of this.unassigned.get(server) ?? []) this.accept(socket, entry);
-    this.unassigned.delete(server);
-  }
-
-  /** Listens on every inherited socket, then pairs them with the listen entries by address. */
-  private async adoptInherited(): Promise<Map<number, net.Server>> {
-    const open: { socket: InheritedSocket; server: net.Server; address: FrontAddress }[] = [];
-    for (const socket of this.options.inherited ?? []) {
-      const server = this.makeServer();
-      const label = inheritedLabel(socket);
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ fd: socket.fd }, () => {
-            this.takeConnections(server);
-            resolve();
-          });
-        });
-      } catch (err) {
-        this.log.warn(`listen: ${label} is not a listening TCP socket (${errorMessage(err)}); ignoring it`);
-        server.close();
-        continue;
-      }
-      const a = server.address();
-      if (a === null || typeof a === 'string') {
-        this.log.warn(`listen: ${label} is not a TCP socket; closing it`);
-        server.close();
-        continue;
-      }
-      open.push({ socket, server, address: { host: a.address, port: a.port } });
-    }
-    const taken = new Map<number, net.Server>();
-    const entries = this.options.addresses;
-    // Exact addresses first; then an entry with port 0 takes a socket on its host (the port a
-    // predecessor was given for it).
-    for (const exact of [true, false]) {
-      for (const item of open) {
-        if ([...taken.values()].includes(item.server)) continue;
-        const i = entries.findIndex(
-          (e, n) =>
-            !taken.has(n) &&
-            sameHost(e.host, item.address.host) &&
-            (exact ? e.port === item.address.port : e.port === 0),
-        );
-        if (i >= 0) {
-          taken.set(i, item.server);
-          this.assign(item.server, i);
-        }
-      }
-    }
-    for (const item of open) {
-      const label = inheritedLabel(item.socket);
-      if ([...taken.values()].includes(item.server)) {
-        this.log.info(`listening on ${formatAddress(item.address)} (${label})`);
-        continue;
-      }
-      if (item.socket.from === 'systemd') {
-        this.log.warn(
-          `listen: ${label} for ${formatAddress(item.address)} matches no listen entry (${entries.map(formatAddress).join(', ') || 'none'}); closing it`,
-        );
-      } else {
-        this.log.info(`listen: ${formatAddress(item.address)} is no longer in the config; closing it`);
-      }
-      for (const socket of this.unassigned.get(item.server) ?? []) socket.destroy();
-      this.unassigned.delete(item.server);
-      item.server.close();
-    }
-    return taken;
-  }
-
   private accept(socket: Accepted, entry: number): void {
     if (this.waiting.size >= this.limits.frontWaiting) {
       this.full.note();
@@ -376,18 +218,11 @@ export class TcpFront {
     void this.dispatch(socket, Date.now() + this.limits.frontWaitMs, entry);
   }
 
-  /** The targets in the order to try them for this client. */
+  /** The targets in the order to try them for this client (src/net/routing.ts). */
   private order(socket: Accepted, targets: FrontTarget[]): FrontTarget[] {
-    if (targets.length === 0) return targets;
-    const slots = Math.max(1, this.options.slots());
-    if (this.options.sticky() && socket.remoteAddress) {
-      const wanted = stickySlot(socket.remoteAddress, slots);
-      // The client's slot, then the next serving ones after it, wrapping round.
-      const after = (t: FrontTarget) => (((t.slot - wanted) % slots) + slots) % slots;
-      return [...targets].sort((a, b) => after(a) - after(b));
-    }
-    const start = this.next++ % targets.length;
-    return [...targets.slice(start), ...targets.slice(0, start)];
+    const sticky = this.options.sticky() ? socket.remoteAddress : undefined;
+    const turn = sticky || targets.length === 0 ? 0 : this.next++;
+    return targetOrder(targets, { slots: this.options.slots(), sticky, turn });
   }
 
   private async dispatch(socket: Accepted, deadline: number, entry: number): Promise<void> {
@@ -411,16 +246,14 @@ export class TcpFront {
               await this.window.track(target.id, () => sender.send(socket.handle, meta));
               // The sender closed this process's copy once the worker confirmed.
               socket.released();
-              count(this.handedOut, target.id);
-              this.totals.handedOut++;
+              this.handedOut.set(target.id, (this.handedOut.get(target.id) ?? 0) + 1);
+              this.handedOutTotal++;
             } else {
-              if (this.relays.size >= this.limits.relays) {
+              if (!this.relays.hasRoom()) {
                 noRoom = true;
                 continue;
               }
-              await this.relay(socket, target, meta);
-              count(this.relayedTo, target.id);
-              this.totals.relayed++;
+              await this.relays.relay(socket, target.id, target.socketPath, meta);
             }
             return;
           } catch (err) {
@@ -463,56 +296,6 @@ export class TcpFront {
     }
     return sender;
   }
-
-  /**
-   * Relays `client` to the worker's own socket (src/net/relay.ts: a half-closed client still
-   * gets its answer). Rejects, leaving `client` untouched and paused, when the worker's socket
-   * does not answer.
-   */
-  private async relay(client: Accepted, target: FrontTarget, meta: FrontHandoffMeta): Promise<void> {
-    const piped = await relay(client, target.socketPath, {
-      wrap: meta.tls ? (raw) => this.endTls(raw, meta.entry) : undefined,
-    });
-    if (!piped) throw new Error('the client went away');
-    this.relays.set(piped, target.id);
-    piped.once('close', () => this.relays.delete(piped));
-    // The worker's own timeouts start with its first byte: a client that sends nothing, or
-    // nothing more, must not hold two descriptors here for as long as it likes.
-    closeWhenSilent(piped, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
-    if (!this.relayNoted) {
-      this.relayNoted = true;
-      this.log.warn(
-        `listen: relaying connections to adopted worker(s) over their sockets; they see the daemon, not the client's address, until \`nodesockd restart\` replaces them`,
-      );
-    }
-  }
-
-  /** An adopted worker never got the TLS material: the daemon ends TLS for it. */
-  private endTls(client: net.Socket, entry: number): net.Socket {
-    const context = this.options.tls?.secureContext(entry);
-    if (!context) return client;
-    const tls = new (lazyTls().TLSSocket)(client, {
-      isServer: true,
-      secureContext: context,
-      ALPNProtocols: ['http/1.1'],
-    });
-    tls.once('close', () => client.destroy());
-    return tls;
-  }
-}
-
-function count(map: Map<string, number>, id: string): void {
-  map.set(id, (map.get(id) ?? 0) + 1);
-}
-
-function inheritedLabel(socket: InheritedSocket): string {
-  return socket.from === 'systemd'
-    ? `the socket systemd passed as fd ${socket.fd}${socket.name ? ` (${socket.name})` : ''}`
-    : `the socket the previous daemon passed as fd ${socket.fd}`;
-}
-
-function sameHost(entry: string, bound: string): boolean {
-  return plainAddress(entry) === plainAddress(bound);
 }
 
 function describe(server: net.Server): string {

@@ -48,6 +48,14 @@ export type AppReply =
 /** Worker → daemon: v1's `process.send('restart')`: a zero-downtime restart of every worker. */
 export const MSG_RESTART = 'restart';
 
+/** The plain strings of the lifecycle contract (a raw app message must not fake one). */
+export const LIFECYCLE_MESSAGES: ReadonlySet<string> = new Set([
+  MSG_ONLINE,
+  MSG_SHUTDOWN,
+  MSG_RESUME,
+  MSG_RESTART,
+]);
+
 /**
  * Worker → daemon: an app message or request from this worker to others (`sendAppMessage`,
  * `sendAppRequest`); `workers` is a selector where `self` is the sender. A request is answered

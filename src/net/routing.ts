@@ -1,7 +1,8 @@
 /**
  * Which worker takes a connection: pure choosers, no timers and no I/O. The daemon's `listen`
- * front hashes a client to a slot with `sticky` ({@link stickySlot}); the pool library takes an
- * idle worker, starts one, or takes the least-loaded ({@link chooseWorker}).
+ * front tries its slots round robin, or from the client's slot on with `sticky`
+ * ({@link targetOrder}, {@link stickySlot}); the pool library takes an idle worker, starts one,
+ * or takes the least-loaded ({@link chooseWorker}).
  */
 
 /** The address with IPv4-mapped IPv6 written as IPv4, so one client hashes the same both ways. */
@@ -17,6 +18,27 @@ export function stickySlot(address: string, slots: number): number {
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
   return hash % Math.max(1, slots);
+}
+
+/**
+ * The order in which the `listen` front tries its serving workers for one connection. With a
+ * `sticky` client address: the worker of the client's slot, then those of the slots after it,
+ * wrapping round (a slot with no serving worker is skipped). Otherwise round robin: from the
+ * `turn`th worker on (the caller counts turns), wrapping round.
+ */
+export function targetOrder<T extends { slot: number }>(
+  targets: readonly T[],
+  o: { slots: number; sticky?: string | undefined; turn: number },
+): T[] {
+  if (targets.length === 0) return [];
+  if (o.sticky) {
+    const slots = Math.max(1, o.slots);
+    const wanted = stickySlot(o.sticky, slots);
+    const after = (t: T) => (((t.slot - wanted) % slots) + slots) % slots;
+    return [...targets].sort((a, b) => after(a) - after(b));
+  }
+  const start = o.turn % targets.length;
+  return [...targets.slice(start), ...targets.slice(0, start)];
 }
 
 export interface Candidate {

@@ -26,15 +26,13 @@ import {
   type AppRequest,
   type AppSendResult,
   type DaemonToWorker,
+  LIFECYCLE_MESSAGES,
   MSG_APP_MSG,
   MSG_APP_REPLY,
   MSG_APP_REQ,
   MSG_APP_SEND,
   MSG_APP_SEND_RESULT,
-  MSG_ONLINE,
   MSG_RESTART,
-  MSG_RESUME,
-  MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
 import type { Logger } from '../../log';
 import * as z from '../../zod';
@@ -91,9 +89,6 @@ const appSendSchema = z.object({
   workers: z.optional(z.string()),
 });
 
-/** Strings of the lifecycle protocol, which a raw `send` must not fake. */
-const RESERVED_RAW = new Set([MSG_SHUTDOWN, MSG_RESUME, MSG_ONLINE, MSG_RESTART]);
-
 /** Most items one streamed reply may carry from one worker; more ends it with an error. */
 const MAX_STREAM_ITEMS = 10_000;
 
@@ -144,7 +139,7 @@ export class Messenger {
 
   /** `send-msg`: fire and forget; says which workers' channels took it. */
   sendMessage(request: SendMessageRequest, sender?: MessageTarget): SendMessageReply {
-    if (request.raw && RESERVED_RAW.has(request.name)) {
+    if (request.raw && LIFECYCLE_MESSAGES.has(request.name)) {
       throw new SelectorError(
         `send ${JSON.stringify(request.name)}: that string is the daemon's own word to its workers; use \`restart\`, \`stop\` or \`resume\``,
       );
