@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { listPids } from '../daemon/proc';
 
 /**
  * Which user nginx runs its workers as, for `check` (docs/permissions.md#what-check-proves):
@@ -47,14 +48,8 @@ interface Master {
  * master's process title keeps its command line: `nginx: master process nginx -c /etc/…`).
  */
 function runningMasters(): Master[] {
-  let pids: string[];
-  try {
-    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
-  } catch {
-    return [];
-  }
   const masters: Master[] = [];
-  for (const pid of pids) {
+  for (const pid of listPids()) {
     try {
       if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'nginx') continue;
       const title = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');

@@ -9,7 +9,7 @@ import { hasTls, readTlsMaterial, TlsDistributor } from '../fronts/tls-material'
 import type { DaemonStatus, HandoverResult, HealthReport, UpstreamChange } from '../ipc/protocol';
 import { IpcServer } from '../ipc/server';
 import { errorMessage, Logger } from '../log';
-import { daemonStdio, internalErrorReporter, successorStdio } from '../stdio';
+import { daemonStdio, internalErrorReporter } from '../stdio';
 import { SerialQueue } from '../supervise/serial-queue';
 import { VERSION } from '../version';
 import { type CommandHandlers, dispatch, workerChannelUpgrade } from './commands';

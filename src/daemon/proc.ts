@@ -8,6 +8,15 @@ import fs from 'node:fs';
  * parent to reap it, which a parent that never waits (a deploy script's `execSync`, a container's
  * PID 1 that reaps nothing) never does, while `kill(pid, 0)` keeps succeeding.
  */
+/** The pids of every process this one can see in /proc (none when /proc cannot be read). */
+export function listPids(): string[] {
+  try {
+    return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { listPids } from './proc';
 
 /**
  * Which process listens on a UNIX socket path, from /proc (Linux): the listening socket's inode
@@ -97,14 +98,8 @@ export function socketInodeOfFd(fd: number): string | null {
 function holders(inodes: Set<string>, also: (pid: string) => boolean): number[] {
   if (inodes.size === 0) return [];
   const uid = process.getuid?.();
-  let pids: string[];
-  try {
-    pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
-  } catch {
-    return [];
-  }
   const found: number[] = [];
-  for (const pid of pids) {
+  for (const pid of listPids()) {
     try {
       if (uid !== undefined && fs.statSync(`/proc/${pid}`).uid !== uid) continue;
     } catch {
