@@ -28,6 +28,29 @@ test('descriptors a worker sends unasked (messages, forged handover moves) are c
   await waitFor('the daemon holding none of them', () => fds(pid) < 60);
 });
 
+test('a worker sending a descriptor that is not a socket (/dev/null, a directory) gets an error; the daemon lives on, holding none', async () => {
+  app = makeApp({ workers: 1 }, 'sends-files.js');
+  daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+  const pid = daemon.child.pid!;
+  const before = fds(pid);
+  await daemon.waitOutput(/a socket sent/);
+  // Without the preload's guard the first /dev/null kills the daemon inside Node (stream_wrap.cc).
+  assert.match(
+    daemon.output,
+    /refused \/dev\/null: nodesockd: process\.send\(\) refused a handle whose descriptor \d+ is a character device/,
+  );
+  assert.match(
+    daemon.output,
+    /refused \/tmp: nodesockd: process\.send\(\) refused a handle whose descriptor \d+ is a directory/,
+  );
+  assert.doesNotMatch(daemon.output, /sent \/(dev|tmp)/);
+  assert.equal(daemon.child.exitCode, null);
+  const s = await daemon.status();
+  assert.equal(s.workers[0]?.state, 'online');
+  // The one socket it sent is closed by the daemon; none of the 200 refused ones reached it.
+  await waitFor('the daemon back at its descriptor count', () => fds(pid) <= before);
+});
+
 test('forged internal messages (NODE_HANDLE_ACK, lines that are not JSON) are one line each per interval, with a count, no stack', async () => {
   app = makeApp({ workers: 1, env: ['FORGED=200'] }, 'forges-internal.js');
   daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });

@@ -12,11 +12,14 @@
  *   to stop (preload-drain.ts).
  * - Connections handed over by the daemon's `listen` front are served by the app's server
  *   (front-receiver.ts). One patch of `listen()` sees the app's servers for all three (worker-servers.ts).
+ * - A handle sent to the daemon must be a socket or a FIFO; any other descriptor would abort the
+ *   daemon inside Node (send-handle-guard.ts).
  */
 import { installFrontReceiver } from './front-receiver.js';
 import { installListenHint } from './listen-hint.js';
 import { installPreloadDrain } from './preload-drain.js';
 import { preloadFeature, shared } from './runtime.js';
+import { installSendHandleGuard } from './send-handle-guard.js';
 
 const lostReader = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
@@ -38,6 +41,7 @@ const inspectorWanted = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? ''
 );
 if (!inspectorWanted) process.on('SIGUSR1', () => {});
 
+installSendHandleGuard();
 // Creating the shared runtime is what installs the reconnection (see runtime.ts).
 void shared.worker;
 if (preloadFeature('drain')) installPreloadDrain();
