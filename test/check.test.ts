@@ -224,6 +224,23 @@ describe('check: what the schema cannot see', () => {
     assert.match(scrape.body, /^nodesockd_/m);
   });
 
+  test('a tmpDir in a directory other users can write (sticky or not) is a warning naming it, with /run/<app>', async () => {
+    app = makeApp({ workers: 1 });
+    const a = app;
+    fs.chmodSync(a.dir, 0o1777);
+    const exposed = await cli(['check', '-c', a.configFile, ...self()]);
+    assert.match(
+      exposed.stdout,
+      new RegExp(
+        `^warning: tmpDir ${escapeRe(a.tmpDir)} lies in ${escapeRe(a.dir)}, which other users can write \\(mode 1777\\): if it is removed .*anyone can create that name first.*; use /run/<app> \\(systemd RuntimeDirectory=<app>\\)`,
+        'm',
+      ),
+    );
+    fs.chmodSync(a.dir, 0o755);
+    const kept = await cli(['check', '-c', a.configFile, ...self()]);
+    assert.doesNotMatch(kept.stdout, new RegExp(`lies in ${escapeRe(a.dir)},`));
+  });
+
   test('an env name with no value that is unset here, and shutdownTimeout not above the keepalive, are warnings', async () => {
     app = makeApp({
       workers: 1,

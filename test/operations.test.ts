@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
@@ -217,5 +218,80 @@ describe('operations', () => {
     );
     const check = await cli(['check', '-c', app.configFile]);
     assert.doesNotMatch(check.stdout + check.stderr, /error: tmpDir/);
+  });
+});
+
+describe('a tmpDir in a directory other users can write', () => {
+  const NOBODY = 65534;
+  const NEEDS_ROOT = 'needs root (another user, uid 65534, takes the name)';
+
+  /** A control socket another user (uid 65534) serves at `file`: counts the connections it gets. */
+  async function fakeControlSocket(file: string): Promise<{ connections: () => number; close: () => void }> {
+    let connections = 0;
+    const server = net.createServer((c) => {
+      connections++;
+      c.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(file, resolve));
+    fs.chownSync(file, NOBODY, NOBODY);
+    return { connections: () => connections, close: () => server.close() };
+  }
+
+  test("tmpDir taken by another user while it was gone: the log says so (not to run as them); root's CLI refuses their control socket; freed, it serves again", async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip(NEEDS_ROOT);
+      return;
+    }
+    app = makeApp({ workers: 1, shutdownTimeout: 2000 });
+    fs.chmodSync(app.tmpDir, 0o2750);
+    fs.chmodSync(app.dir, 0o1777); // as /tmp is
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    const d = daemon;
+    // The other user's directory, made beforehand: it takes the name as soon as tmpDir is gone.
+    const squat = path.join(app.dir, 'squat');
+    fs.mkdirSync(squat, { mode: 0o755 });
+    fs.chownSync(squat, NOBODY, NOBODY);
+    fs.rmSync(app.tmpDir, { recursive: true, maxRetries: 20 });
+    fs.renameSync(squat, app.tmpDir);
+    await d.waitOutput(/another user, \S+ \(uid 65534\), took its name while it was gone/);
+    assert.doesNotMatch(d.output, /run the daemon as its owner/);
+    const fake = await fakeControlSocket(app.ipcFile);
+    try {
+      const r = await d.cli(['status']);
+      assert.notEqual(r.code, 0);
+      assert.match(
+        r.stderr,
+        /refusing the control socket .* belongs to \S+ \(uid 65534\), and .* can be written by other users \(mode 1777\)/,
+      );
+      assert.equal(fake.connections(), 0, "root's CLI talked to the other user's socket");
+    } finally {
+      fake.close();
+    }
+    // Root frees the name: the daemon makes tmpDir again as it was, and every slot serves.
+    fs.rmSync(app.tmpDir, { recursive: true, maxRetries: 20 });
+    await d.waitOutput(/is back: every slot serves again/);
+    await getJson({ socketPath: app.published(0) });
+  });
+
+  test("root's CLI talks to the app user's control socket where only root and that user can write", async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip(NEEDS_ROOT);
+      return;
+    }
+    const dir = fs.mkdtempSync('/run/nsd-trust-');
+    try {
+      fs.chownSync(dir, NOBODY, NOBODY);
+      fs.chmodSync(dir, 0o750);
+      const fake = await fakeControlSocket(path.join(dir, 'nodesockd.ipc'));
+      try {
+        const r = await cli(['status', '--ipc-file', path.join(dir, 'nodesockd.ipc')]);
+        assert.doesNotMatch(r.stderr, /refusing/);
+        await waitFor('the connection', () => fake.connections() === 1);
+      } finally {
+        fake.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

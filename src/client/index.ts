@@ -15,6 +15,7 @@ import net from 'node:net';
 import { request } from '../ipc/client.js';
 import type { Commands, DaemonStatus, RestartResult, WorkerResult } from '../ipc/protocol.js';
 import { replyItems } from '../ipc/reply-items.js';
+import { trustedSocketPath } from '../ipc/socket-trust.js';
 
 export type { DaemonStatus, WorkerResult } from '../ipc/protocol.js';
 /** One reply of {@link NodesockdClient.sendAppRequest}: a worker and its answer (or error). */
@@ -43,7 +44,7 @@ export class NodesockdClient {
   /** Checks that the daemon answers on its control socket; rejects with {@link IpcConnectionError}. */
   async run(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const socket = net.connect(this.ipcPath);
+      const socket = net.connect(trustedSocketPath(this.ipcPath));
       socket.once('connect', () => {
         socket.destroy();
         resolve();

@@ -100,7 +100,7 @@ export class InstanceLock {
     this.watching = true;
     try {
       const dir = path.dirname(this.path);
-      const unsafe = dirProblem(dir);
+      const unsafe = dirProblem(dir, undefined, true);
       if (unsafe)
         return this.report(`${this.path} is gone or replaced; not taking the lock again: ${unsafe}`);
       const taken = await take(this.path, this.server);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { accountName } from '../accounts';
 import { errorMessage, type Logger } from '../log';
 import { inspectTmpDir } from './tmpdir';
 
@@ -94,6 +95,10 @@ export class TmpDirWatch {
     if (!replaced && !ipcGone && !this.outage) return;
     const socketsGone = replaced || this.deps.servingSockets().some((socket) => !fs.existsSync(socket));
     if (socketsGone) this.begin(`tmpDir ${tmpDir} was emptied or replaced: every slot is unreachable`);
+    if (stat.uid !== this.dir.uid) {
+      this.wait(this.takenBy(stat.uid));
+      return;
+    }
     const unsafe = inspectTmpDir(tmpDir).find((f) => f.level === 'error');
     if (unsafe) {
       this.wait(`${unsafe.message}; the slots stay unreachable until it is fixed`);
@@ -126,6 +131,22 @@ export class TmpDirWatch {
     this.outage = null;
     this.waiting = null;
     this.retryMs = RETRY_FIRST_MS;
+  }
+
+  /**
+   * tmpDir is back, but another user's: someone took the name while it was gone (it lies in a
+   * directory others can write). Not "run the daemon as that user": the name is to be freed.
+   */
+  private takenBy(uid: number): string {
+    const { tmpDir } = this.deps;
+    const { gid, mode } = this.dir;
+    const owner = (id: number) => `${accountName('/etc/passwd', id)} (uid ${id})`;
+    return (
+      `another user, ${owner(uid)}, took its name while it was gone (it was ${owner(this.dir.uid)}'s); ` +
+      `the slots stay unreachable and the CLI will not trust a control socket there. As root: rm -rf ${tmpDir} ` +
+      `(the daemon then re-creates it as it was: install -d -o ${this.dir.uid} -g ${gid} -m ${octal(mode)}), ` +
+      'and move tmpDir to a directory only root and the app user can write (/run/<app>, see nodesockd check)'
+    );
   }
 
   private begin(outage: string): void {

@@ -53,6 +53,8 @@ export function inspectTmpDir(dir: string, uid = process.getuid?.() ?? -1): DirF
       `tmpDir ${dir} is accessible to others (mode ${octal(mode)}); only the nginx group needs it: chmod o-rwx ${dir}`,
     );
   }
+  const exposed = exposedParent(dir, `tmpDir ${dir}`);
+  if (exposed) warn(exposed);
   if (!(mode & 0o2000)) {
     warn(
       `tmpDir ${dir} has no SETGID bit (mode ${octal(mode)}): sockets get the app user's group, ` +
@@ -75,14 +77,51 @@ export function inspectIpcDir(ipcFile: string, tmpDir: string, uid = process.get
   } catch {
     return [{ level: 'error', message: `the directory of ipcFile ${ipcFile} does not exist` }];
   }
-  const unsafe = writableByOthers(dir, stat, uid, `the directory of ipcFile ${ipcFile}`);
-  return unsafe ? [{ level: 'error', message: unsafe }] : [];
+  const what = `the directory of ipcFile ${ipcFile}`;
+  const unsafe = writableByOthers(dir, stat, uid, what);
+  if (unsafe) return [{ level: 'error', message: unsafe }];
+  const exposed = exposedParent(dir, what);
+  return exposed ? [{ level: 'warning', message: exposed }] : [];
 }
 
-/** The error for an existing directory someone else can write (null when it is safe, or missing). */
-export function dirProblem(dir: string, uid = process.getuid?.() ?? -1): string | null {
+/**
+ * The warning for a directory that lies in one other users can write (/tmp, /var/tmp, a shared
+ * volume), sticky or not: once it is removed (a tmp cleaner, a reboot script), anyone can create
+ * its name first, and the daemon's sockets and the CLI's control socket are theirs to serve.
+ * Only the directory that holds it: a private directory between (mkdtemp's) is the operator's
+ * choice, and the CLI's own check (ipc/socket-trust.ts) walks every level.
+ */
+function exposedParent(dir: string, what: string): string | null {
+  let parent: string;
+  let mode: number;
+  try {
+    parent = path.dirname(fs.realpathSync(dir));
+    mode = fs.statSync(parent).mode & 0o7777;
+  } catch {
+    return null;
+  }
+  if (!(mode & 0o022)) return null;
+  return (
+    `${what} lies in ${parent}, which other users can write (mode ${octal(mode)}): if it is removed ` +
+    `(a tmp cleaner, a reboot), anyone can create that name first and serve its sockets; use /run/<app> ` +
+    `(systemd RuntimeDirectory=<app>) or a directory only root and the app user can write`
+  );
+}
+
+/**
+ * The error for an existing directory someone else can write (null when it is safe, or missing).
+ * `retaken`: the daemon ran in it, so another owner took its name while it was gone.
+ */
+export function dirProblem(dir: string, uid = process.getuid?.() ?? -1, retaken = false): string | null {
   const stat = fs.statSync(dir, { throwIfNoEntry: false });
-  return stat ? writableByOthers(dir, stat, uid, `the directory ${dir}`) : null;
+  if (!stat) return null;
+  if (retaken && stat.uid !== uid && stat.uid !== 0) {
+    return (
+      `the directory ${dir} belongs to ${accountName('/etc/passwd', stat.uid)} (uid ${stat.uid}) now: another user took its name while it was gone; ` +
+      `as root: rm -rf ${dir}, and keep it where only root and the app user can write (/run/<app>, see nodesockd check)`
+    );
+  }
+  return writableByOthers(dir, stat, uid, `the directory ${dir}`);
 }
 
 /** The error for a directory that someone other than `uid` (and root) can write, or null. */

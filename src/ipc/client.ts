@@ -2,6 +2,7 @@ import net from 'node:net';
 import { FrameConnection } from './connection';
 import { Correlator } from './correlator';
 import type { CommandName, Commands, Reply } from './protocol';
+import { trustedSocketPath } from './socket-trust';
 
 export interface RequestOptions {
   /** Give up when the daemon has not answered within this many milliseconds. */
@@ -40,7 +41,7 @@ export async function request<K extends CommandName>(
   type: K,
   ...[data, options = {}]: RequestArgs<K>
 ): Promise<Commands[K]['reply']> {
-  const connection = new FrameConnection(net.connect(ipcPath));
+  const connection = new FrameConnection(net.connect(trustedSocketPath(ipcPath)));
   const replies = new Correlator<Outcome>();
   const failAll = (error: Error) => replies.settleWhere(() => true, { ok: false, error });
   const { timeoutMs } = options;
