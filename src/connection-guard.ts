@@ -36,26 +36,32 @@ export class ConnectionCap {
 
   /** Counts a new connection in, idle; false (the socket destroyed) when it is refused. */
   admit(socket: net.Socket): boolean {
-    if (this.open.size >= this.max) {
-      let oldest: net.Socket | null = null;
-      for (const [open, idle] of this.open) {
-        if (idle) {
-          oldest = open;
-          break;
-        }
-      }
-      if (!oldest) {
-        this.refused.note();
-        socket.destroy();
-        return false;
-      }
+    if (!this.hasRoom()) {
+      this.refused.note();
+      socket.destroy();
+      return false;
+    }
+    this.add(socket);
+    return true;
+  }
+
+  /** Below the cap, or made so by closing the oldest idle connection; false when none is idle. */
+  hasRoom(): boolean {
+    if (this.open.size < this.max) return true;
+    for (const [oldest, idle] of this.open) {
+      if (!idle) continue;
       this.evicted.note();
       this.open.delete(oldest);
       oldest.destroy();
+      return true;
     }
+    return false;
+  }
+
+  /** Counts a connection in, idle, whatever the cap (room was made for it with {@link hasRoom}). */
+  add(socket: net.Socket): void {
     this.open.set(socket, true);
     socket.once('close', () => this.open.delete(socket));
-    return true;
   }
 
   /** Stops counting a connection, leaving it open (it moved on: identified, handed over). */

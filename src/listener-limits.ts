@@ -31,6 +31,12 @@ export interface ListenerLimits {
   frontWaitMs: number;
   /** A worker that has not confirmed a handed connection for this long is stalled: it is replaced. */
   handoffStallMs: number;
+  /**
+   * Connections moved by replaced workers (the handover) that the daemon holds at once, each a
+   * descriptor until the successor confirms; beyond it a move is refused at once (it closes the
+   * old way).
+   */
+  handoverMoves: number;
   /** A repeated warning (refused, closed connections) is logged at most once per this, with a count. */
   warnIntervalMs: number;
 }
@@ -67,6 +73,9 @@ export function listenerLimits(fds = openFileLimit(), env: NodeJS.ProcessEnv = p
     frontWaiting: share(1 / 2, 4096),
     frontWaitMs: 5000,
     handoffStallMs: 10_000,
+    // A successor confirms in milliseconds: what is in flight at once is the old workers' idle
+    // connections (nginx keeps 16 per nginx process), far fewer than 1/8 of the descriptors.
+    handoverMoves: share(1 / 8, 1024),
     warnIntervalMs: 10_000,
   };
   for (const part of (env[TEST_LIMITS_ENV] ?? '').split(',')) {

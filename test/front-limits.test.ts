@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type net from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive } from './helpers/daemon';
@@ -161,10 +162,10 @@ describe('listen: relayed to adopted workers', () => {
     assert.equal(await served(port), adopted);
   });
 
-  test('at the relay cap a new connection waits for room, then is relayed', async () => {
+  test('at the relay cap with every relay under way a new connection waits for room, then is relayed', async () => {
     // The third connection waits as long as the test needs (not the default 5 s).
     const { port, adopted, d } = await adoptedFront('relays=2,frontWaitMs=60000,relayHandshakeMs=60000');
-    const held = [await silent({ port }), await silent({ port })];
+    const held = await underWay(port, 2);
     // Both relays open before the third arrives (else it could take a relay not yet counted).
     await waitFor('two relays open', async () => ((await d.status()).front?.relayed?.[adopted] ?? 0) >= 2);
     const answer = served(port);
@@ -173,4 +174,42 @@ describe('listen: relayed to adopted workers', () => {
     assert.equal(await answer, adopted);
     held[1]!.socket.destroy();
   });
+
+  test('at the relay cap the oldest relay whose client sent nothing is closed for a new one (red team 3, 02)', async () => {
+    const { port, adopted, d } = await adoptedFront('relays=2,relayHandshakeMs=60000');
+    const held = [await silent({ port }), await silent({ port })];
+    await waitFor('two relays open', async () => ((await d.status()).front?.relayed?.[adopted] ?? 0) >= 2);
+    // Without room made, it would wait 5 s and be closed.
+    assert.equal(await served(port), adopted);
+    await held[0]!.closed;
+    assert.equal(held[1]!.socket.destroyed, false, 'the newer silent relay stays');
+    assert.match(
+      d.output,
+      /listen: relays to adopted workers: 2 connections open \(the cap\); closed the oldest idle one for a new one/,
+    );
+    held[1]!.socket.destroy();
+  });
+
+  test('at the relay cap with every relay under way, a connection that waited out is said closed for the cap, not for no worker', async () => {
+    const { port, adopted, d } = await adoptedFront('relays=2,frontWaitMs=300,relayHandshakeMs=60000');
+    const held = await underWay(port, 2);
+    await waitFor('two relays open', async () => ((await d.status()).front?.relayed?.[adopted] ?? 0) >= 2);
+    await assert.rejects(served(port));
+    await d.waitOutput(
+      /listen: 2 relays to adopted workers open \(the cap\), each under way; closed a connection that waited 300 ms for room/,
+    );
+    assert.doesNotMatch(d.output, /no serving worker/);
+    for (const h of held) h.socket.destroy();
+  });
 });
+
+/** `n` connections, each with a request begun (under way: never closed for another). */
+async function underWay(port: number, n: number): Promise<{ socket: net.Socket }[]> {
+  const held: { socket: net.Socket }[] = [];
+  for (let i = 0; i < n; i++) {
+    const h = await silent({ port });
+    h.socket.write('GET / HTTP/1.1\r\n');
+    held.push(h);
+  }
+  return held;
+}

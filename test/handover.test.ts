@@ -385,3 +385,39 @@ describe('handover: a successor that hangs between hops', () => {
     }
   });
 });
+
+// Red team round three, 03: a replaced worker floods the daemon with moves of one connection
+// while its successor confirms none. The daemon holds at most `handoverMoves` of them, says the
+// cap once with a count, and closes its copy of each at its confirm deadline.
+describe('handover: a hostile old worker and a successor that never confirms', () => {
+  test('1,000 moves of one connection: at most the cap held, all closed at the deadline, the daemon serves on', async () => {
+    app = makeApp({ workers: 1, env: ['MOVES=1000'] }, 'move-flood.js');
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
+      online: 1,
+      env: { ...process.env, NODESOCKD_TEST_LIMITS: 'handoverMoves=40' },
+    });
+    const d = daemon;
+    const fds = () => fs.readdirSync(`/proc/${d.child.pid}/fd`).length;
+    const before = fds();
+    let most = before;
+    const sampler = setInterval(() => {
+      most = Math.max(most, fds());
+    }, 5);
+    try {
+      assert.equal((await d.cli(['restart'])).code, 0);
+      await d.waitOutput(/moved one connection 1000 times/);
+      await d.waitOutput(
+        /handover: 40 moved connections already wait for a successor \(the cap\); refused a move/,
+      );
+      // Kept until the successor exits, they would stay; closed at the deadline, the daemon is back.
+      await waitFor('the daemon holding none of the moved descriptors', () => fds() < before + 10);
+    } finally {
+      clearInterval(sampler);
+    }
+    assert.ok(most < before + 40 + 20, `the daemon went from ${before} to ${most} descriptors`);
+    const agent = new http.Agent({ keepAlive: false });
+    assert.equal(typeof (await get(agent, app.published(0))).pid, 'number');
+    const s = await d.status();
+    assert.equal(s.workers.filter((w) => w.state === 'online').length, 1);
+  });
+});

@@ -4,15 +4,18 @@
  * relayed, bytes piped both ways to the UNIX socket the worker still listens on
  * (src/net/relay.ts: a half-closed client still gets its answer), until `nodesockd restart`
  * replaces it with a child of this daemon. The daemon ends TLS for it (it never got the
- * material). Open relays are capped ({@link ListenerLimits.relays}); one that stays silent or
- * idle is closed (src/connection-guard.ts).
+ * material). Open relays are capped ({@link ListenerLimits.relays}): at the cap the oldest
+ * relay whose client has sent nothing yet is closed for a new one, never one under way; with
+ * none such the new connection waits (the front says why if it waits out). One that stays
+ * silent or idle is closed (src/connection-guard.ts).
  */
 import type net from 'node:net';
-import { closeWhenSilent } from '../connection-guard';
+import { ConnectionCap, closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import type { ListenerLimits } from '../listener-limits';
 import type { Logger } from '../log';
 import { relay } from '../net/relay';
+import { RepeatedWarning } from '../repeated-warning';
 import { lazyTls } from './lazy-tls';
 import type { Accepted } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
@@ -23,16 +26,32 @@ export class AdoptedRelays {
   private readonly perWorker = new Map<string, number>();
   private relayedTotal = 0;
   private noted = false;
+  private readonly cap: ConnectionCap;
+  private readonly waitedOut: RepeatedWarning;
 
   constructor(
     private readonly limits: ListenerLimits,
     private readonly tls: TlsDistributor | null | undefined,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const { relays, frontWaitMs, warnIntervalMs } = limits;
+    this.cap = new ConnectionCap(relays, 'listen: relays to adopted workers', log, warnIntervalMs);
+    this.waitedOut = new RepeatedWarning(
+      (line) => log.warn(line),
+      (n) =>
+        `listen: ${relays} relays to adopted workers open (the cap), each under way; closed ${n === 1 ? 'a connection' : `${n} connections`} that waited ${frontWaitMs} ms for room`,
+      warnIntervalMs,
+    );
+  }
 
-  /** Whether another relay may open now (below the cap). */
+  /** Whether another relay may open now: below the cap, or made so by closing a silent one. */
   hasRoom(): boolean {
-    return this.open.size < this.limits.relays;
+    return this.cap.hasRoom();
+  }
+
+  /** A connection that waited for room at the cap is closed: said, counted. */
+  closedAtCap(): void {
+    this.waitedOut.note();
   }
 
   /** Connections relayed since this daemon started, workers gone included. */
@@ -58,9 +77,13 @@ export class AdoptedRelays {
     if (!piped) throw new Error('the client went away');
     this.open.set(piped, id);
     piped.once('close', () => this.open.delete(piped));
+    this.cap.add(piped);
     // The worker's own timeouts start with its first byte: a client that sends nothing, or
-    // nothing more, must not hold two descriptors here for as long as it likes.
-    closeWhenSilent(piped, this.limits.relayHandshakeMs, this.limits.relayIdleMs);
+    // nothing more, must not hold two descriptors here for as long as it likes. Its first
+    // byte makes it one under way: never closed for another.
+    closeWhenSilent(piped, this.limits.relayHandshakeMs, this.limits.relayIdleMs, () =>
+      this.cap.busy(piped, true),
+    );
     this.perWorker.set(id, (this.perWorker.get(id) ?? 0) + 1);
     this.relayedTotal++;
     if (!this.noted) {

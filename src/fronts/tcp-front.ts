@@ -232,6 +232,7 @@ export class TcpFront {
       while (!socket.destroyed) {
         // A worker with no room now (window full, relays at the cap): wait for a handoff to settle.
         let noRoom = false;
+        let relaysFull = false;
         for (const target of this.order(socket, this.options.targets())) {
           try {
             if (target.child) {
@@ -250,7 +251,7 @@ export class TcpFront {
               this.handedOutTotal++;
             } else {
               if (!this.relays.hasRoom()) {
-                noRoom = true;
+                noRoom = relaysFull = true;
                 continue;
               }
               await this.relays.relay(socket, target.id, target.socketPath, meta);
@@ -271,7 +272,8 @@ export class TcpFront {
           return;
         }
         if (Date.now() >= deadline) {
-          this.noWorker.note();
+          if (relaysFull) this.relays.closedAtCap();
+          else this.noWorker.note();
           socket.destroy();
           return;
         }

@@ -74,13 +74,17 @@ export class HandoffSender {
   /**
    * Hands `socket` to the child, with `meta` (any JSON value) for the child's callback.
    * Resolves once the child has the socket; this side's copy is closed then. Rejects, leaving
-   * `socket` untouched, when the child could not take it.
+   * `socket` untouched, when the child could not take it, or when `signal` aborts first (the
+   * send is forgotten then: a confirmation arriving after it finds nothing).
    */
-  send(socket: Handoverable, meta?: unknown): Promise<void> {
+  send(socket: Handoverable, meta?: unknown, signal?: AbortSignal): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { socket, resolve, reject });
+      signal?.addEventListener('abort', () => this.#settle(id, new Error(String(signal.reason))), {
+        once: true,
+      });
       const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
       try {
         this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {

@@ -9,9 +9,13 @@
  * Who gives up first is ordered so that one connection never has two owners: the successor
  * refuses a descriptor past its deadline ({@link TAKE_DEADLINE_MS}), the daemon answers "not
  * taken" only after waiting longer ({@link CONFIRM_WAIT_MS}), and the old worker takes the
- * connection back only after waiting longer still (app/handover-channel.ts).
+ * connection back only after waiting longer still (app/handover-channel.ts). When the daemon
+ * gives up, it forgets the send and closes its copy: a confirmation after that finds nothing.
+ * Moves held at once are capped ({@link ListenerLimits.handoverMoves}); beyond the cap a move is
+ * refused at once, and the old worker keeps the connection.
  */
 import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import {
   type HandoverMoved,
   type HandoverStart,
@@ -21,8 +25,10 @@ import {
   MSG_HANDOVER_MOVED,
   MSG_HANDOVER_START,
 } from '../../ipc/worker-protocol';
+import { type ListenerLimits, limits } from '../../listener-limits';
 import { errorMessage, type Logger } from '../../log';
 import { handoffSenderFor } from '../../net/handoff';
+import { RepeatedWarning } from '../../repeated-warning';
 import type { ManagedWorker } from '../worker/managed-worker';
 
 const TAKE_DEADLINE_MS = 3000;
@@ -52,9 +58,20 @@ export class ConnectionHandover {
   readonly #deps: HandoverDeps;
   /** Connections moved since the daemon started, and moves that failed (for status and metrics). */
   readonly totals = { moved: 0, failed: 0 };
+  /** Moved descriptors held now, each waiting for its successor's answer. */
+  #inFlight = 0;
+  readonly #cap: number;
+  readonly #full: RepeatedWarning;
 
-  constructor(deps: HandoverDeps) {
+  constructor(deps: HandoverDeps, caps: ListenerLimits = limits()) {
     this.#deps = deps;
+    this.#cap = caps.handoverMoves;
+    this.#full = new RepeatedWarning(
+      (line) => deps.log.warn(line),
+      (n) =>
+        `handover: ${this.#cap} moved connections already wait for a successor (the cap); refused ${n === 1 ? 'a move' : `${n} moves`} (those connections close the old way)`,
+      caps.warnIntervalMs,
+    );
   }
 
   /**
@@ -108,6 +125,13 @@ export class ConnectionHandover {
         // The old worker is gone; so is its copy of the connection.
       }
     };
+    // A worker's preload sends the bare descriptor; a socket object (Node made it a net.Socket
+    // here, already reading) is not a connection at a request boundary: closed, refused.
+    if (handle instanceof net.Socket) {
+      handle.destroy();
+      answer(false, 'a socket object was sent, not a bare descriptor');
+      return;
+    }
     // A descriptor the daemon could not receive (at its limit: EMFILE) arrives as nothing.
     if (handle === undefined || handle === null || typeof handle.close !== 'function') {
       answer(false, 'no descriptor arrived (is the daemon at its open-file limit?)');
@@ -125,27 +149,38 @@ export class ConnectionHandover {
       answer(false, 'no successor takes connections');
       return;
     }
+    if (this.#inFlight >= this.#cap) {
+      this.#full.note();
+      handle.close();
+      answer(false, `${this.#cap} moves already wait for a successor`);
+      return;
+    }
     const meta: MovedHandoffMeta = { moved: true, deadline: Date.now() + TAKE_DEADLINE_MS };
     this.#deps.log.debug(`passing a connection of worker ${old.id} to worker ${successor.id}`);
-    let answered = false;
-    const wait = setTimeout(() => {
-      answered = true;
-      answer(false, `worker ${successor.id} did not confirm within ${CONFIRM_WAIT_MS} ms`);
-    }, CONFIRM_WAIT_MS);
+    // Past the wait the send is abandoned (rejected) and this copy closed.
+    const giveUp = new AbortController();
+    const wait = setTimeout(
+      () => giveUp.abort(`worker ${successor.id} did not confirm within ${CONFIRM_WAIT_MS} ms`),
+      CONFIRM_WAIT_MS,
+    );
     wait.unref();
-    sender.send(handle, meta).then(
+    this.#inFlight++;
+    sender.send(handle, meta, giveUp.signal).then(
       () => {
+        this.#inFlight--;
         clearTimeout(wait);
-        if (answered) {
-          this.#deps.log.warn(`worker ${successor.id} confirmed a moved connection after its deadline`);
-          return;
-        }
         answer(true);
       },
       (err: unknown) => {
+        this.#inFlight--;
         clearTimeout(wait);
         handle.close();
-        if (!answered) answer(false, `worker ${successor.id} did not take it: ${errorMessage(err)}`);
+        answer(
+          false,
+          giveUp.signal.aborted
+            ? String(giveUp.signal.reason)
+            : `worker ${successor.id} did not take it: ${errorMessage(err)}`,
+        );
       },
     );
   }
