@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { cli, Daemon, FIXTURES, isAlive } from './helpers/daemon';
+import { cli, Daemon, FIXTURES, isAlive, killAll } from './helpers/daemon';
 import { getJson, httpRequest } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
@@ -145,6 +145,32 @@ describe('daemon', () => {
     assert.deepEqual(fs.readdirSync(app.tmpDir), []);
   });
 
+  test('a restart asked while SIGTERM drains is refused: no worker outlives the daemon', async () => {
+    app = makeApp(
+      { workers: 1, debug: true, shutdownTimeout: 600_000, env: ['STUBBORN_HELPER=1'] },
+      'misbehave.js',
+    );
+    const d = await startDaemon([], 1);
+    const [pid] = await d.slotPids();
+    d.child.kill('SIGTERM');
+    // The worker ignores 'shutdown' and SIGTERM: the drain lasts until the test kills it.
+    await d.waitOutput(/SIGTERM: draining workers/);
+    const restart = d.cli(['restart']);
+    await d.waitOutput(/control request restart/);
+    process.kill(pid!, 'SIGKILL');
+    assert.equal((await d.exited).code, 0);
+    const r = await restart;
+    assert.notEqual(r.code, 0);
+    daemon = undefined;
+    // Its helper gets SIGTERM as the worker exits; a worker started after the drain never goes.
+    const left = () => processesWithEnv(`NODESOCKD_IPC_FILE=${app.ipcFile}`);
+    try {
+      await waitFor('no process of the app to be left', () => left().length === 0);
+    } finally {
+      killAll(left());
+    }
+  });
+
   test('stale links, temp links and dead sockets from a crash are cleaned at start; live sockets are kept', async () => {
     app = makeApp({ workers: 1 });
     // A dead socket: its process was SIGKILLed, so nobody unlinked it.
@@ -257,3 +283,18 @@ describe('daemon', () => {
     });
   });
 });
+
+/** Pids of the processes whose environment holds `entry` (the workers of one daemon). */
+function processesWithEnv(entry: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return fs.readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(entry);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}

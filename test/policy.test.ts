@@ -231,6 +231,48 @@ describe('pool on a fake clock', () => {
     assert.equal(link, path.basename(spare.spec.socketPath));
   });
 
+  test('close: a restart or scale-up queued while the workers drain starts none; all have exited', async () => {
+    // The workers ignore 'shutdown': the drain lasts until the SIGTERM after shutdownTimeout.
+    const p = pool({ workers: 1, standby: 1, shutdownTimeout: 10_000 }, (proc) => {
+      queueMicrotask(() => proc.online());
+      const send = proc.send.bind(proc);
+      proc.send = (message) => (message === 'shutdown' ? true : send(message));
+    });
+    await p.supervisor.start();
+    await p.clock.advance(10);
+    const before = p.spawned.length;
+    assert.equal(before, 2);
+    const closing = p.supervisor.close();
+    const restart = p.supervisor.restart();
+    const scaled = p.supervisor.setStandby(3);
+    await p.clock.advance(10_000);
+    assert.deepEqual(await closing, { stopped: 2 });
+    await assert.rejects(restart, /cannot restart: the daemon is shutting down/);
+    await Promise.allSettled([scaled]);
+    await p.clock.advance(10_000);
+    assert.equal(p.spawned.length, before, 'no worker spawned once close began');
+    assert.deepEqual(p.alive(), []);
+  });
+
+  test('stop: a standby that comes online after stop began is drained before stop resolves', async () => {
+    let late: FakeProcess | null = null;
+    const p = pool({ workers: 1, standby: 1 }, (proc) => {
+      if (proc.spec.slot === null) late = proc;
+      else queueMicrotask(() => proc.online());
+    });
+    await p.supervisor.start();
+    await p.clock.advance(10);
+    assert.ok(late, 'the standby was spawned');
+    const stopping = p.supervisor.stop();
+    (late as FakeProcess).online();
+    await p.clock.advance(10_000);
+    assert.deepEqual(await stopping, { stopped: 2 });
+    assert.deepEqual(p.alive(), []);
+    const again = await p.supervisor.start();
+    assert.equal(again.alreadyRunning, false, 'a later start starts workers again');
+    assert.equal(p.alive().length, 1);
+  });
+
   test('set-workers down while a crash replacement boots never publishes the removed slot', async () => {
     let hold: FakeProcess | null = null;
     const p = pool({ workers: 2 }, (proc) => {

@@ -237,7 +237,7 @@ export class Daemon {
 
     this.onTeardown('workers', async (workers) => {
       if (workers === 'detach') this.detachedState = this.supervisor.detach();
-      else await this.supervisor.stop();
+      else await this.supervisor.close();
     });
 
     if (config.metrics !== false) {

@@ -68,8 +68,10 @@ export class Supervisor {
   private generation = 0;
   /** Commands that change generations run one at a time. */
   private readonly queue = new SerialQueue();
-  /** Aborted by stop() and detach(), so starts in flight give up. */
+  /** Aborted by stop() and detach(), so starts in flight give up; renewed once a stop has drained. */
   private lifetime = new AbortController();
+  /** Aborted for good by close(): no worker is spawned afterwards, whatever is queued. */
+  private readonly closing = new AbortController();
   /** A new socket naming from a reload, used from the next generation on. */
   private pendingPublisher: Publisher | null = null;
   /** Moves a replaced worker's connections to its successor. */
@@ -159,6 +161,7 @@ export class Supervisor {
 
   start(opts: RestartOptions = {}): Promise<StartResult> {
     return this.queue.run(async () => {
+      this.refuseWhenClosed('start');
       if (this.running) return { alreadyRunning: true, workers: this.slots.size };
       this.running = true;
       this.suspendedWindow = opts.suspended === true;
@@ -196,6 +199,7 @@ export class Supervisor {
   }
 
   private async restartGeneration(opts: RestartOptions): Promise<RestartResult> {
+    this.refuseWhenClosed('restart');
     const wasRunning = this.running;
     this.running = true;
     const generation = ++this.generation;
@@ -246,14 +250,17 @@ export class Supervisor {
     return { resumed };
   }
 
-  /** Drains every worker and removes the published paths; the daemon stays up. */
+  /**
+   * Drains every worker and removes the published paths; the daemon stays up. Resolves once no
+   * worker is left: one that a start in flight spawned or brought online meanwhile is drained
+   * too, and no start may spawn until then.
+   */
   stop(): Promise<{ stopped: number }> {
     // Abort starts in progress now rather than after them: a stop must not wait for an onlineTimeout.
     this.lifetime.abort();
     return this.queue.run(async () => {
       this.running = false;
       this.suspendedWindow = false;
-      this.lifetime = new AbortController();
       for (const slot of this.slots.list()) this.recovery.cancel(slot);
       try {
         this.slots.clear();
@@ -261,11 +268,30 @@ export class Supervisor {
         this.log.error(`stop: ${errorMessage(err)}`);
       }
       this.standbys.clear();
-      const all = this.launcher.all();
-      await Promise.all(all.map((w) => this.launcher.drain(w, 'stopped')));
-      this.log.info(`stopped ${all.length} worker(s)`);
-      return { stopped: all.length };
+      let stopped = 0;
+      for (let all = this.launcher.all(); all.length > 0; all = this.launcher.all()) {
+        stopped += all.length;
+        await Promise.all(all.map((w) => this.launcher.drain(w, 'stopped')));
+      }
+      // Only now may a later command start workers again.
+      if (!this.closing.signal.aborted) this.lifetime = new AbortController();
+      this.log.info(`stopped ${stopped} worker(s)`);
+      return { stopped };
     });
+  }
+
+  /**
+   * stop() for good (the daemon shutting down): resolves once every worker has exited, and
+   * no command queued meanwhile or later (a control-socket `restart`, a worker's restart
+   * request, a tmpDir recovery) starts one, for it would outlive the daemon unsupervised.
+   */
+  close(): Promise<{ stopped: number }> {
+    this.closing.abort();
+    return this.stop();
+  }
+
+  private refuseWhenClosed(what: string): void {
+    if (this.closing.signal.aborted) throw new Error(`cannot ${what}: the daemon is shutting down`);
   }
 
   /**
@@ -441,7 +467,7 @@ export class Supervisor {
       generation,
       suspended,
       attempts,
-      signals: [this.lifetime.signal, ...(abort ? [abort] : [])],
+      signals: [this.lifetime.signal, this.closing.signal, ...(abort ? [abort] : [])],
     });
   }
 
