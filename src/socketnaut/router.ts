@@ -11,7 +11,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import type { Worker } from 'node:worker_threads';
-import { type ProxySocketAddressInfo, socketAddressInfo } from '../net/address-info.js';
+import { socketAddressInfo } from '../net/address-info.js';
 import { Accepted } from '../net/raw-accept.js';
 import { chooseWorker } from '../net/routing.js';
 import type { Clock } from '../supervise/clock.js';
@@ -88,8 +88,7 @@ export class Router<W extends Worker | ChildProcess> {
   /** A connection the front accepted (a bare handle from a plain TCP front). */
   accept(connection: Incoming): void {
     this.#deadlines.set(connection, this.#clock.now() + this.#s.waitTimeout);
-    const bare = connection instanceof Accepted;
-    this.#route(connection, bare ? connection.addressInfo() : socketAddressInfo(connection), 1);
+    this.#route(connection, 1);
   }
 
   /** The connections that wait for want of a worker go to one, now that there is one (or, `closing`, are closed). */
@@ -98,7 +97,7 @@ export class Router<W extends Worker | ChildProcess> {
     for (const s of [...this.#waiting]) {
       this.#waiting.delete(s);
       this.#room.release(s);
-      this.#route(s, socketAddressInfo(s), 1);
+      this.#route(s, 1);
     }
   }
 
@@ -124,7 +123,7 @@ export class Router<W extends Worker | ChildProcess> {
     else agents.splice(j, 0, agent);
   }
 
-  #route(socket: Incoming, info: ProxySocketAddressInfo, attempt: number): void {
+  #route(socket: Incoming, attempt: number): void {
     if (socket.destroyed) return;
     const closing = this.#host.closing();
     const live = this.#host.agents().filter((a) => a.state === 'starting' || a.state === 'ready');
@@ -151,7 +150,7 @@ export class Router<W extends Worker | ChildProcess> {
     // Made a socket here, not in #deliver: a retry elsewhere must get the socket, not its spent handle.
     const handOver = agent.state !== 'starting' && this.#s.handoff && agent.sender !== undefined;
     const delivered = handOver ? socket : this.#socket(socket);
-    void this.#deliver(agent, delivered, info).then(
+    void this.#deliver(agent, delivered).then(
       () => this.#settled?.(),
       (err: unknown) => {
         this.#settled?.();
@@ -165,7 +164,7 @@ export class Router<W extends Worker | ChildProcess> {
           );
           this.#host.broken(agent);
         } else this.#log.debug(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
-        if (attempt < this.#s.connectAttempts) this.#route(delivered, info, attempt + 1);
+        if (attempt < this.#s.connectAttempts) this.#route(delivered, attempt + 1);
         else this.#room.refuse(delivered, 'failed');
       },
     );
@@ -217,7 +216,7 @@ export class Router<W extends Worker | ChildProcess> {
     if (!ready && !socket.destroyed) throw new Error(`worker ${agent.id} exited before it was ready`);
   }
 
-  async #deliver(agent: WorkerAgent<W>, socket: Incoming, info: ProxySocketAddressInfo): Promise<void> {
+  async #deliver(agent: WorkerAgent<W>, socket: Incoming): Promise<void> {
     if (agent.state === 'starting') await this.#awaitStart(agent, this.#socket(socket));
     else if (!(await agent.readyOrGone)) throw new Error(`worker ${agent.id} exited before it was ready`);
     if (socket.destroyed) {
@@ -229,12 +228,13 @@ export class Router<W extends Worker | ChildProcess> {
     if (this.#s.handoff && agent.sender) {
       if (socket instanceof Accepted) {
         // Never read here: the handle goes as it is; the sender closed this copy once confirmed.
-        await agent.sender.send(socket.handle, info);
+        // No meta: the worker reads both ends' addresses from its copy of the descriptor, if asked.
+        await agent.sender.send(socket.handle, null);
         socket.released();
       } else {
         // What the front read while the connection waited goes with it.
         const head = this.#room.detach(socket);
-        const meta: HandoffMeta = head ? { ...info, head: head.toString('base64') } : info;
+        const meta: HandoffMeta | null = head ? { head: head.toString('base64') } : null;
         await agent.sender.send(socket, meta);
       }
       agent.inTransit -= 1;
@@ -244,7 +244,7 @@ export class Router<W extends Worker | ChildProcess> {
     }
     if (agent.hop === undefined) throw new Error(`worker ${agent.id} has no relay socket`);
     const relayed = this.#socket(socket);
-    await relay(relayed, agent.hop, info, this.#room.readFrom(relayed));
+    await relay(relayed, agent.hop, socketAddressInfo(relayed), this.#room.readFrom(relayed));
     agent.inTransit -= 1;
     agent.relayed += 1;
     agent.recount();
