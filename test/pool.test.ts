@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -409,5 +410,42 @@ test('a process worker’s connection is counted once when its confirmation and 
   } finally {
     keepAlive.destroy();
     await proxy.shutdown({ timeout: 2000 });
+  }
+});
+
+test("a process pool's plain TCP front makes no socket per connection; one with a 'connection' listener of its own still hears each", async () => {
+  // net.Server publishes each socket it makes on this channel (lib/net.js onconnection).
+  let made = 0;
+  const count = (): void => {
+    made += 1;
+  };
+  diagnostics.subscribe('net.server.socket', count);
+  try {
+    const { proxy, port } = await startPool({ workerType: 'process', workerCount: 1 });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await json<JsonReply>(port)).remoteAddress, '127.0.0.1');
+      assert.equal(made, 0);
+    } finally {
+      await proxy.shutdown({ timeout: 2000 });
+    }
+    const server = net.createServer();
+    let heard = 0;
+    server.on('connection', () => {
+      heard += 1;
+    });
+    const own = createServiceProxy({ server, workerType: 'process', workerCount: 1, workerURL: HTTP_WORKER });
+    server.listen(0, '127.0.0.1');
+    await once(own, 'ready');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const body = await json<JsonReply>(portOf(server));
+        assert.equal(typeof body.remotePort, 'number');
+      }
+      assert.equal(heard, 3);
+    } finally {
+      await own.shutdown({ timeout: 2000 });
+    }
+  } finally {
+    diagnostics.unsubscribe('net.server.socket', count);
   }
 });

@@ -14,10 +14,10 @@ import { ConnectionCap, closeWhenSilent } from '../connection-guard';
 import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import type { ListenerLimits } from '../listener-limits';
 import type { Logger } from '../log';
+import type { Accepted } from '../net/raw-accept';
 import { relay } from '../net/relay';
 import { RepeatedWarning } from '../repeated-warning';
 import { lazyTls } from './lazy-tls';
-import type { Accepted } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
 export class AdoptedRelays {

@@ -8,9 +8,9 @@
  */
 import net from 'node:net';
 import { errorMessage, type Logger } from '../log';
+import { type Accepted, acceptRaw } from '../net/raw-accept';
 import { plainAddress } from '../net/routing';
 import { type FrontAddress, formatAddress } from './address';
-import { type Accepted, acceptRaw } from './raw-accept';
 
 /** The listening fds a predecessor passed on `restart --upgrade` ("3,4"). */
 export const HANDOVER_FDS_ENV = 'NODESOCKD_LISTEN_FDS';
@@ -99,7 +99,7 @@ export function matchEntries(
 /**
  * Listens on every inherited socket, then pairs them with the listen `entries` by address
  * ({@link matchEntries}); the servers taken, by entry index. Their connections go to `accept`
- * with their entry (bare handles, src/fronts/raw-accept.ts); one accepted before the match
+ * with their entry (bare handles, src/net/raw-accept.ts); one accepted before the match
  * waits for it. A socket that is not a listening TCP socket, or matches no entry, is said in
  * one line and closed (with what it accepted).
  */

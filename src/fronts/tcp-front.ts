@@ -1,7 +1,7 @@
 /**
  * The daemon's own TCP front (SPEC §6, `listen`): the daemon owns the listening sockets and
  * hands each accepted connection's handle to a serving slot worker over its IPC channel
- * (src/net/handoff.ts; accepted as bare handles, src/fronts/raw-accept.ts), round robin over
+ * (src/net/handoff.ts; accepted as bare handles, src/net/raw-accept.ts), round robin over
  * the slots, or by a hash of the client address with `sticky` (src/net/routing.ts). No byte
  * passes through the daemon, and the app sees the client's own address. The worker's preload
  * emits the connection on the app's server (src/app/front-receiver.ts). A worker adopted from
@@ -24,13 +24,13 @@ import type { FrontHandoffMeta } from '../ipc/worker-protocol';
 import { limits } from '../listener-limits';
 import { errorMessage, type Logger } from '../log';
 import { type HandoffSender, handoffSenderFor } from '../net/handoff';
+import { type Accepted, acceptRaw } from '../net/raw-accept';
 import { targetOrder } from '../net/routing';
 import { RepeatedWarning } from '../repeated-warning';
 import { type FrontAddress, formatAddress } from './address';
 import { AdoptedRelays } from './adopted-relay';
 import { HandoffWindow } from './handoff-window';
 import { adoptInherited, type InheritedSocket } from './inherited-sockets';
-import { type Accepted, acceptRaw } from './raw-accept';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed (the default of `frontWaitMs`). */
@@ -133,7 +133,7 @@ export class TcpFront {
             reject(new Error(`listen: cannot listen on ${formatAddress(address)}: ${err.message}`)),
           );
           fresh.listen({ host: address.host, port: address.port }, () => {
-            // Its connections come here as bare handles (src/fronts/raw-accept.ts).
+            // Its connections come here as bare handles (src/net/raw-accept.ts).
             acceptRaw(fresh, (connection) => this.accept(connection, i));
             resolve();
           });

@@ -115,7 +115,8 @@ export class ServiceAgent extends EventEmitter {
   readonly log: PoolLogger;
 
   readonly #channel: Channel;
-  readonly #infos = new WeakMap<net.Socket, ProxySocketAddressInfo>();
+  /** Each connection's address info; null: its own ends (read from the socket when asked). */
+  readonly #infos = new WeakMap<net.Socket, ProxySocketAddressInfo | null>();
   readonly #open = new Set<net.Socket>();
   readonly #hop: net.Server;
   #hopPath = '';
@@ -155,7 +156,8 @@ export class ServiceAgent extends EventEmitter {
         if (m?.head) socket.unshift(Buffer.from(m.head, 'base64'));
         this.#handedOpen.add(socket);
         socket.once('close', () => this.#handedOpen.delete(socket));
-        this.#deliver(socket, m ? { local: m.local, remote: m.remote } : socketAddressInfo(socket));
+        // The descriptor is the front's: its ends are the client's and the front's.
+        this.#deliver(socket, null);
         this.#received += 1;
       });
       process.once('disconnect', () => this.#drain(5000));
@@ -193,7 +195,12 @@ export class ServiceAgent extends EventEmitter {
    * port), as Socketnaut does; the declared type is Socketnaut's, so its programs compile.
    */
   requestProxySocketAddressInfo = async (socket: net.Socket): Promise<ProxySocketAddressInfo> => {
-    const info = this.#infos.get(socket) ?? this.#infos.get(tlsParent(socket) ?? socket);
+    const own = this.#infos.has(socket) ? socket : (tlsParent(socket) ?? socket);
+    let info = this.#infos.get(own);
+    if (info === null) {
+      info = socketAddressInfo(own);
+      this.#infos.set(own, info);
+    }
     return info as ProxySocketAddressInfo;
   };
 
@@ -258,7 +265,7 @@ export class ServiceAgent extends EventEmitter {
       const direct = net.createServer(settings, (socket) => {
         this.#directOpen.add(socket);
         socket.once('close', () => this.#directOpen.delete(socket));
-        this.#deliver(socket, socketAddressInfo(socket));
+        this.#deliver(socket, null);
       });
       this.#direct.push(direct);
       let bound = false;
@@ -312,10 +319,11 @@ export class ServiceAgent extends EventEmitter {
    * reached this worker while it drains is served too (the front sent it before the drain,
    * or this thread accepted it while its listener was closing): its client is here.
    */
-  #deliver(socket: net.Socket, info: ProxySocketAddressInfo): void {
+  #deliver(socket: net.Socket, info: ProxySocketAddressInfo | null): void {
     this.#infos.set(socket, info);
     this.#track(socket);
-    if (this.#proxyProtocol) socket.unshift(proxyHeader(this.#proxyProtocol, info));
+    if (this.#proxyProtocol)
+      socket.unshift(proxyHeader(this.#proxyProtocol, info ?? socketAddressInfo(socket)));
     this.server.emit('connection', socket);
   }
 

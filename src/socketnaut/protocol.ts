@@ -78,7 +78,7 @@ export interface AcceptingMessage {
 }
 
 /** Front → process worker, with each handed-over connection: its address info, and what the front read of it while it waited (base64). */
-export interface HandoffMeta extends ProxySocketAddressInfo {
+export interface HandoffMeta {
   head?: string;
 }
 

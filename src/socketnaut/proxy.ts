@@ -7,8 +7,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Worker, WorkerOptions } from 'node:worker_threads';
+import { type Accepted, acceptRaw } from '../net/raw-accept.js';
 import { type Clock, systemClock } from '../supervise/clock.js';
 import { DirectAccept } from './direct-accept.js';
 import { log, type PoolLogger } from './log.js';
@@ -123,6 +124,7 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         maySpawn: () => this.#scaler.maySpawn(),
         scaleUp: () => this.#scaler.scaleUp(),
         wantWorker: () => this.#scaler.scheduleSpawn(),
+        socketOf: (connection) => this.#adopt(connection.toSocket({ allowHalfOpen: true })),
         broken: (agent) => {
           this.#drain(agent, o.drainTimeout);
           this.#scaler.fill();
@@ -224,8 +226,9 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
   // ---- the front's server ----
 
   #listen(server: net.Server): void {
+    const bare = rawAccepting(server, this.#o.handoff);
     if (this.#o.tlsFront) server.on('secureConnection', this.#onConnection);
-    else {
+    else if (!bare) {
       // Nothing is read in the front before the connection reaches its worker.
       (server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
       server.on('connection', this.#onConnection);
@@ -241,18 +244,29 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
         this.log.info(`Service Proxy listening on ${this.proxyAddressInfoRepr}`);
       logged = this.proxyAddressInfoRepr;
       this.#direct?.listening(this.proxyAddressInfo);
+      // Each time it listens (a new handle): its connections come as bare handles.
+      if (bare && !this.#shutdown) acceptRaw(server, this.#onBare);
     };
     if (server.listening) onListening();
     server.on('listening', onListening);
   }
 
   #onConnection = (socket: net.Socket): void => {
-    socket.on('error', (err) => this.log.debug(`client socket: ${err.message}`));
     if (this.#o.tlsFront) socket.pause();
+    this.#router.accept(this.#adopt(socket));
+  };
+
+  #onBare = (connection: Accepted): void => {
+    this.#router.accept(connection);
+  };
+
+  /** A client socket of this front: its errors logged, closed at the end of a shutdown's timeout. */
+  #adopt(socket: net.Socket): net.Socket {
+    socket.on('error', (err) => this.log.debug(`client socket: ${err.message}`));
     this.#clients.add(socket);
     socket.once('close', () => this.#clients.delete(socket));
-    this.#router.accept(socket);
-  };
+    return socket;
+  }
 
   // ---- workers ----
 
@@ -331,6 +345,21 @@ export class ServiceProxy<W extends Worker | ChildProcess = Worker> extends Even
     if (i !== -1) this.agents.splice(i, 1);
     agent.proc.drain(timeoutMs, agent.readyAt !== undefined, this.#clock);
   }
+}
+
+/**
+ * Whether the front takes `server`'s connections as bare handles (src/net/raw-accept.ts): when
+ * they are handed to process workers, from a plain `net.Server` with nothing else of its own
+ * on a connection (no 'connection' listener, no `maxConnections`, both of which only
+ * net.Server's own accept path serves).
+ */
+function rawAccepting(server: net.Server, handoff: boolean): boolean {
+  return (
+    handoff &&
+    Object.getPrototypeOf(server) === net.Server.prototype &&
+    server.listenerCount('connection') === 0 &&
+    !Number.isFinite(server.maxConnections ?? Number.POSITIVE_INFINITY)
+  );
 }
 
 /** Creates a pool front. `workerType: 'process'` gives a pool of child processes. */

@@ -4,11 +4,15 @@
  * worker), retries another worker when that fails, and counts every worker's load. The pool
  * it routes over is kept least-loaded first. A connection that finds no worker waits in the
  * waiting room until one runs, its client leaves, or its deadline passes.
+ *
+ * A plain TCP front's connections come as bare handles ({@link Accepted}): a handle goes to a
+ * process worker as it is; one that must wait or be relayed is made a socket first.
  */
 import type { ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import type { Worker } from 'node:worker_threads';
-import { type ProxySocketAddressInfo, socketAddressInfo } from '../net/address-info.js';
+import { socketAddressInfo } from '../net/address-info.js';
+import { Accepted } from '../net/raw-accept.js';
 import { chooseWorker } from '../net/routing.js';
 import type { Clock } from '../supervise/clock.js';
 import { describeError, type PoolLogger } from './log.js';
@@ -16,6 +20,9 @@ import type { HandoffMeta } from './protocol.js';
 import { relayToThread as relay } from './protocol.js';
 import type { WaitingRoom } from './waiting-room.js';
 import type { WorkerAgent } from './worker-agent.js';
+
+/** An accepted connection: a bare handle (a plain TCP front), or a socket (a TLS front, or made from a handle). */
+export type Incoming = net.Socket | Accepted;
 
 export interface RouterSettings {
   maxWorkers: number | undefined;
@@ -38,6 +45,8 @@ export interface RouterHost<W extends Worker | ChildProcess> {
   maySpawn(): boolean;
   /** Starts a worker for a connection that found no idle one. */
   scaleUp(): WorkerAgent<W>;
+  /** A bare accepted connection as a paused socket (to wait in the room, or to be relayed). */
+  socketOf(connection: Accepted): net.Socket;
   /** Starts a worker when the backoff allows, for connections that wait. */
   wantWorker(): void;
   /** `agent`'s relay socket is gone: it cannot serve and is replaced. */
@@ -53,7 +62,7 @@ export class Router<W extends Worker | ChildProcess> {
   /** Accepted connections that wait because no worker runs (they are in the room too). */
   readonly #waiting = new Set<net.Socket>();
   /** When each accepted connection stops waiting for a worker and is closed. */
-  readonly #deadlines = new WeakMap<net.Socket, number>();
+  readonly #deadlines = new WeakMap<Incoming, number>();
   /** Wakes a shutdown that waits for accepted connections to reach their workers. */
   #settled: (() => void) | null = null;
 
@@ -76,10 +85,10 @@ export class Router<W extends Worker | ChildProcess> {
     return this.#waiting.size;
   }
 
-  /** A connection the front accepted. */
-  accept(socket: net.Socket): void {
-    this.#deadlines.set(socket, this.#clock.now() + this.#s.waitTimeout);
-    this.#route(socket, socketAddressInfo(socket), 1);
+  /** A connection the front accepted (a bare handle from a plain TCP front). */
+  accept(connection: Incoming): void {
+    this.#deadlines.set(connection, this.#clock.now() + this.#s.waitTimeout);
+    this.#route(connection, 1);
   }
 
   /** The connections that wait for want of a worker go to one, now that there is one (or, `closing`, are closed). */
@@ -88,7 +97,7 @@ export class Router<W extends Worker | ChildProcess> {
     for (const s of [...this.#waiting]) {
       this.#waiting.delete(s);
       this.#room.release(s);
-      this.#route(s, socketAddressInfo(s), 1);
+      this.#route(s, 1);
     }
   }
 
@@ -114,7 +123,7 @@ export class Router<W extends Worker | ChildProcess> {
     else agents.splice(j, 0, agent);
   }
 
-  #route(socket: net.Socket, info: ProxySocketAddressInfo, attempt: number): void {
+  #route(socket: Incoming, attempt: number): void {
     if (socket.destroyed) return;
     const closing = this.#host.closing();
     const live = this.#host.agents().filter((a) => a.state === 'starting' || a.state === 'ready');
@@ -132,13 +141,16 @@ export class Router<W extends Worker | ChildProcess> {
       this.#room.refuse(socket, 'shutdown');
       return;
     } else {
-      this.#waitForWorker(socket);
+      this.#waitForWorker(this.#socket(socket));
       return;
     }
     agent.inTransit += 1;
     agent.recount();
     this.reorder(agent);
-    void this.#deliver(agent, socket, info).then(
+    // Made a socket here, not in #deliver: a retry elsewhere must get the socket, not its spent handle.
+    const handOver = agent.state !== 'starting' && this.#s.handoff && agent.sender !== undefined;
+    const delivered = handOver ? socket : this.#socket(socket);
+    void this.#deliver(agent, delivered).then(
       () => this.#settled?.(),
       (err: unknown) => {
         this.#settled?.();
@@ -152,8 +164,8 @@ export class Router<W extends Worker | ChildProcess> {
           );
           this.#host.broken(agent);
         } else this.#log.debug(`worker ${agent.id} could not take a connection: ${describeError(err)}`);
-        if (attempt < this.#s.connectAttempts) this.#route(socket, info, attempt + 1);
-        else this.#room.refuse(socket, 'failed');
+        if (attempt < this.#s.connectAttempts) this.#route(delivered, attempt + 1);
+        else this.#room.refuse(delivered, 'failed');
       },
     );
   }
@@ -173,7 +185,15 @@ export class Router<W extends Worker | ChildProcess> {
     return false;
   }
 
-  #deadlineOf(socket: net.Socket): number {
+  /** `connection` as a socket (a bare one made so, keeping its deadline). */
+  #socket(connection: Incoming): net.Socket {
+    if (!(connection instanceof Accepted)) return connection;
+    const socket = this.#host.socketOf(connection);
+    this.#deadlines.set(socket, this.#deadlineOf(connection));
+    return socket;
+  }
+
+  #deadlineOf(socket: Incoming): number {
     return this.#deadlines.get(socket) ?? this.#clock.now() + this.#s.waitTimeout;
   }
 
@@ -196,8 +216,8 @@ export class Router<W extends Worker | ChildProcess> {
     if (!ready && !socket.destroyed) throw new Error(`worker ${agent.id} exited before it was ready`);
   }
 
-  async #deliver(agent: WorkerAgent<W>, socket: net.Socket, info: ProxySocketAddressInfo): Promise<void> {
-    if (agent.state === 'starting') await this.#awaitStart(agent, socket);
+  async #deliver(agent: WorkerAgent<W>, socket: Incoming): Promise<void> {
+    if (agent.state === 'starting') await this.#awaitStart(agent, this.#socket(socket));
     else if (!(await agent.readyOrGone)) throw new Error(`worker ${agent.id} exited before it was ready`);
     if (socket.destroyed) {
       agent.inTransit -= 1;
@@ -206,21 +226,29 @@ export class Router<W extends Worker | ChildProcess> {
       return;
     }
     if (this.#s.handoff && agent.sender) {
-      // What the front read while the connection waited goes with it.
-      const head = this.#room.detach(socket);
-      const meta: HandoffMeta = head ? { ...info, head: head.toString('base64') } : info;
-      await agent.sender.send(socket, meta);
+      if (socket instanceof Accepted) {
+        // Never read here: the handle goes as it is; the sender closed this copy once confirmed.
+        // No meta: the worker reads both ends' addresses from its copy of the descriptor, if asked.
+        await agent.sender.send(socket.handle, null);
+        socket.released();
+      } else {
+        // What the front read while the connection waited goes with it.
+        const head = this.#room.detach(socket);
+        const meta: HandoffMeta | null = head ? { head: head.toString('base64') } : null;
+        await agent.sender.send(socket, meta);
+      }
       agent.inTransit -= 1;
       // Counted by the child from now on (MSG_LOAD); until its report comes, counted here.
       agent.handedOff();
       return;
     }
     if (agent.hop === undefined) throw new Error(`worker ${agent.id} has no relay socket`);
-    await relay(socket, agent.hop, info, this.#room.readFrom(socket));
+    const relayed = this.#socket(socket);
+    await relay(relayed, agent.hop, socketAddressInfo(relayed), this.#room.readFrom(relayed));
     agent.inTransit -= 1;
     agent.relayed += 1;
     agent.recount();
-    socket.once('close', () => {
+    relayed.once('close', () => {
       agent.relayed -= 1;
       agent.recount();
       this.reorder(agent);

@@ -179,7 +179,7 @@ export class WaitingRoom {
    * Closes a connection no worker takes, counted in the log line: the room is full, the
    * workers tried (`connectAttempts`) all failed to take it, or the pool shuts down.
    */
-  refuse(socket: net.Socket, why: Exclude<Closed, 'deadline'>): void {
+  refuse(socket: { destroy(): void }, why: Exclude<Closed, 'deadline'>): void {
     this.#count(why);
     socket.destroy();
   }
