@@ -204,6 +204,18 @@ export class SlotTable {
     return now !== null && now !== old && (now.state === 'online' || now.state === 'suspended') ? now : null;
   }
 
+  /** Releases the slot workers that hold requests while suspended; returns how many. */
+  resumeSuspended(): number {
+    let resumed = 0;
+    for (const slot of this.slots) {
+      if (slot.worker?.state === 'suspended') {
+        slot.worker.resume();
+        resumed++;
+      }
+    }
+    return resumed;
+  }
+
   /** Sockets of the slot workers that accept connections, for the dev server. */
   servingSockets(): string[] {
     return this.slots.flatMap((s) => (s.worker && isServing(s.worker.state) ? [s.worker.socketPath] : []));

@@ -233,13 +233,7 @@ export class Supervisor {
   resume(): { resumed: number } {
     if (!this.running) throw new Error('cannot resume: workers are not running (use start)');
     this.suspendedWindow = false;
-    let resumed = 0;
-    for (const slot of this.slots.list()) {
-      if (slot.worker?.state === 'suspended') {
-        slot.worker.resume();
-        resumed++;
-      }
-    }
+    const resumed = this.slots.resumeSuspended();
     this.log.info(`resumed ${resumed} worker(s)`);
     return { resumed };
   }
