@@ -40,29 +40,30 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const starts = (d: Daemon, what: RegExp) => d.output.match(what)?.length ?? 0;
 
-/** Watches for `ms` (a bounded window, not a synchronisation) that `count()` never exceeds `limit`. */
-async function neverExceeds(what: string, count: () => number, limit: number, ms: number): Promise<number> {
-  const until = Date.now() + ms;
-  await waitFor(
-    `${ms} ms to pass with ${what} <= ${limit}`,
-    () => {
-      const n = count();
-      assert.ok(n <= limit, `${what}: ${n} (more than ${limit})`);
-      return Date.now() >= until;
-    },
-    { timeoutMs: ms + 10_000 },
-  );
-  return count();
-}
+/**
+ * The lower bound of the n-th delay in a row (from 1) of the restart policy with its defaults:
+ * 100 ms doubled per failure, capped at 30 s, jittered to 50-100 % (exact: test/policy.test.ts).
+ */
+const leastDelay = (n: number) => Math.min(100 * 2 ** (n - 1), 30_000) / 2;
 
 describe('crash loops back off', () => {
-  test('a worker that reports broken every 50 ms is replaced a handful of times in 8 s, not 70', async () => {
+  test('a worker that reports broken every 50 ms is replaced one at a time, each after a longer backoff', async () => {
     const d = await start({ workers: 1, env: ['BROKEN_EVERY_MS'] }, { BROKEN_EVERY_MS: '50' });
-    const n = await neverExceeds('slot worker starts', () => starts(d, /started \d+ index=0/g), 10, 8000);
-    assert.ok(n >= 2, `${n} starts: the broken worker was replaced`);
-    const s = await d.status();
+    const seen = await waitFor('slot 0 replaced 4 times, its next try scheduled', async () => {
+      const logged = starts(d, /started \d+ index=0/g);
+      const s = await d.status();
+      const slot = s.slots[0]!;
+      return slot.restarts >= 4 && slot.backoffMs !== null ? { logged, s, slot } : undefined;
+    });
+    const { logged, s, slot } = seen;
+    // Each replacement follows a failure, and a failure reported while one is pending adds none.
+    assert.ok(logged <= slot.restarts + 1, `${logged} starts for ${slot.restarts} replacements`);
+    assert.ok(
+      slot.backoffMs! >= leastDelay(slot.restarts),
+      `${slot.backoffMs} ms after ${slot.restarts} replacements`,
+    );
     assert.ok(s.workers.length <= 3, `${s.workers.length} workers at once`);
-    assert.match(s.slots[0]!.lastExit ?? '', /reported broken: database down/);
+    assert.match(slot.lastExit ?? '', /reported broken: database down/);
   });
 
   test("status: a broken worker serving until its replacement is not 'no worker online'", async () => {
@@ -81,10 +82,23 @@ describe('crash loops back off', () => {
     assert.doesNotMatch(out, /no worker online/);
   });
 
-  test('a standby that dies 100 ms after coming online is restarted a handful of times in 8 s', async () => {
+  test('a standby that dies 100 ms after coming online is started again only after a growing backoff', async () => {
     const d = await start({ workers: 1, standby: 1, env: ['STANDBY_DIE_MS'] }, { STANDBY_DIE_MS: '100' });
-    const n = await neverExceeds('standby starts', () => starts(d, /started \d+ index=standby/g), 10, 8000);
-    assert.ok(n >= 2, `${n} standby starts`);
+    const backoffs = () => [...d.output.matchAll(/standbys: next start in (\d+) ms \((\d+) failures/g)];
+    const seen = await waitFor('4 standby failures in a row', () => {
+      const logged = starts(d, /started \d+ index=standby/g);
+      const scheduled = backoffs();
+      return scheduled.length >= 4 ? { logged, scheduled } : undefined;
+    });
+    // A standby starts once at first, then once per backoff: never without one.
+    assert.ok(seen.logged <= seen.scheduled.length + 1, `${seen.logged} standby starts`);
+    for (const [line, ms, failures] of seen.scheduled)
+      assert.ok(Number(ms) >= leastDelay(Number(failures)), line);
+    assert.deepEqual(
+      seen.scheduled.map((m) => Number(m[2])),
+      seen.scheduled.map((_, i) => i + 1),
+      'the failures counted in a row',
+    );
     assert.equal(starts(d, /started \d+ index=0/g), 1, 'the slot worker is left alone');
   });
 });

@@ -5,8 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FrameConnection } from '../src/ipc/connection';
-import { Correlator } from '../src/ipc/correlator';
 import { FrameTooLargeError } from '../src/ipc/framing';
+import { Correlator } from '../src/net/correlator';
 import { makeTempDir } from './helpers/daemon';
 import { waitFor } from './helpers/wait';
 

@@ -36,6 +36,17 @@ import { waitFor } from './helpers/wait.js';
 
 before(() => ensureBuilt());
 
+/** The pool's log records from now on (the handler before still gets each), until `restore()`. */
+function recordLog(): { records: LogRecord[]; restore: () => void } {
+  const records: LogRecord[] = [];
+  const previous = log.handler;
+  log.setHandler((r) => {
+    records.push(r);
+    previous(r);
+  });
+  return { records, restore: () => log.setHandler(previous) };
+}
+
 interface JsonReply {
   info: ProxySocketAddressInfo;
   remoteAddress?: string;
@@ -159,12 +170,7 @@ for (const workerType of ['thread', 'process'] as const) {
     });
 
     test('shutdown(): a connection its worker got before the drain, whose request comes after the drain began, is served', async () => {
-      const records: LogRecord[] = [];
-      const previous = log.handler;
-      log.setHandler((r) => {
-        records.push(r);
-        previous(r);
-      });
+      const { records, restore } = recordLog();
       const { proxy, port } = await startPool({
         workerType,
         workerCount: 1,
@@ -187,7 +193,7 @@ for (const workerType of ['thread', 'process'] as const) {
         assert.deepEqual(await shutdown, [{ status: 'fulfilled', value: 0 }]);
       } finally {
         socket.destroy();
-        log.setHandler(previous);
+        restore();
       }
     });
   });
@@ -447,5 +453,34 @@ test("a process pool's plain TCP front makes no socket per connection; one with 
     }
   } finally {
     diagnostics.unsubscribe('net.server.socket', count);
+  }
+});
+
+test('a process worker forging NODE_HANDLE_ACK / NACK costs the front one line, then a count per 10 s; it serves on', async () => {
+  const { records, restore } = recordLog();
+  const { proxy, port } = await startPool({
+    workerType: 'process',
+    workerCount: 1,
+    fixture: { forgeAcks: 200 },
+  });
+  const said = (pattern: RegExp) => records.filter((r) => pattern.test(r.message));
+  try {
+    await waitFor('the forged messages sent', () => said(/forged done/).length > 0);
+    // Handed connections still go through (their real acknowledgements reach Node).
+    assert.equal((await json<JsonReply>(port)).pid, (proxy.agents[0]!.worker as ChildProcess).pid);
+    const counted =
+      /^worker process \d+: sent \d+ acknowledgements of a descriptor the pool did not send \(NODE_HANDLE_ACK\); ignored in the last 10 s$/;
+    await waitFor('the count of the interval', () => said(counted).length > 0, { timeoutMs: 30_000 });
+    const lines = said(/NODE_HANDLE_ACK/);
+    assert.match(
+      lines[0]!.message,
+      /^worker process \d+: sent an acknowledgement of a descriptor the pool did not send \(NODE_HANDLE_ACK\); ignored$/,
+    );
+    assert.equal(lines.length, 2, lines.map((r) => r.message).join('\n'));
+    assert.equal(said(/internal error|ERR_INTERNAL_ASSERTION/).length, 0);
+    assert.equal(proxy.stats().workers, 1);
+  } finally {
+    restore();
+    await proxy.shutdown({ timeout: 2000 });
   }
 });

@@ -1,13 +1,13 @@
 /**
  * App messaging in the worker (docs/worker-library.md#messages-and-requests): the app's sends
  * and requests to other workers, each waiting for the daemon's answer by id
- * (ipc/correlator.ts), and the answers to requests from the daemon, by the app's handlers.
+ * (net/correlator.ts), and the answers to requests from the daemon, by the app's handlers.
  */
 
 import { errorMessage } from '../error-message.js';
-import { Correlator } from '../ipc/correlator.js';
 import type { WorkerResult } from '../ipc/protocol.js';
 import { type AppReply, type AppSend, MSG_APP_REPLY, MSG_APP_SEND } from '../ipc/worker-protocol.js';
+import { Correlator } from '../net/correlator.js';
 import type { AppRequestHandler, NamedRequestHandler } from './api.js';
 import { channelHold, channelRelease, sendToDaemon, sent } from './channel.js';
 

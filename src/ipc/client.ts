@@ -1,6 +1,6 @@
 import net from 'node:net';
+import { Correlator } from '../net/correlator';
 import { FrameConnection } from './connection';
-import { Correlator } from './correlator';
 import type { CommandName, Commands, Reply } from './protocol';
 import { trustedSocketPath } from './socket-trust';
 

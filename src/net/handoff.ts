@@ -13,6 +13,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { Correlator, type Waiting } from './correlator';
 
 const MSG_HANDOFF = 'nodesockd:handoff';
 const MSG_TAKEN = 'nodesockd:handoff-taken';
@@ -44,17 +45,34 @@ function isMessage<T extends { type: string; id: number }>(value: unknown, type:
  */
 export type Handoverable = net.Socket | { close(): void };
 
-interface Pending {
-  socket: Handoverable;
-  resolve: () => void;
-  reject: (err: Error) => void;
+/** A socket sent and not yet confirmed (the one object a send allocates besides its promise). */
+class PendingHandoff implements Waiting<Error | null, Handoverable> {
+  constructor(
+    readonly peer: Handoverable,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  settled(err: Error | null): void {
+    if (err) {
+      this.reject(err);
+      return;
+    }
+    // The child holds its own descriptor now: closing this copy leaves the connection open.
+    const socket = this.peer;
+    if (socket instanceof net.Socket) socket.destroy();
+    else socket.close();
+    this.resolve();
+  }
 }
+
+const everyPeer = (): boolean => true;
 
 /** Sends accepted sockets to one child process over its IPC channel. */
 export class HandoffSender {
   readonly #child: ChildProcess;
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 1;
+  /** The sends waiting for the child's confirmation, by id (null: taken; an error: not). */
+  readonly #pending = new Correlator<Error | null, Handoverable>();
   #closed: Error | null = null;
 
   constructor(child: ChildProcess) {
@@ -79,9 +97,8 @@ export class HandoffSender {
    */
   send(socket: Handoverable, meta?: unknown, signal?: AbortSignal): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
-    const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { socket, resolve, reject });
+      const id = this.#pending.add(new PendingHandoff(socket, resolve, reject));
       signal?.addEventListener('abort', () => this.#settle(id, new Error(String(signal.reason))), {
         once: true,
       });
@@ -101,7 +118,7 @@ export class HandoffSender {
     if (this.#closed) return;
     this.#closed = reason;
     this.#child.removeListener('message', this.#onMessage);
-    for (const id of [...this.#pending.keys()]) this.#settle(id, reason);
+    this.#pending.settleWhere(everyPeer, reason);
   }
 
   #onMessage = (message: unknown): void => {
@@ -113,18 +130,7 @@ export class HandoffSender {
   };
 
   #settle(id: number, err: Error | null): void {
-    const pending = this.#pending.get(id);
-    if (!pending) return;
-    this.#pending.delete(id);
-    if (err) {
-      pending.reject(err);
-      return;
-    }
-    // The child holds its own descriptor now: closing this copy leaves the connection open.
-    const { socket } = pending;
-    if (socket instanceof net.Socket) socket.destroy();
-    else socket.close();
-    pending.resolve();
+    this.#pending.settle(id, err);
   }
 }
 

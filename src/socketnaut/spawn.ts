@@ -7,6 +7,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { guardHandleAcks } from '../net/handle-ack-guard.js';
 import { HandoffSender } from '../net/handoff.js';
 import type { ProxyProtocolVersion } from '../net/proxy-protocol.js';
 import type { Clock } from '../supervise/clock.js';
@@ -176,5 +177,7 @@ export function spawnWorker<W extends Worker | ChildProcess>(
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     serialization: 'json',
   });
+  // A forged NODE_HANDLE_ACK would be an uncaught exception in the front, one per message.
+  guardHandleAcks(child, (line) => spec.log.warn(`worker process ${child.pid}: ${line}`), 'the pool');
   return new SpawnedWorker(child as W, child.pid ?? -1, spec.handoff, spec.log);
 }

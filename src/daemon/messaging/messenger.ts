@@ -8,7 +8,6 @@
  * which the control socket turns into an error reply.
  */
 
-import { Correlator } from '../../ipc/correlator';
 import { MAX_FRAME_BYTES } from '../../ipc/framing';
 import {
   APP_REQUEST_TIMEOUT_DEFAULT_MS,
@@ -35,6 +34,7 @@ import {
   MSG_RESTART,
 } from '../../ipc/worker-protocol';
 import type { Logger } from '../../log';
+import { Correlator } from '../../net/correlator';
 import * as z from '../../zod';
 import { describeExit, type ExitInfo } from '../worker/worker-state';
 import { type LiveWorker, type SelectableWorker, SelectorError, selectWorkers, slotOf } from './selector';

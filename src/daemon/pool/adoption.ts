@@ -3,9 +3,8 @@ import { errorMessage, type Logger } from '../../log';
 import { processStartTicks } from '../proc';
 import { socketOwner } from '../socket-owner';
 import type { DaemonState, WorkerRecord } from '../state-file';
-import type { ManagedWorker } from '../worker/managed-worker';
-import type { WorkerRole } from '../worker/worker-state';
 import type { Launcher } from './launcher';
+import type { PlacedWorker } from './roles';
 import type { SlotTable } from './slots';
 import type { StandbyPool } from './standby-pool';
 
@@ -15,7 +14,7 @@ import type { StandbyPool } from './standby-pool';
  */
 export function snapshotOf(
   pool: { running: boolean; suspended: boolean; generation: number },
-  workers: { worker: ManagedWorker; role: WorkerRole; slot: number | null }[],
+  workers: PlacedWorker[],
 ): DaemonState {
   return {
     version: 1,
@@ -146,7 +145,7 @@ async function publishedElsewhere(deps: AdoptionDeps, index: number, socketPath:
  * was stale), each found by the process listening on it; one a published link points at serves
  * that slot.
  */
-export function unlistedRecords(slots: SlotTable, sockets: string[], generation: number): WorkerRecord[] {
+function unlistedRecords(slots: SlotTable, sockets: string[], generation: number): WorkerRecord[] {
   const publisher = slots.publisher;
   return sockets.flatMap((socketPath) => {
     const id = publisher.workerIdOf(socketPath);
@@ -154,4 +153,26 @@ export function unlistedRecords(slots: SlotTable, sockets: string[], generation:
     const record = id ? unlistedRecord(id, socketPath, slot?.index ?? null, generation) : null;
     return record ? [record] : [];
   });
+}
+
+/**
+ * A state to adopt from for the workers behind `sockets` that no state file listed, or null
+ * when none is found; `pool` is what the stale file said (running, unsuspended without one).
+ */
+export function unlistedState(
+  slots: SlotTable,
+  sockets: string[],
+  generation: number,
+  pool: { running: boolean; suspended: boolean } | null,
+): DaemonState | null {
+  const workers = unlistedRecords(slots, sockets, generation);
+  if (workers.length === 0) return null;
+  return {
+    version: 1,
+    daemonPid: 0,
+    running: pool?.running ?? true,
+    suspended: pool?.suspended ?? false,
+    generation,
+    workers,
+  };
 }

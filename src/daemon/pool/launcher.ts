@@ -119,6 +119,19 @@ export class Launcher {
     return worker.drain(c.shutdownTimeout, c.killTimeout, reason);
   }
 
+  /**
+   * Drains every worker, and again any that came up meanwhile, until none is left; returns
+   * how many were drained.
+   */
+  async drainAll(reason: DrainReason): Promise<number> {
+    let drained = 0;
+    for (let all = this.all(); all.length > 0; all = this.all()) {
+      drained += all.length;
+      await Promise.all(all.map((w) => this.drain(w, reason)));
+    }
+    return drained;
+  }
+
   /** Takes over a live worker of an earlier daemon. */
   adopt(record: AdoptionRecord, slot: number | null): ManagedWorker {
     const proc = new AdoptedProcess(record.pid);

@@ -195,6 +195,27 @@ export class SlotTable {
     this.publisherNow = next;
   }
 
+  /**
+   * The worker that now serves the slot `old` was started for, if another than `old` and one
+   * that takes connections (online or suspended): where a replaced worker's connections go.
+   */
+  successorOf(old: ManagedWorker): ManagedWorker | null {
+    const now = this.slots.find((s) => s.index === old.startedFor)?.worker ?? null;
+    return now !== null && now !== old && (now.state === 'online' || now.state === 'suspended') ? now : null;
+  }
+
+  /** Releases the slot workers that hold requests while suspended; returns how many. */
+  resumeSuspended(): number {
+    let resumed = 0;
+    for (const slot of this.slots) {
+      if (slot.worker?.state === 'suspended') {
+        slot.worker.resume();
+        resumed++;
+      }
+    }
+    return resumed;
+  }
+
   /** Sockets of the slot workers that accept connections, for the dev server. */
   servingSockets(): string[] {
     return this.slots.flatMap((s) => (s.worker && isServing(s.worker.state) ? [s.worker.socketPath] : []));

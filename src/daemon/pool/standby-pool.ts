@@ -118,6 +118,7 @@ export class StandbyPool {
       at: now,
       ranForMs: onlineAt === null ? null : now - onlineAt,
     });
+    this.deps.log.info(`standbys: next start in ${delay} ms (${this.policy.failures} failures in a row)`);
     this.replenish(delay);
   }
 

@@ -1,13 +1,13 @@
-import type { SlotStatus, WorkerRole, WorkerStatus } from '../../ipc/protocol';
+import type { SlotStatus, WorkerStatus } from '../../ipc/protocol';
 import { readProcStats } from '../proc';
-import type { ManagedWorker } from '../worker/managed-worker';
 import { describeExit } from '../worker/worker-state';
+import type { PlacedWorker } from './roles';
 import type { SlotTable } from './slots';
 
 /** What `status` shows of the pool: each slot, and each live worker with its process facts. */
 export function poolStatus(
   table: SlotTable,
-  live: { worker: ManagedWorker; role: WorkerRole; slot: number | null }[],
+  live: PlacedWorker[],
 ): { slots: SlotStatus[]; workers: WorkerStatus[] } {
   const slots = table.list().map((s) => ({
     index: s.index,

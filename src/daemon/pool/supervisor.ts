@@ -17,16 +17,20 @@ import type { Publisher } from '../publisher';
 import type { DaemonState } from '../state-file';
 import type { ManagedWorker } from '../worker/managed-worker';
 import type { SpawnedWorker, SpawnSpec } from '../worker/spawn';
-import type { DrainReason, ExitInfo, WorkerRole } from '../worker/worker-state';
-import { adoptWorkers, snapshotOf, unlistedRecords } from './adoption';
+import type { DrainReason } from '../worker/worker-state';
+import { adoptWorkers, snapshotOf, unlistedState } from './adoption';
+import { type FailureOwners, routeBroken, routeExit } from './failure-routing';
 import { ConnectionHandover } from './handover';
 import { Launcher } from './launcher';
 import { applyReconfigure } from './reconfigure';
 import { runRestartTransaction } from './restart-transaction';
+import { type PlacedWorker, placeWorkers } from './roles';
 import { Scaling } from './scaling';
 import { SlotRecovery } from './slot-recovery';
 import { type Slot, SlotTable } from './slots';
+import { SocketNaming } from './socket-naming';
 import { StandbyPool } from './standby-pool';
+import { StartGate } from './start-gate';
 import { poolStatus } from './status';
 
 export interface SupervisorDeps {
@@ -60,6 +64,7 @@ export class Supervisor {
   private readonly standbys: StandbyPool;
   private readonly recovery: SlotRecovery;
   private readonly scaling: Scaling;
+  private readonly failures: FailureOwners;
   private readonly onChange: () => void;
   private readonly onRestart: (ms: number, ok: boolean) => void;
   private readonly canConnect: (socketPath: string) => Promise<boolean>;
@@ -68,12 +73,9 @@ export class Supervisor {
   private generation = 0;
   /** Commands that change generations run one at a time. */
   private readonly queue = new SerialQueue();
-  /** Aborted by stop() and detach(), so starts in flight give up; renewed once a stop has drained. */
-  private lifetime = new AbortController();
-  /** Aborted for good by close(): no worker is spawned afterwards, whatever is queued. */
-  private readonly closing = new AbortController();
-  /** A new socket naming from a reload, used from the next generation on. */
-  private pendingPublisher: Publisher | null = null;
+  /** Which starts may go on: none after stop() or detach() until drained, none after close(). */
+  private readonly gate = new StartGate();
+  private readonly naming: SocketNaming;
   /** Moves a replaced worker's connections to its successor. */
   readonly handover: ConnectionHandover;
 
@@ -86,10 +88,11 @@ export class Supervisor {
     this.canConnect = deps.canConnect;
     const policy = deps.policy ?? {};
     this.slots = new SlotTable(deps.config.workers, deps.publisher, policy, deps.log);
+    this.naming = new SocketNaming(this.slots);
     this.launcher = new Launcher(
       {
         config: () => this.config,
-        socketPathFor: (id) => (this.pendingPublisher ?? this.slots.publisher).uniquePath(id),
+        socketPathFor: (id) => this.naming.uniquePath(id),
         output: deps.output,
         clock: this.clock,
         log: deps.log,
@@ -97,19 +100,13 @@ export class Supervisor {
         spawn: deps.spawn,
       },
       {
-        exit: (worker, exit) => this.onExit(worker, exit),
-        broken: (worker) => this.onBroken(worker),
+        exit: (worker, exit) => routeExit(this.failures, worker, exit),
+        broken: (worker) => routeBroken(this.failures, worker),
         changed: () => this.onChange(),
       },
     );
     this.handover = new ConnectionHandover({
-      successorOf: (old) => {
-        const slot = this.slots.list().find((s) => s.index === old.startedFor);
-        const now = slot?.worker ?? null;
-        return now !== null && now !== old && (now.state === 'online' || now.state === 'suspended')
-          ? now
-          : null;
-      },
+      successorOf: (old) => this.slots.successorOf(old),
       log: deps.log,
     });
     const drain = (w: ManagedWorker, why: DrainReason) => this.launcher.drain(w, why);
@@ -133,6 +130,7 @@ export class Supervisor {
       clock: this.clock,
       log: deps.log,
     });
+    this.failures = { slots: this.slots, standbys: this.standbys, recovery: this.recovery };
     this.scaling = new Scaling({
       slots: this.slots,
       standbys: this.standbys,
@@ -161,7 +159,7 @@ export class Supervisor {
 
   start(opts: RestartOptions = {}): Promise<StartResult> {
     return this.queue.run(async () => {
-      this.refuseWhenClosed('start');
+      this.gate.refuseWhenClosed('start');
       if (this.running) return { alreadyRunning: true, workers: this.slots.size };
       this.running = true;
       this.suspendedWindow = opts.suspended === true;
@@ -199,7 +197,7 @@ export class Supervisor {
   }
 
   private async restartGeneration(opts: RestartOptions): Promise<RestartResult> {
-    this.refuseWhenClosed('restart');
+    this.gate.refuseWhenClosed('restart');
     const wasRunning = this.running;
     this.running = true;
     const generation = ++this.generation;
@@ -217,11 +215,7 @@ export class Supervisor {
           log: this.log,
           start: (slot, signal) =>
             this.startOne(slot, suspended || slot === null, attempts, generation, signal),
-          takePendingPublisher: () => {
-            const naming = this.pendingPublisher;
-            this.pendingPublisher = null;
-            return naming;
-          },
+          takePendingPublisher: () => this.naming.take(),
           published: () => {
             this.suspendedWindow = suspended;
           },
@@ -239,13 +233,7 @@ export class Supervisor {
   resume(): { resumed: number } {
     if (!this.running) throw new Error('cannot resume: workers are not running (use start)');
     this.suspendedWindow = false;
-    let resumed = 0;
-    for (const slot of this.slots.list()) {
-      if (slot.worker?.state === 'suspended') {
-        slot.worker.resume();
-        resumed++;
-      }
-    }
+    const resumed = this.slots.resumeSuspended();
     this.log.info(`resumed ${resumed} worker(s)`);
     return { resumed };
   }
@@ -257,7 +245,7 @@ export class Supervisor {
    */
   stop(): Promise<{ stopped: number }> {
     // Abort starts in progress now rather than after them: a stop must not wait for an onlineTimeout.
-    this.lifetime.abort();
+    this.gate.abortStarts();
     return this.queue.run(async () => {
       this.running = false;
       this.suspendedWindow = false;
@@ -268,13 +256,9 @@ export class Supervisor {
         this.log.error(`stop: ${errorMessage(err)}`);
       }
       this.standbys.clear();
-      let stopped = 0;
-      for (let all = this.launcher.all(); all.length > 0; all = this.launcher.all()) {
-        stopped += all.length;
-        await Promise.all(all.map((w) => this.launcher.drain(w, 'stopped')));
-      }
+      const stopped = await this.launcher.drainAll('stopped');
       // Only now may a later command start workers again.
-      if (!this.closing.signal.aborted) this.lifetime = new AbortController();
+      this.gate.reopen();
       this.log.info(`stopped ${stopped} worker(s)`);
       return { stopped };
     });
@@ -286,12 +270,8 @@ export class Supervisor {
    * request, a tmpDir recovery) starts one, for it would outlive the daemon unsupervised.
    */
   close(): Promise<{ stopped: number }> {
-    this.closing.abort();
+    this.gate.close();
     return this.stop();
-  }
-
-  private refuseWhenClosed(what: string): void {
-    if (this.closing.signal.aborted) throw new Error(`cannot ${what}: the daemon is shutting down`);
   }
 
   /**
@@ -332,13 +312,8 @@ export class Supervisor {
           },
           running: () => this.running,
           scaling: this.scaling,
-          renameSockets: (publisher) => {
-            this.pendingPublisher = publisher;
-          },
-          applyNaming: () => {
-            if (this.pendingPublisher) this.slots.switchPublisher(this.pendingPublisher);
-            this.pendingPublisher = null;
-          },
+          renameSockets: (publisher) => this.naming.stage(publisher),
+          applyNaming: () => this.naming.apply(),
           restart: () => this.restartNow({ suspended: this.suspendedWindow }),
         },
         next,
@@ -348,18 +323,8 @@ export class Supervisor {
   }
 
   /** Every live worker with its role and slot, for status, messaging and the state file. */
-  listWorkers(): { worker: ManagedWorker; role: WorkerRole; slot: number | null }[] {
-    return this.launcher.all().map((worker) => {
-      const slot = this.slots.slotOf(worker);
-      const role: WorkerRole = slot
-        ? 'serving'
-        : this.standbys.has(worker)
-          ? 'standby'
-          : worker.state === 'draining'
-            ? 'draining'
-            : 'starting';
-      return { worker, role, slot: slot?.index ?? null };
-    });
+  listWorkers(): PlacedWorker[] {
+    return placeWorkers(this.launcher, this.slots, this.standbys);
   }
 
   /** Sockets of the slot workers that accept connections, for the dev server. */
@@ -408,16 +373,8 @@ export class Supervisor {
    * stale): each found by the process listening on it (adoption.ts). Returns how many.
    */
   adoptUnlisted(sockets: string[], state: { running: boolean; suspended: boolean } | null): Promise<number> {
-    const workers = unlistedRecords(this.slots, sockets, this.generation);
-    if (workers.length === 0) return Promise.resolve(0);
-    return this.adopt({
-      version: 1,
-      daemonPid: 0,
-      running: state?.running ?? true,
-      suspended: state?.suspended ?? false,
-      generation: this.generation,
-      workers,
-    });
+    const found = unlistedState(this.slots, sockets, this.generation, state);
+    return found ? this.adopt(found) : Promise.resolve(0);
   }
 
   /** Hands a control-socket connection to the adopted worker that introduced itself on it. */
@@ -442,7 +399,7 @@ export class Supervisor {
    * channels closed (workers reconnect to the next daemon). Returns the state to adopt from.
    */
   detach(): DaemonState {
-    this.lifetime.abort();
+    this.gate.abortStarts();
     for (const slot of this.slots.list()) this.recovery.cancel(slot);
     const state = this.snapshot();
     this.standbys.clear();
@@ -467,16 +424,8 @@ export class Supervisor {
       generation,
       suspended,
       attempts,
-      signals: [this.lifetime.signal, this.closing.signal, ...(abort ? [abort] : [])],
+      signals: this.gate.signals(abort),
     });
-  }
-
-  private onExit(worker: ManagedWorker, exit: ExitInfo): void {
-    void this.slots.publisher.removeSocketIfDead(worker.socketPath).catch(() => undefined);
-    if (this.standbys.onExit(worker, exit)) return;
-    const slot = this.slots.slotOf(worker);
-    // The published worker died without being asked to: a crash.
-    if (slot) this.recovery.onCrash(slot, worker, exit);
   }
 
   /**
@@ -486,14 +435,7 @@ export class Supervisor {
    */
   replaceStalled(id: string, why: string): void {
     const worker = this.launcher.all().find((w) => w.id === id);
-    const slot = worker && this.slots.slotOf(worker);
-    if (slot) this.recovery.onBroken(slot, worker, `stalled: ${why}`);
-  }
-
-  private onBroken(worker: ManagedWorker): void {
-    if (this.standbys.onBroken(worker)) return;
-    const slot = this.slots.slotOf(worker);
-    if (slot) this.recovery.onBroken(slot, worker);
+    if (worker) routeBroken(this.failures, worker, `stalled: ${why}`);
   }
 
   private attempts(opts: RestartOptions): number {

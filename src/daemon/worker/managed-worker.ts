@@ -10,8 +10,8 @@ import {
   MSG_SHUTDOWN,
 } from '../../ipc/worker-protocol';
 import { errorMessage, type Logger } from '../../log';
+import { guardHandleAcks } from '../../net/handle-ack-guard';
 import type { Clock, Timer } from '../../supervise/clock';
-import { guardHandleAcks } from './internal-messages';
 import { clip } from './spawn';
 import type { WorkerProcess } from './worker-process';
 import { signalGroup } from './worker-process';
@@ -125,7 +125,8 @@ export class ManagedWorker extends EventEmitter {
       if (handle) disposeHandle(handle);
       this.onMessage(message);
     });
-    if (this.proc instanceof ChildProcess) guardHandleAcks(this.proc, (line) => this.log.warn(line));
+    if (this.proc instanceof ChildProcess)
+      guardHandleAcks(this.proc, (line) => this.log.warn(line), 'the daemon');
     this.proc.on('internalMessage', (message: unknown, handle?: unknown) => {
       // Node shows a descriptor's envelope first, then the message it carries: the latter decides.
       if (!handle || (message as { cmd?: unknown } | null)?.cmd === 'NODE_HANDLE') return;
