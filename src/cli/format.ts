@@ -20,7 +20,8 @@ function clock(ts: number): string {
   return new Date(ts).toTimeString().slice(0, 8);
 }
 
-function table(rows: string[][]): string {
+/** Rows as aligned columns, two spaces apart. */
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   return rows
     .map((r) =>

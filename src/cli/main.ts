@@ -24,6 +24,7 @@ import { runHealth } from './health';
 import { ipcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
+import { runLs } from './ls';
 import { showRecentLogs } from './recent-logs';
 import { type ProgressSource, watch, withProgress } from './watch';
 
@@ -405,6 +406,13 @@ export function buildProgram(): Command {
     )
     .option('--json', 'machine-readable output')
     .action((opts: ClientOptions) => runHealth(() => ipcPath(opts), opts));
+
+  program
+    .command('ls')
+    .description("list this user's nodesockd daemons on this host (every app), with their workers")
+    .option('--json', 'machine-readable output')
+    .option('--debug', 'print stack traces of errors')
+    .action((opts: { json?: boolean }) => runLs(opts));
 
   addClientOptions(program.command('config'))
     .description('print the effective config and the files it came from')
