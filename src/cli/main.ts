@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { logicalCwd } from '../config/discover';
 import type { Config } from '../config/schema';
 import { waitForExit } from '../daemon/proc';
@@ -19,6 +19,7 @@ import {
   say,
   terminalText,
 } from './common';
+import { completionScript, SHELLS, type Shell } from './completion';
 import { formatStatus, resultLines, sentLines } from './format';
 import { runHealth } from './health';
 import { ipcPath } from './ipc-path';
@@ -612,6 +613,14 @@ export function buildProgram(): Command {
         await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines }, say);
       },
     );
+
+  program
+    .command('completion')
+    .description('print the shell completion script: eval "$(nodesockd completion bash)"')
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action((shell: Shell) => {
+      process.stdout.write(completionScript(program, shell));
+    });
 
   return program;
 }
