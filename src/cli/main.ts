@@ -272,7 +272,8 @@ export function buildProgram(): Command {
       're-read the config and apply the smallest change (scale, rename or a zero-downtime restart)',
     )
     .action(async (opts: ClientOptions) => {
-      const reply = await request(ipcPath(opts), 'reload');
+      const target = ipcPath(opts);
+      const reply = await withProgress('reload', () => request(target, 'reload'), progressSource(target));
       say(`reloaded: ${reply.actions.join('; ')}`);
       if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
