@@ -4,14 +4,13 @@
  * nginx block `nodesockd nginx` prints, which must be the README's, behind a real nginx.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { teardown } from './helpers/app';
 import { cli, Daemon, makeTempDir, ROOT } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
-import { freePort, isRoot, NGINX_BIN, NGINX_GROUP, NGINX_USER, prepareSocketDir } from './helpers/nginx';
+import { freePort, isRoot, NGINX_BIN, NGINX_USER, Nginx, prepareSocketDir } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
 const skip = NGINX_BIN ? false : 'nginx is not installed (npm test installs it when run as root on Debian)';
@@ -34,15 +33,9 @@ const directives = (conf: string) =>
     .filter((l) => l !== '');
 
 let daemon: Daemon | undefined;
-let nginx: ChildProcess | undefined;
+let nginx: Nginx | undefined;
 
-after(async () => {
-  if (nginx && nginx.exitCode === null) {
-    const exited = new Promise((r) => nginx!.once('exit', r));
-    nginx.kill('SIGQUIT');
-    await exited;
-  }
-});
+after(() => nginx?.stop());
 
 describe("the README's quick start, literally", { skip }, () => {
   test('its app and config run behind the nginx block it shows; restart, restart --suspended and resume work', async (t) => {
@@ -80,35 +73,9 @@ describe("the README's quick start, literally", { skip }, () => {
     daemon = await Daemon.start(['daemon'], app.ipcFile, { cwd: dir, online: 4 });
     const port = await freePort();
     const site = await run(['nginx', '--server-name', 'example.com', '--listen', `127.0.0.1:${port}`]);
-    const nginxDir = path.join(dir, 'nginx');
-    fs.mkdirSync(nginxDir);
-    fs.writeFileSync(
-      path.join(nginxDir, 'nginx.conf'),
-      `${isRoot ? `user ${NGINX_USER} ${NGINX_GROUP};` : ''}
-pid ${nginxDir}/nginx.pid;
-events {}
-http {
-  access_log off;
-  client_body_temp_path ${nginxDir}/body;
-  proxy_temp_path ${nginxDir}/proxy;
-  fastcgi_temp_path ${nginxDir}/fastcgi;
-  uwsgi_temp_path ${nginxDir}/uwsgi;
-  scgi_temp_path ${nginxDir}/scgi;
-${site.stdout}
-}
-`,
-    );
-    const errorLog = path.join(nginxDir, 'error.log');
-    nginx = spawn(
-      NGINX_BIN!,
-      ['-p', nginxDir, '-c', path.join(nginxDir, 'nginx.conf'), '-e', errorLog, '-g', 'daemon off;'],
-      { stdio: 'ignore' },
-    );
+    nginx = await Nginx.start(path.join(dir, 'nginx'), [], { port, site: site.stdout });
     const get = () => httpRequest({ port }, { headers: { host: 'example.com' } });
-    const first = await waitFor('nginx to answer', async () => {
-      if (nginx!.exitCode !== null) throw new Error(`nginx exited: ${fs.readFileSync(errorLog, 'utf8')}`);
-      return get().catch(() => undefined);
-    });
+    const first = await get();
     assert.deepEqual([first.status, first.body], [200, 'hello']);
 
     // Step 6: deploys.
