@@ -17,29 +17,34 @@ export interface RegistryEntry {
   startedAt: number;
 }
 
-/**
- * This user's registry of daemons: `$XDG_RUNTIME_DIR/nodesockd` (a directory only this user
- * may enter, emptied at logout and boot), else `<tmpdir>/nodesockd-<uid>`, made mode 0700.
- * Either must be a real directory of this user that nobody else can write, or it is refused.
- */
-export function registryDir(): string {
-  const runtime = process.env.XDG_RUNTIME_DIR;
-  const uid = process.getuid?.() ?? 0;
-  const dir =
-    runtime && path.isAbsolute(runtime)
-      ? path.join(runtime, 'nodesockd')
-      : path.join(os.tmpdir(), `nodesockd-${uid}`);
+/** `dir`, made mode 0700 when missing; it must be a real directory of this user that only it can enter. */
+function privateDir(dir: string, uid: number): string {
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const st = fs.lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0)
     throw new Error(
-      `the daemon registry ${dir} is not a directory of this user that only it can write; remove it`,
+      `the daemon registry ${dir} is not a directory of this user that only it can enter; remove it`,
     );
   return dir;
+}
+
+/**
+ * This user's registry of daemons: `daemons` in `$XDG_RUNTIME_DIR/nodesockd` (emptied at logout
+ * and boot), else in `<tmpdir>/nodesockd-<uid>` (the CLI's cache directory, cli/cache.ts). Both
+ * levels must be directories of this user that nobody else can enter, or it is refused.
+ */
+export function registryDir(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  const uid = process.getuid?.() ?? 0;
+  const base =
+    runtime && path.isAbsolute(runtime)
+      ? path.join(runtime, 'nodesockd')
+      : path.join(os.tmpdir(), `nodesockd-${uid}`);
+  return privateDir(path.join(privateDir(base, uid), 'daemons'), uid);
 }
 
 function entryFile(dir: string, pid: number): string {

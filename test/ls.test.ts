@@ -11,7 +11,10 @@ import { cli, Daemon, makeTempDir } from './helpers/daemon';
 function registryEnv(): { env: NodeJS.ProcessEnv; dir: string } {
   const runtime = makeTempDir('nsd-xdg-');
   fs.chmodSync(runtime, 0o700);
-  return { env: { ...process.env, XDG_RUNTIME_DIR: runtime }, dir: path.join(runtime, 'nodesockd') };
+  return {
+    env: { ...process.env, XDG_RUNTIME_DIR: runtime },
+    dir: path.join(runtime, 'nodesockd', 'daemons'),
+  };
 }
 
 const running: { daemon: Daemon; app: AppDir }[] = [];
@@ -155,7 +158,7 @@ describe('nodesockd ls', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
     delete env.XDG_RUNTIME_DIR;
     const daemon = await startApp('shop', env);
-    const dir = path.join(tmp, `nodesockd-${process.getuid!()}`);
+    const dir = path.join(tmp, `nodesockd-${process.getuid!()}`, 'daemons');
     assert.deepEqual(fs.readdirSync(dir), [`${daemon.child.pid}.json`]);
     assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
     assert.deepEqual(
@@ -168,7 +171,7 @@ describe('nodesockd ls', () => {
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      `nodesockd: the daemon registry ${dir} is not a directory of this user that only it can write; remove it\n`,
+      `nodesockd: the daemon registry ${dir} is not a directory of this user that only it can enter; remove it\n`,
     );
     // A daemon started meanwhile says why `ls` will not list it, and serves.
     const blog = await startApp('blog', env);
