@@ -11,6 +11,8 @@ const want = [
     paths: ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'],
   },
   { bin: 'wrk', pkg: 'wrk', paths: ['/usr/bin/wrk', '/usr/local/bin/wrk'] },
+  // The shell completion tests run the generated script in zsh as well as bash.
+  { bin: 'zsh', pkg: 'zsh', paths: ['/usr/bin/zsh', '/bin/zsh'] },
   // The metrics tests: a real Prometheus scrapes the daemon; promtool checks the text.
   { bin: 'promtool', pkg: 'prometheus', paths: ['/usr/bin/promtool', '/usr/local/bin/promtool'] },
 ];

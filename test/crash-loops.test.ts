@@ -237,9 +237,17 @@ describe('a failure says why', () => {
     );
     const s = await daemon.status();
     assert.deepEqual(
-      s.workers.map((w) => w.state),
-      ['starting'],
-      'said before the 120 s online timeout',
+      s.workers.map((w) => [w.state, w.listenedElsewhere]),
+      [['starting', [`port ${port}`]]],
+      'said before the 120 s online timeout, in status too',
+    );
+    const plain = await daemon.cli(['status']);
+    assert.match(
+      plain.stdout,
+      new RegExp(
+        `^${s.workers[0]!.id} \\(starting\\): listened on port ${port}, not on its socket: call serve\\(server\\) from nodesockd`,
+        'm',
+      ),
     );
   });
 

@@ -74,6 +74,32 @@ describe('operations', () => {
     assert.ok(lines.some((l) => /^User=\S+$/.test(l)));
   });
 
+  test('`nodesockd systemd` over a tmpDir emptied at boot: the tmpfiles.d line that makes it again, as it is', async (t) => {
+    app = makeApp({ workers: 1, name: 'shop' });
+    if (!/^\/(tmp|run|var\/run)\//.test(app.tmpDir)) {
+      t.skip(`the test's tmpDir ${app.tmpDir} is not in /tmp or /run`);
+      return;
+    }
+    fs.chmodSync(app.tmpDir, 0o2750);
+    const st = fs.statSync(app.tmpDir);
+    const name = (file: string, id: number) =>
+      fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.split(':')[2] === String(id))
+        ?.split(':')[0] ?? String(id);
+    const r = await cli(['systemd', '-c', app.configFile]);
+    assert.equal(r.code, 0, r.stderr);
+    const line = `d ${app.tmpDir} 2750 ${name('/etc/passwd', st.uid)} ${name('/etc/group', st.gid)} -`;
+    assert.ok(
+      r.stdout.includes(
+        `#   echo '${line}' > /etc/tmpfiles.d/shop.conf && systemd-tmpfiles --create /etc/tmpfiles.d/shop.conf`,
+      ),
+      r.stdout,
+    );
+    assert.ok(r.stdout.indexOf('tmpfiles.d') < r.stdout.indexOf('[Unit]'), 'a comment above the unit');
+  });
+
   test('`nodesockd systemd` run as root over a tmpDir another user owns: User= is that owner', async (t) => {
     if (process.getuid?.() !== 0) {
       t.skip('needs root (to give tmpDir to nobody)');

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import type { DaemonStatus } from '../src/ipc/protocol';
 import { type AppDir, makeApp, teardown } from './helpers/app';
-import { BIN, Daemon } from './helpers/daemon';
+import { BIN, Daemon, FIXTURES } from './helpers/daemon';
+import { freePort } from './helpers/nginx';
 import { waitFor } from './helpers/wait';
 
 const SCRIPT = spawnSync('sh', ['-c', 'command -v script']).stdout.toString().trim();
@@ -143,6 +144,29 @@ describe('on a terminal', { skip }, () => {
       o.includes('failed to start'),
     );
     assert.match(scaled, /set-workers: 0\/1 workers online; slot 1: waiting for online, \d s of 4/);
+  });
+
+  test('a reload whose new worker listened on its own port says so at once, on its own line; nothing of it on a pipe', async () => {
+    const port = await freePort();
+    app = makeApp({ workers: 1, onlineTimeout: 4000, env: ['OWN_PORT'] }, 'plain.js');
+    const env = { ...process.env, OWN_PORT: String(port) };
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { env });
+    const config = fs.readFileSync(app.configFile, 'utf8');
+    fs.writeFileSync(
+      app.configFile,
+      config.replace(/^script: .*$/m, `script: ${path.join(FIXTURES, 'own-port.js')}`),
+    );
+    const out = await onTerminal(['reload', '-i', app.ipcFile], (o) => o.includes('restart failed'));
+    assert.match(
+      out,
+      new RegExp(
+        `\\r\\x1b\\[Kslot 0: w[0-9a-f]{8} listened on port ${port}, not on its socket: call serve\\(server\\) from nodesockd \\(docs/worker-library\\.md#the-contract\\)\\r?\\n`,
+      ),
+    );
+    assert.match(out, /reload: 0\/1 workers online; slot 0: waiting for online, \d s of 4/);
+    const piped = await daemon.cli(['reload']);
+    assert.equal(piped.code, 1);
+    assert.doesNotMatch(piped.stdout + piped.stderr, /waiting for online|not on its socket: call/);
   });
 
   test("status --watch shows a worker's escape sequences escaped", async () => {

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { ListedDaemon as LsEntry } from '../src/cli/ls';
 import { type AppDir, makeApp } from './helpers/app';
 import { cli, Daemon, isAlive, killAll, makeTempDir, ROOT } from './helpers/daemon';
 import { getJson } from './helpers/http';
@@ -90,6 +91,12 @@ describe('daemon upgrade (restart --upgrade)', () => {
     await waitFor('the old workers to exit', () => oldPids.every((pid) => !isAlive(pid)));
     for (const slot of [0, 1]) await getJson({ socketPath: app.published(slot) });
     assert.deepEqual(failed, [], `${failed.length} failed of ${ok + failed.length}`);
+    // `nodesockd ls` lists the app once: the new daemon.
+    const listed = JSON.parse((await cli(['ls', '--json'], { env, bin })).stdout) as LsEntry[];
+    assert.deepEqual(
+      listed.filter((d) => d.ipcFile === app.ipcFile).map((d) => [d.pid, d.version]),
+      [[s.pid, NEXT_VERSION]],
+    );
   });
 
   test('under a supervisor like the systemd unit, the daemon exits and its restart adopts the workers', async () => {

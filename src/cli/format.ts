@@ -20,7 +20,8 @@ function clock(ts: number): string {
   return new Date(ts).toTimeString().slice(0, 8);
 }
 
-function table(rows: string[][]): string {
+/** Rows as aligned columns, two spaces apart. */
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   return rows
     .map((r) =>
@@ -30,6 +31,11 @@ function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** A starting worker that listened elsewhere: it will not come online on its own, and the fix. */
+export function listenedElsewhere(addresses: string[]): string {
+  return `listened on ${addresses.join(', ')}, not on its socket: call serve(server) from nodesockd (docs/worker-library.md#the-contract)`;
 }
 
 /** The human form of `nodesockd status`. */
@@ -80,6 +86,10 @@ export function formatStatus(s: DaemonStatus, now = Date.now(), opts: { verbose?
   }
   if (s.workers.length > 0) lines.push(table(rows));
   else lines.push('no workers');
+  for (const w of s.workers) {
+    if (w.state === 'starting' && w.listenedElsewhere)
+      lines.push(`${w.id} (starting): ${listenedElsewhere(w.listenedElsewhere)}`);
+  }
   for (const slot of s.slots) {
     const failure = slot.lastFailure ?? null;
     const summary = slotFailureSummary(slot);

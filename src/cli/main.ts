@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { logicalCwd } from '../config/discover';
 import type { Config } from '../config/schema';
 import { waitForExit } from '../daemon/proc';
@@ -19,11 +19,13 @@ import {
   say,
   terminalText,
 } from './common';
+import { completionScript, SHELLS, type Shell } from './completion';
 import { formatStatus, resultLines, sentLines } from './format';
 import { runHealth } from './health';
 import { ipcPath } from './ipc-path';
 import { lazy } from './lazy';
 import { showLogs } from './logs';
+import { runLs } from './ls';
 import { showRecentLogs } from './recent-logs';
 import { type ProgressSource, watch, withProgress } from './watch';
 
@@ -270,7 +272,8 @@ export function buildProgram(): Command {
       're-read the config and apply the smallest change (scale, rename or a zero-downtime restart)',
     )
     .action(async (opts: ClientOptions) => {
-      const reply = await request(ipcPath(opts), 'reload');
+      const target = ipcPath(opts);
+      const reply = await withProgress('reload', () => request(target, 'reload'), progressSource(target));
       say(`reloaded: ${reply.actions.join('; ')}`);
       if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
@@ -405,6 +408,13 @@ export function buildProgram(): Command {
     )
     .option('--json', 'machine-readable output')
     .action((opts: ClientOptions) => runHealth(() => ipcPath(opts), opts));
+
+  program
+    .command('ls')
+    .description("list this user's nodesockd daemons on this host (every app), with their workers")
+    .option('--json', 'machine-readable output')
+    .option('--debug', 'print stack traces of errors')
+    .action((opts: { json?: boolean }) => runLs(opts));
 
   addClientOptions(program.command('config'))
     .description('print the effective config and the files it came from')
@@ -604,6 +614,14 @@ export function buildProgram(): Command {
         await showLogs(config, { follow: opts.follow === true, slot: opts.slot, lines }, say);
       },
     );
+
+  program
+    .command('completion')
+    .description('print the shell completion script: eval "$(nodesockd completion bash)"')
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action((shell: Shell) => {
+      process.stdout.write(completionScript(program, shell));
+    });
 
   return program;
 }

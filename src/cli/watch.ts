@@ -5,6 +5,7 @@
  */
 import type { DaemonStatus } from '../ipc/protocol';
 import { terminalText } from './common';
+import { listenedElsewhere } from './format';
 
 const WATCH_INTERVAL_MS = 1000;
 const PROGRESS_INTERVAL_MS = 250;
@@ -90,10 +91,22 @@ export async function withProgress<T>(
   let done = false;
   let shown = '';
   const running = task();
+  // A new worker that listened elsewhere will wait out the timeout: said at once, on its own line.
+  const told = new Set<string>();
+  const tell = (s: DaemonStatus) => {
+    for (const w of s.workers) {
+      if (known.has(w.id) || told.has(w.id) || w.state !== 'starting' || !w.listenedElsewhere) continue;
+      told.add(w.id);
+      const who = w.startedFor === null || w.startedFor === undefined ? 'standby' : `slot ${w.startedFor}`;
+      err.write(`\r\x1b[K${terminalText(`${who}: ${w.id} ${listenedElsewhere(w.listenedElsewhere)}`)}\n`);
+      shown = '';
+    }
+  };
   const poll = async () => {
     while (!done) {
       const s = await source.status().catch(() => null);
       if (s && !done) {
+        tell(s);
         // One line, cut to the terminal's width: a wrapped line could not be redrawn in place.
         const line = terminalText(progressLine(label, known, s, timeout, Date.now()));
         const cut = line.slice(0, Math.max(10, (err.columns || 80) - 1));

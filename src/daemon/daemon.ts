@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { LoadedConfig } from '../config/load';
 import { titleName } from '../config/name';
+import { registerDaemon } from '../daemon-registry';
 import { formatAddress } from '../fronts/address';
 import { DevServer } from '../fronts/dev-server';
 import { type InheritedSocket, takeInheritedSockets } from '../fronts/inherited-sockets';
@@ -214,6 +215,13 @@ export class Daemon {
       await this.ipc.close();
       if (inodeOf(config.ipcFile) === this.ipcIno) fs.rmSync(config.ipcFile, { force: true });
     });
+    try {
+      const { name, ipcFile, cwd } = config;
+      const entry = { name, version: VERSION, ipcFile, cwd, configFiles: this.loaded.files };
+      this.onTeardown('daemon registry', registerDaemon({ ...entry, startedAt: this.startedAt }));
+    } catch (err) {
+      log.warn(`\`nodesockd ls\` will not list this daemon: ${errorMessage(err)}`);
+    }
     this.tmpDirWatch = new TmpDirWatch({
       tmpDir: config.tmpDir,
       log,

@@ -228,6 +228,11 @@ export interface WorkerStatus {
   cpuSeconds: number | null;
   inflight: number | null;
   lastExit: string | null;
+  /**
+   * Where the worker listened other than its socket (`port 3000`, a path): an app that calls
+   * `listen()` itself and so never serves on its socket. Absent when none (and from older daemons).
+   */
+  listenedElsewhere?: string[];
 }
 
 export interface SlotStatus {

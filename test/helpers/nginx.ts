@@ -78,6 +78,8 @@ export interface NginxConfOptions {
   upstreamExtra?: string;
   /** Extra directives for the server block (another location). */
   serverExtra?: string;
+  /** A whole site (upstream and server, as `nodesockd nginx` prints it) instead of the one made here. */
+  site?: string;
 }
 
 /**
@@ -103,7 +105,9 @@ http {
   fastcgi_temp_path ${temp}/fastcgi;
   uwsgi_temp_path ${temp}/uwsgi;
   scgi_temp_path ${temp}/scgi;
-  upstream app {
+${
+  o.site ??
+  `  upstream app {
 ${o.upstreams.map((s) => `    server ${s}${o.maxFails === null ? '' : ` max_fails=${o.maxFails ?? 0}`};`).join('\n')}
     keepalive ${o.keepaliveConnections ?? 16};
     keepalive_timeout ${o.keepaliveSeconds ?? KEEPALIVE_SECONDS}s;${o.upstreamExtra ? `\n    ${o.upstreamExtra}` : ''}
@@ -116,7 +120,8 @@ ${o.upstreams.map((s) => `    server ${s}${o.maxFails === null ? '' : ` max_fail
       proxy_set_header Connection "";
       proxy_next_upstream error timeout;${o.locationExtra ? `\n      ${o.locationExtra}` : ''}
     }${o.serverExtra ? `\n    ${o.serverExtra}` : ''}
-  }
+  }`
+}
 }
 `;
   const file = path.join(dir, 'nginx.conf');
@@ -136,10 +141,10 @@ export class Nginx {
   static async start(
     dir: string,
     sockets: string[],
-    options: Omit<NginxConfOptions, 'port' | 'upstreams'> = {},
+    options: Omit<NginxConfOptions, 'port' | 'upstreams'> & { port?: number } = {},
   ): Promise<Nginx> {
     if (!NGINX_BIN) throw new Error('nginx is not installed');
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const conf = writeNginxConf(dir, { ...options, port, upstreams: sockets.map((s) => `unix:${s}`) });
     const child = spawn(
       NGINX_BIN,

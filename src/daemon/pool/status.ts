@@ -36,6 +36,7 @@ export function poolStatus(
       cpuSeconds: stats?.cpuSeconds ?? null,
       inflight: w.inflight,
       lastExit: w.exitInfo ? describeExit(w.exitInfo) : null,
+      ...(w.listenedElsewhere.length > 0 && { listenedElsewhere: [...w.listenedElsewhere] }),
     };
   });
   workers.sort((a, b) => (a.slot ?? 1e9) - (b.slot ?? 1e9) || a.startedAt - b.startedAt);

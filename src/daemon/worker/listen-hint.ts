@@ -26,7 +26,7 @@ export function watchListenHint(
   worker: ManagedWorker,
   opts: { listenVar: string; lastStdout: () => string[]; log: Logger },
 ): () => string | null {
-  const addresses: string[] = [];
+  const addresses = worker.listenedElsewhere;
   worker.on('message', (message: unknown) => {
     if (!isListenedElsewhereMessage(message)) return;
     addresses.push(where(message.address));

@@ -93,6 +93,8 @@ export class ManagedWorker extends EventEmitter {
   private readonly timers = new Set<Timer>();
   /** It is being replaced and its connections move (pool/handover.ts relays its descriptors). */
   acceptsMoves = false;
+  /** Where it listened other than its socket (listen-hint.ts), as said: `port 3000`, a path. */
+  readonly listenedElsewhere: string[] = [];
   /** The killTimeout of the stop in progress: how long leftover helpers get after SIGTERM. */
   private killTimeoutMs = 5000;
 
