@@ -97,51 +97,52 @@ export class Metrics {
       slot: w.slot === null ? w.role : String(w.slot),
       worker: w.id,
     });
-    new Gauge({
-      name: 'nodesockd_worker_resident_memory_bytes',
-      help: 'Resident memory of each worker process',
-      labelNames: ['slot', 'worker'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const w of view().workers) if (w.rssBytes !== null) this.set(perWorker(w), w.rssBytes);
-      },
-    });
-    new Counter({
-      name: 'nodesockd_worker_cpu_seconds_total',
-      help: 'User and system CPU time of each worker process',
-      labelNames: ['slot', 'worker'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const w of view().workers) if (w.cpuSeconds !== null) this.inc(perWorker(w), w.cpuSeconds);
-      },
-    });
-    new Gauge({
-      name: 'nodesockd_worker_inflight_requests',
-      help: 'Requests in flight in each worker, as its server reports them',
-      labelNames: ['slot', 'worker'],
-      registers: [r],
-      collect() {
-        this.reset();
-        // 0 until its server first reports: every live worker has the series from its start.
-        for (const w of view().workers) this.set(perWorker(w), w.inflight ?? 0);
-      },
-    });
-    const delays = (id: string) => this.pool.eventLoopDelay(id);
-    new Gauge({
-      name: 'nodesockd_worker_event_loop_delay_seconds',
-      help: "99th percentile of each worker's event loop delay over its last report (every 5 s)",
-      labelNames: ['slot', 'worker'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const w of view().workers) {
-          const delay = delays(w.id);
-          if (delay) this.set(perWorker(w), delay.p99);
-        }
-      },
-    });
+    // One series per live worker, read at scrape time; a worker with no value yet (null) is left out.
+    const workerSeries: Array<
+      [typeof Gauge | typeof Counter, string, string, (w: WorkerStatus) => number | null]
+    > = [
+      [
+        Gauge,
+        'nodesockd_worker_resident_memory_bytes',
+        'Resident memory of each worker process',
+        (w) => w.rssBytes,
+      ],
+      [
+        Counter,
+        'nodesockd_worker_cpu_seconds_total',
+        'User and system CPU time of each worker process',
+        (w) => w.cpuSeconds,
+      ],
+      // 0 until its server first reports: every live worker has the series from its start.
+      [
+        Gauge,
+        'nodesockd_worker_inflight_requests',
+        'Requests in flight in each worker, as its server reports them',
+        (w) => w.inflight ?? 0,
+      ],
+      [
+        Gauge,
+        'nodesockd_worker_event_loop_delay_seconds',
+        "99th percentile of each worker's event loop delay over its last report (every 5 s)",
+        (w) => this.pool.eventLoopDelay(w.id)?.p99 ?? null,
+      ],
+    ];
+    for (const [Metric, name, help, value] of workerSeries)
+      new Metric({
+        name,
+        help,
+        labelNames: ['slot', 'worker'],
+        registers: [r],
+        collect(this: Gauge | Counter) {
+          this.reset();
+          for (const w of view().workers) {
+            const v = value(w);
+            if (v === null) continue;
+            if (this instanceof Gauge) this.set(perWorker(w), v);
+            else this.inc(perWorker(w), v);
+          }
+        },
+      });
     this.restartDuration = new Histogram({
       name: 'nodesockd_restart_duration_seconds',
       help: 'Time from the start of a restart to the new generation serving (or failing)',
