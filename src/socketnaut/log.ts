@@ -18,6 +18,14 @@ function isLevel(value: unknown): value is SyslogLevel {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 7;
 }
 
+/** The level methods, in SyslogLevel's order (`emerg` is 0, `debug` 7): `log.warn('…')`. */
+const LEVEL_METHODS = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug'] as const;
+type LevelMethods = Record<(typeof LEVEL_METHODS)[number], (message: string) => void>;
+
+// The level methods are made from LEVEL_METHODS below the class (one method, eight names).
+export interface PoolLogger extends LevelMethods {}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface declares only the level methods defined below the class
 export class PoolLogger extends LogSource {
   #level: SyslogLevel;
   #handler: LogHandler | null;
@@ -71,32 +79,17 @@ export class PoolLogger extends LogSource {
   log(level: SyslogLevel, message: string): void {
     if (level <= this.#level) this.write(makeRecord(level, message));
   }
-
-  emerg(message: string): void {
-    this.log(SyslogLevel.EMERG, message);
-  }
-  alert(message: string): void {
-    this.log(SyslogLevel.ALERT, message);
-  }
-  crit(message: string): void {
-    this.log(SyslogLevel.CRIT, message);
-  }
-  error(message: string): void {
-    this.log(SyslogLevel.ERROR, message);
-  }
-  warn(message: string): void {
-    this.log(SyslogLevel.WARN, message);
-  }
-  notice(message: string): void {
-    this.log(SyslogLevel.NOTICE, message);
-  }
-  info(message: string): void {
-    this.log(SyslogLevel.INFO, message);
-  }
-  debug(message: string): void {
-    this.log(SyslogLevel.DEBUG, message);
-  }
 }
+
+LEVEL_METHODS.forEach((name, level: SyslogLevel) => {
+  Object.defineProperty(PoolLogger.prototype, name, {
+    value(this: PoolLogger, message: string): void {
+      this.log(level, message);
+    },
+    configurable: true,
+    writable: true,
+  });
+});
 
 /** The main thread's logger, shared by every ServiceProxy of the process. `logger` is the same object. */
 export const log = new PoolLogger(SyslogLevel.INFO, null, [formatter]);
