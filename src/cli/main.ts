@@ -4,9 +4,9 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { logicalCwd } from '../config/discover';
 import type { Config } from '../config/schema';
 import { waitForExit } from '../daemon/proc';
-import { request } from '../ipc/client';
+import { type RequestArgs, request } from '../ipc/client';
 import { APP_REQUEST_TIMEOUT_DEFAULT_MS, APP_REQUEST_TIMEOUT_MAX_MS } from '../ipc/limits';
-import type { ConfigReply, DaemonStatus } from '../ipc/protocol';
+import type { CommandName, ConfigReply, DaemonStatus } from '../ipc/protocol';
 import { errorMessage } from '../log';
 import { VERSION } from '../version';
 import {
@@ -113,6 +113,12 @@ function progressSource(target: string): ProgressSource {
   };
 }
 
+/** A command that waits for workers to come online: on a terminal, its progress meanwhile. */
+function requestWithProgress<K extends CommandName>(opts: ClientOptions, type: K, ...args: RequestArgs<K>) {
+  const target = ipcPath(opts);
+  return withProgress(type, () => request(target, type, ...args), progressSource(target));
+}
+
 export function buildProgram(): Command {
   const program = new Command('nodesockd')
     .description(
@@ -198,12 +204,10 @@ export function buildProgram(): Command {
     .option('-s, --suspended', 'start them suspended: they accept requests but hold them until `resume`')
     .option('-m, --max-attempts <n>', 'attempts per worker (default maxStartAttempts)', positiveInt)
     .action(async (opts: ClientOptions & { suspended?: boolean; maxAttempts?: number }) => {
-      const target = ipcPath(opts);
-      const reply = await withProgress(
-        'start',
-        () => request(target, 'start', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
-        progressSource(target),
-      );
+      const reply = await requestWithProgress(opts, 'start', {
+        suspended: opts.suspended === true,
+        maxAttempts: opts.maxAttempts,
+      });
       say(reply.alreadyRunning ? 'workers are already running' : `${reply.workers} worker(s) online`);
     });
 
@@ -236,13 +240,10 @@ export function buildProgram(): Command {
           const reloaded = await request(ipcPath(opts), 'reload');
           say(`reloaded: ${reloaded.actions.join('; ')}`);
         }
-        const target = ipcPath(opts);
-        const reply = await withProgress(
-          'restart',
-          () =>
-            request(target, 'restart', { suspended: opts.suspended === true, maxAttempts: opts.maxAttempts }),
-          progressSource(target),
-        );
+        const reply = await requestWithProgress(opts, 'restart', {
+          suspended: opts.suspended === true,
+          maxAttempts: opts.maxAttempts,
+        });
         if (opts.json) {
           say(JSON.stringify(reply));
           return;
@@ -272,8 +273,7 @@ export function buildProgram(): Command {
       're-read the config and apply the smallest change (scale, rename or a zero-downtime restart)',
     )
     .action(async (opts: ClientOptions) => {
-      const target = ipcPath(opts);
-      const reply = await withProgress('reload', () => request(target, 'reload'), progressSource(target));
+      const reply = await requestWithProgress(opts, 'reload');
       say(`reloaded: ${reply.actions.join('; ')}`);
       if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });
@@ -282,12 +282,7 @@ export function buildProgram(): Command {
     .description('change the number of workers until the next reload or daemon restart')
     .argument('<count>', 'number of workers (1-256)', intIn(1, 256))
     .action(async (count: number, opts: ClientOptions) => {
-      const target = ipcPath(opts);
-      const reply = await withProgress(
-        'set-workers',
-        () => request(target, 'set-workers', { count }),
-        progressSource(target),
-      );
+      const reply = await requestWithProgress(opts, 'set-workers', { count });
       say(`workers: ${reply.workers}`);
       if (reply.nginx) say(lazy.generate().upstreamChangeText(reply.nginx));
     });

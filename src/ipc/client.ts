@@ -10,7 +10,7 @@ export interface RequestOptions {
 }
 
 /** The rest of `request()`'s arguments: `data` may be left out when the command takes none. */
-type RequestArgs<K extends CommandName> = undefined extends Commands[K]['data']
+export type RequestArgs<K extends CommandName> = undefined extends Commands[K]['data']
   ? [data?: Commands[K]['data'], options?: RequestOptions]
   : [data: Commands[K]['data'], options?: RequestOptions];
 
