@@ -28,6 +28,16 @@ const ms = (what: string) =>
       z.positive(`${what} must be greater than 0`),
     );
 
+/** A whole number from `min` (to `max`); each check's message names `what`. */
+const wholeNumber = (what: string, min: number, max?: number, typeMessage = true) =>
+  z
+    .number(typeMessage ? { error: `${what} must be a number` } : undefined)
+    .check(
+      z.int(`${what} must be a whole number`),
+      z.minimum(min, min === 0 ? `${what} must be 0 or more` : `${what} must be at least ${min}`),
+      ...(max === undefined ? [] : [z.maximum(max, `${what} must be at most ${max}`)]),
+    );
+
 const UMASK_HINT = 'umask must be an octal string such as "007" or a number from 0 to 511 (0o777)';
 const umask = z.union(
   [
@@ -44,13 +54,7 @@ const umask = z.union(
 const nonEmpty = (what: string) =>
   z.string({ error: `${what} must be a string` }).check(z.minLength(1, `${what} must not be empty`));
 
-const port = z
-  .number()
-  .check(
-    z.int('devServer port must be a whole number'),
-    z.minimum(1, 'devServer port must be at least 1'),
-    z.maximum(65535, 'devServer port must be at most 65535'),
-  );
+const port = wholeNumber('devServer port', 1, 65535, false);
 
 const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host, tls }';
 
@@ -167,20 +171,8 @@ const fields = {
   listenVar: z
     .string()
     .check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'listenVar must be a valid environment variable name')),
-  workers: z
-    .number({ error: 'workers must be a number' })
-    .check(
-      z.int('workers must be a whole number'),
-      z.minimum(1, 'workers must be at least 1'),
-      z.maximum(256, 'workers must be at most 256'),
-    ),
-  standby: z
-    .number({ error: 'standby must be a number' })
-    .check(
-      z.int('standby must be a whole number'),
-      z.minimum(0, 'standby must be 0 or more'),
-      z.maximum(64, 'standby must be at most 64'),
-    ),
+  workers: wholeNumber('workers', 1, 256),
+  standby: wholeNumber('standby', 0, 64),
   readiness: z.enum(['message', 'connect'], { error: 'readiness must be "message" or "connect"' }),
   env: z.array(
     z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, 'env entries must be NAME or NAME=value')),
@@ -196,12 +188,7 @@ const fields = {
   shutdownTimeout: ms('shutdownTimeout'),
   killTimeout: ms('killTimeout'),
   upstreamKeepaliveTimeout: ms('upstreamKeepaliveTimeout'),
-  maxStartAttempts: z
-    .number({ error: 'maxStartAttempts must be a number' })
-    .check(
-      z.int('maxStartAttempts must be a whole number'),
-      z.minimum(1, 'maxStartAttempts must be at least 1'),
-    ),
+  maxStartAttempts: wholeNumber('maxStartAttempts', 1),
   symlinks: z.enum(['relative', 'absolute'], { error: 'symlinks must be "relative" or "absolute"' }),
   debug: z.boolean({ error: 'debug must be true or false' }),
   // A YAML number (`metrics: 9464`) is a port, as the docs write it; the daemon reads the string.
@@ -209,13 +196,7 @@ const fields = {
     [
       z.literal(false),
       z.pipe(
-        z
-          .number()
-          .check(
-            z.int('metrics port must be a whole number'),
-            z.minimum(1, 'metrics port must be at least 1'),
-            z.maximum(65535, 'metrics port must be at most 65535'),
-          ),
+        wholeNumber('metrics port', 1, 65535, false),
         z.transform((n: number) => String(n)),
       ),
       nonEmpty('metrics'),
