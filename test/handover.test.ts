@@ -156,6 +156,63 @@ describe('handover (serve(), suspended)', () => {
   });
 });
 
+describe('handover: restart, reload and a slowly sent POST', () => {
+  test('restart says how the connections went; a reload that restarts moves them too', async () => {
+    const d = await start('lib.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const r = await d.cli(['restart']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /connections: 1 moved to the new workers, 0 busy \(move as their responses end\), 0 close the old way/,
+    );
+    const second = await get(agent, app.published(0));
+    assert.equal(second.socket, first.socket, 'the same connection');
+    fs.appendFileSync(app.configFile, 'env: [RELEASE=2]\n');
+    const reload = await d.cli(['reload']);
+    assert.equal(reload.code, 0, reload.stderr);
+    await waitFor('the reload to replace the worker', async () => !(await d.slotPids()).includes(second.pid));
+    const [fresh] = await d.slotPids();
+    const third = await get(agent, app.published(0));
+    assert.equal(third.socket, first.socket, 'still the same connection');
+    assert.equal(third.pid, fresh, 'answered by the reloaded release');
+    assert.deepEqual((await d.status()).handovers, { moved: 2, failed: 0 });
+    agent.destroy();
+  });
+
+  test('a slowly sent POST answered early: the connection moves once the rest of its body has come', async () => {
+    const d = await start('early-answer.js');
+    const socket = net.connect(app.published(0));
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    const pids = (): number[] => [...received.matchAll(/\{"pid":(\d+)\}/g)].map((m) => Number(m[1]));
+    const body = 'x'.repeat(100_000);
+    socket.write(
+      `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 50_000)}`,
+    );
+    await waitFor('the early answer', () => pids().length === 1);
+    const [old] = pids();
+    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    const [fresh] = await d.slotPids();
+    // The next request right behind the body (the old worker may read both at once: it then
+    // answers it, and the connection moves after it), and one more.
+    socket.write(`${body.slice(50_000)}GET / HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor('the second answer', () => pids().length === 2);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor('the third answer', () => pids().length === 3);
+    assert.equal(pids()[2], fresh, 'answered by the new worker on the same connection');
+    assert.ok([old, fresh].includes(pids()[1] as number));
+    assert.doesNotMatch(received, /connection: close/i);
+    await waitFor('the old worker to exit', () => !isAlive(old as number));
+    assert.equal(socket.destroyed, false, 'the connection is still open');
+    socket.destroy();
+  });
+});
+
 describe('handover: what cannot move, and apps that end sockets', () => {
   test('pipelined requests: both are answered by the old worker, which then closes the connection', async () => {
     const d = await start('lib.js');
