@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive } from './helpers/daemon';
+import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
 let daemon: Daemon | undefined;
@@ -235,6 +237,46 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     const answers = received.split('HTTP/1.1 200').slice(1);
     assert.equal(answers.length, 2, received);
     for (const a of answers) assert.ok(a.includes(`"pid":${old}`), 'both answered by the old worker');
+  });
+
+  test('TLS ended in the worker: the connection does not move, and its next request closes it the old way', async () => {
+    app = makeApp(
+      { workers: 1, upstreamKeepaliveTimeout: 60_000, env: ['TLS_KEY', 'TLS_CERT'] },
+      'front-https.js',
+    );
+    const { key, cert } = makeCert(app.dir, 'worker', 'localhost');
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
+      env: { ...process.env, TLS_KEY: key, TLS_CERT: cert },
+    });
+    daemon = d;
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    const ask = () =>
+      new Promise<{ id: string; connection: string | undefined; socket: unknown }>((resolve, reject) => {
+        const req = https.request({ socketPath: app.published(0), agent, path: '/' }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () =>
+            resolve({
+              id: (JSON.parse(text) as { id: string }).id,
+              connection: res.headers.connection,
+              socket: req.socket,
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const first = await ask();
+    assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 1 });
+    const next = await ask();
+    assert.equal(next.socket, first.socket, 'the same connection');
+    assert.equal(next.id, first.id, 'answered by the old worker');
+    assert.equal(next.connection, 'close', 'which closes it');
+    assert.equal((await d.status()).handovers?.moved, 0);
+    agent.destroy();
   });
 
   test('an app that ends idle sockets on shutdown (stoppable-style): the moved connection stays open', async () => {
