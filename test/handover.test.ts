@@ -466,6 +466,31 @@ describe('handover: a successor that hangs between hops', () => {
     }
   });
 
+  test('a request sent while its connection is on its way: answered once, by the successor', async () => {
+    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
+    const d = await start('plain.js', { debug: true, env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    fs.writeFileSync(spin, '');
+    try {
+      const restarted = restart(d);
+      // The old worker stopped reading it; the descriptor waits for the hung successor.
+      await d.waitOutput(/passing a connection of worker/);
+      const during = get(agent, app.published(0));
+      fs.rmSync(spin, { force: true });
+      assert.deepEqual(await restarted, { moved: 1, busy: 0, drained: 0 });
+      const [fresh] = await d.slotPids();
+      const answer = await during;
+      assert.equal(answer.socket, first.socket, 'on the same connection');
+      assert.equal(answer.pid, fresh, 'by the successor, not the old worker');
+      await waitFor('the old worker to exit', () => !isAlive(first.pid));
+      assert.deepEqual((await d.status()).handovers, { moved: 1, failed: 0 });
+    } finally {
+      fs.rmSync(spin, { force: true });
+      agent.destroy();
+    }
+  });
+
   test('the old worker killed while its connection is on its way: the successor takes it and serves it', async () => {
     const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
     const d = await start('plain.js', { debug: true, env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
