@@ -71,6 +71,22 @@ async function start(fixture: string, config: Record<string, unknown> = {}): Pro
   return daemon;
 }
 
+/**
+ * A daemon with one worker and one kept-alive connection to it, whose next worker spins after
+ * 'online' (taking no connection) until the test removes `spin`.
+ */
+async function spinningSuccessor(debug = false) {
+  const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
+  const d = await start('plain.js', {
+    ...(debug ? { debug: true } : {}),
+    env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`],
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const first = await get(agent, app.published(0));
+  fs.writeFileSync(spin, '');
+  return { d, spin, agent, first };
+}
+
 for (const fixture of ['lib.js', 'plain.js']) {
   describe(`handover (${fixture === 'lib.js' ? 'serve()' : 'an unmodified app'})`, () => {
     test('an idle kept-alive connection moves: the next request on it reaches the new worker', async () => {
@@ -417,11 +433,7 @@ describe('handover: uploads answered before they are read', () => {
 
 describe('handover: a successor that hangs between hops', () => {
   test('killed while it holds an unconfirmed connection: the old worker keeps it, served the old way', async () => {
-    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
-    const d = await start('plain.js', { env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    fs.writeFileSync(spin, '');
+    const { d, spin, agent, first } = await spinningSuccessor();
     try {
       const restarted = restart(d);
       await d.waitOutput(/spinning on (\d+)/);
@@ -440,11 +452,7 @@ describe('handover: a successor that hangs between hops', () => {
   });
 
   test('hung past the deadlines: the old worker takes the connection back, the successor refuses it late', async () => {
-    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
-    const d = await start('plain.js', { env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    fs.writeFileSync(spin, '');
+    const { d, spin, agent, first } = await spinningSuccessor();
     try {
       const restarted = restart(d);
       await d.waitOutput(/spinning on \d+/);
@@ -467,11 +475,7 @@ describe('handover: a successor that hangs between hops', () => {
   });
 
   test('a request sent while its connection is on its way: answered once, by the successor', async () => {
-    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
-    const d = await start('plain.js', { debug: true, env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    fs.writeFileSync(spin, '');
+    const { d, spin, agent, first } = await spinningSuccessor(true);
     try {
       const restarted = restart(d);
       // The old worker stopped reading it; the descriptor waits for the hung successor.
@@ -492,11 +496,7 @@ describe('handover: a successor that hangs between hops', () => {
   });
 
   test('the old worker killed while its connection is on its way: the successor takes it and serves it', async () => {
-    const spin = path.join(os.tmpdir(), `nsd-spin-${process.pid}-${Date.now()}`);
-    const d = await start('plain.js', { debug: true, env: [`SPIN_AFTER_ONLINE_IF_EXISTS=${spin}`] });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    fs.writeFileSync(spin, '');
+    const { d, spin, agent, first } = await spinningSuccessor(true);
     try {
       const restarted = restart(d);
       // The descriptor is in the daemon, on its way to the hung successor.
