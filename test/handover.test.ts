@@ -295,6 +295,24 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     agent.destroy();
   });
 
+  test('a worker adopted after a daemon crash: its connection does not move, and closes the old way', async () => {
+    const crashed = await start('plain.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    await crashed.kill();
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, { online: 1 });
+    daemon = d;
+    await d.waitOutput(/adopted 1 worker/);
+    assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 0 });
+    const next = await get(agent, app.published(0));
+    assert.equal(next.socket, first.socket, 'the same connection');
+    assert.equal(next.pid, first.pid, 'answered by the adopted worker');
+    assert.equal(next.headers.connection, 'close', 'which closes it');
+    await waitFor('the adopted worker to exit', () => !isAlive(first.pid));
+    assert.equal((await d.status()).handovers?.moved, 0);
+    agent.destroy();
+  });
+
   test('an app that ends idle sockets on shutdown (stoppable-style): the moved connection stays open', async () => {
     const d = await start('ends-sockets.js');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
