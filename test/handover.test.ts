@@ -344,6 +344,23 @@ const hasPrlimit = (() => {
   }
 })();
 
+describe('stopping with no successor', () => {
+  test('stop: an idle kept-alive connection is closed by the worker after the default stopIdleTimeout, not kept for upstreamKeepaliveTimeout (60 s)', async () => {
+    const d = await start('lib.js');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const client = first.socket as net.Socket;
+    let closed = false;
+    client.once('close', () => {
+      closed = true;
+    });
+    const r = await d.cli(['stop']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the worker to close the idle connection and exit', () => closed && !isAlive(first.pid));
+    agent.destroy();
+  });
+});
+
 describe('handover: races', () => {
   test('the daemon at its open-file limit: the connection stays with the old worker, served, and closes the old way', {
     skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed',
