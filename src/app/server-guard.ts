@@ -9,8 +9,9 @@ import { ENV } from '../ipc/worker-protocol.js';
 import { ActiveResponses } from './active-responses.js';
 import type { Nodesockd } from './api.js';
 import { handoverChannel } from './handover-channel.js';
-import { idleConnections } from './http-connections.js';
+import { httpConnections, idleConnections } from './http-connections.js';
 import { InflightReporter } from './inflight-reporter.js';
+import { lingerOnClose } from './lingering-close.js';
 import { ServerHandover } from './server-handover.js';
 import { WebSocketCloser } from './websocket-close.js';
 
@@ -210,6 +211,7 @@ export class ServerGuard {
     if (this.#draining) return;
     this.#draining = true;
     this.#reporter.start(this.#inflight);
+    for (const socket of httpConnections(this.#server)) lingerOnClose(socket);
     for (const res of this.#active.snapshot()) {
       this.#handover?.holdEnd(res, true);
       if (!this.#keepsAlive(res)) this.#closeAfter(res);
@@ -372,6 +374,8 @@ export class ServerGuard {
     }
     this.#handover?.onRequest(req.socket, res);
     this.#handover?.holdEnd(res, this.#draining);
+    // A connection closed from now on waits for the client's close (lingering-close.ts).
+    if ((this.#draining || this.#handover?.active) && 'shouldKeepAlive' in res) lingerOnClose(req.socket);
     res.once('close', () => {
       this.#active.delete(res);
       this.#inflight--;

@@ -31,6 +31,9 @@ interface Response {
  */
 const BODY_WAIT_MS = 2000;
 
+/** A connection whose next request had begun at this many boundaries closes the old way. */
+const MAX_MISSES = 3;
+
 export class ServerHandover implements HandoverParticipant {
   readonly #server: net.Server;
   readonly #channel: HandoverChannel;
@@ -40,6 +43,8 @@ export class ServerHandover implements HandoverParticipant {
   readonly #stay = new WeakSet<net.Socket>();
   /** Connections whose descriptor is on its way to the successor. */
   readonly #moving = new WeakSet<net.Socket>();
+  /** How often a connection's boundary was missed: its next request had begun (afterResponse). */
+  readonly #misses = new WeakMap<net.Socket, number>();
   /** Responses whose end is held until their request is read (holdEnd, once each). */
   readonly #held = new WeakSet<object>();
   #active = false;
@@ -172,8 +177,13 @@ export class ServerHandover implements HandoverParticipant {
     const attempt = (): void => {
       if (socket.destroyed || this.#moving.has(socket) || this.#stay.has(socket)) return;
       if (responseInFlight(socket) || !idleConnections(this.#server).has(socket)) {
-        // The next request began here before the boundary could be taken: it closes the old way.
-        this.#stay.add(socket);
+        // The next request began here before the boundary could be taken: a client sends it
+        // right behind a body that was answered before it was read. That request is served
+        // here (its response held until its body is read), and the connection moves after it;
+        // one that misses its boundary again and again closes the old way.
+        const misses = (this.#misses.get(socket) ?? 0) + 1;
+        this.#misses.set(socket, misses);
+        if (misses >= MAX_MISSES) this.#stay.add(socket);
         return;
       }
       void this.#move(socket);
