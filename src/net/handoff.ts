@@ -46,8 +46,7 @@ export type Handoverable = net.Socket | { close(): void };
 
 interface Pending {
   socket: Handoverable;
-  resolve: () => void;
-  reject: (err: Error) => void;
+  done: (err: Error | null) => void;
 }
 
 /** Sends accepted sockets to one child process over its IPC channel. */
@@ -78,22 +77,37 @@ export class HandoffSender {
    * send is forgotten then: a confirmation arriving after it finds nothing).
    */
   send(socket: Handoverable, meta?: unknown, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(this.#closed);
-    const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { socket, resolve, reject });
+      const id = this.hand(socket, meta, (err) => (err ? reject(err) : resolve()));
       signal?.addEventListener('abort', () => this.#settle(id, new Error(String(signal.reason))), {
         once: true,
       });
-      const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
-      try {
-        this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {
-          if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
-        });
-      } catch (err) {
-        this.#settle(id, err instanceof Error ? err : new Error(String(err)));
-      }
     });
+  }
+
+  /**
+   * {@link send} with a callback, for a caller that hands many sockets (no promise per
+   * socket): `done` is called once, with null when the child took the socket (this side's
+   * copy is closed then), or with why not (the socket is untouched). Returns the send's id.
+   */
+  hand(socket: Handoverable, meta: unknown, done: (err: Error | null) => void): number {
+    const id = this.#nextId++;
+    if (this.#closed) {
+      const reason = this.#closed;
+      process.nextTick(done, reason);
+      return id;
+    }
+    this.#pending.set(id, { socket, done });
+    const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
+    try {
+      this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {
+        if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
+      });
+    } catch (err) {
+      // Never from inside this call: the caller may be placing other sockets.
+      process.nextTick(() => this.#settle(id, err instanceof Error ? err : new Error(String(err))));
+    }
+    return id;
   }
 
   /** Fails every unconfirmed send (their sockets stay open for the caller). */
@@ -117,14 +131,14 @@ export class HandoffSender {
     if (!pending) return;
     this.#pending.delete(id);
     if (err) {
-      pending.reject(err);
+      pending.done(err);
       return;
     }
     // The child holds its own descriptor now: closing this copy leaves the connection open.
     const { socket } = pending;
     if (socket instanceof net.Socket) socket.destroy();
     else socket.close();
-    pending.resolve();
+    pending.done(null);
   }
 }
 
