@@ -251,18 +251,15 @@ export class TcpFront {
     this.pumping = true;
     try {
       let targets: FrontTarget[] | null = null;
-      let waiter = this.queue.shift();
-      while (waiter) {
+      for (let waiter = this.queue[0]; waiter; waiter = this.queue[0]) {
         if (waiter.connection.destroyed) this.leave(waiter.connection);
         else {
           targets ??= this.options.targets();
           const outcome = this.place(waiter, targets);
-          if (outcome !== 'placed' && !this.giveUp(waiter, outcome)) {
-            this.queue.unshift(waiter);
-            break;
-          }
+          if (outcome !== 'placed' && !this.giveUp(waiter, outcome)) break;
         }
-        waiter = this.queue.shift();
+        // Placing calls back no one at once (a failed handoff is said in a later tick).
+        this.queue.shift();
       }
     } finally {
       this.pumping = false;
