@@ -1,51 +1,51 @@
 /**
- * The listen front's handoff window (src/fronts/handoff-window.ts), in process: a settled
- * handoff wakes one waiter, not every connection that waits (each woken one goes through the
- * targets again); the next one at the check phase when the woken one took no place; a worker
- * gone wakes them all.
+ * The listen front's handoff window (src/fronts/handoff-window.ts), in process: a worker with a
+ * full window has no room until one of its handoffs settles; one whose oldest handoff stays
+ * unconfirmed past the stall deadline is reported once and gets nothing until it confirms one
+ * or is forgotten. (The queue of connections that wait is the front's, tested through the
+ * binary in front*.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HandoffWindow } from '../src/fronts/handoff-window.js';
 
-const checkPhase = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-function waiters(window: HandoffWindow, n: number): boolean[] {
-  const woken = Array.from({ length: n }, () => false);
-  woken.forEach((_, i) => {
-    void window.settled().then(() => {
-      woken[i] = true;
-    });
-  });
-  return woken;
-}
-
-test('a settled handoff wakes the oldest waiter only, when it takes the place', async () => {
-  const window = new HandoffWindow(1, 60_000, () => undefined);
-  // The oldest waiter takes the freed place (its handoff starts before the check phase).
-  let took = false;
-  void window.settled().then(() => {
-    took = true;
-    void window.track('b', () => new Promise<void>(() => undefined));
-  });
-  const others = waiters(window, 3);
-  await window.track('a', async () => undefined);
-  await checkPhase();
-  await checkPhase();
-  assert.equal(took, true);
-  assert.deepEqual(others, [false, false, false]);
+test('a full window has no room until a handoff settles, confirmed or not', () => {
+  const window = new HandoffWindow(2, 60_000, () => undefined);
+  const first = window.begin('a');
+  const second = window.begin('a');
+  assert.equal(window.hasRoom('a'), false);
+  assert.equal(window.hasRoom('b'), true);
+  first(false);
+  assert.equal(window.hasRoom('a'), true);
+  second(true);
+  first(true); // settling twice frees nothing more
+  assert.equal(window.hasRoom('a'), true);
 });
 
-test('a woken waiter that took no place passes the wake on at the check phase; a worker gone wakes all', async () => {
-  const window = new HandoffWindow(1, 60_000, () => undefined);
-  const woken = waiters(window, 3);
-  await window.track('a', async () => undefined);
-  await Promise.resolve();
-  assert.deepEqual(woken, [true, false, false]);
-  await checkPhase();
-  await Promise.resolve();
-  assert.equal(woken[1], true);
+test('a stall is reported once; a confirmation ends it, and a worker forgotten has room again', async () => {
+  const reported: [string, number][] = [];
+  const window = new HandoffWindow(4, 20, (id, n) => reported.push([id, n]));
+  const stuck = window.begin('a');
+  const other = window.begin('a');
+  const deadline = Date.now() + 10_000;
+  while (reported.length === 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(reported, [['a', 2]]);
+  assert.equal(window.hasRoom('a'), false);
+  assert.deepEqual(Object.keys(window.stalled()), ['a']);
+  stuck(true);
+  assert.equal(window.hasRoom('a'), true);
+  other(false);
+  window.begin('b');
+  while (reported.length === 1 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(reported, [
+    ['a', 2],
+    ['b', 1],
+  ]);
+  assert.equal(window.hasRoom('b'), false);
+  window.forget('b');
+  assert.equal(window.hasRoom('b'), true);
+  assert.deepEqual(window.stalled(), {});
   window.forget('a');
-  await Promise.resolve();
-  assert.deepEqual(woken, [true, true, true]);
 });

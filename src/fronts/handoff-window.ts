@@ -6,25 +6,14 @@
  * handoff stays unconfirmed past the stall deadline is reported once (`onStalled`), to be
  * replaced; it stays stalled until it confirms one or is forgotten (it exited).
  *
- * A settled handoff frees one place, so it wakes one waiter, not all: woken all at once, every
- * connection that waits went through the targets again for each settle (with 64 clients and
- * `Connection: close`, 233 µs of daemon CPU per connection against 88 µs with 16). A waiter may
- * have stopped waiting (its retry pause came first): when the one woken took no place by the
- * next check phase, the next one is woken.
+ * Bookkeeping only: the front's queue of waiting connections (src/fronts/tcp-front.ts) is
+ * what a settled handoff moves on, with no promise or timer per connection.
  */
-/** Waiters kept before all are woken (most are then ones that stopped waiting). */
-const MAX_WAITERS = 4096;
-
 export class HandoffWindow {
   /** Per worker id, when each unconfirmed handoff was sent, oldest first. */
   private readonly open = new Map<string, number[]>();
   private readonly stalledSince = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
-  /** Who waits for a place, oldest first (some may have stopped waiting). */
-  private readonly waiters: (() => void)[] = [];
-  /** Whether a handoff started since the last waiter was woken. */
-  private took = false;
-  private chain: NodeJS.Immediate | null = null;
 
   constructor(
     private readonly size: number,
@@ -37,61 +26,40 @@ export class HandoffWindow {
     return !this.stalledSince.has(id) && (this.open.get(id)?.length ?? 0) < this.size;
   }
 
-  /** Runs `send` as one of worker `id`'s unconfirmed handoffs, until it settles. */
-  async track(id: string, send: () => Promise<void>): Promise<void> {
+  /**
+   * Counts one handoff to worker `id` as unconfirmed; call the function returned once it
+   * settles, with whether the worker confirmed it (a confirmation ends a stall).
+   */
+  begin(id: string): (confirmed: boolean) => void {
     const sentAt = Date.now();
-    this.took = true;
-    const list = this.open.get(id) ?? [];
-    list.push(sentAt);
-    this.open.set(id, list);
-    this.timer ??= setInterval(() => this.check(), Math.max(10, Math.min(1000, this.stallMs / 4)));
-    this.timer.unref();
-    try {
-      await send();
-      this.stalledSince.delete(id);
-    } finally {
-      list.splice(list.indexOf(sentAt), 1);
-      if (list.length === 0 && this.open.get(id) === list) this.open.delete(id);
-      this.wakeOne();
+    let list = this.open.get(id);
+    if (!list) {
+      list = [];
+      this.open.set(id, list);
     }
-  }
-
-  /** Resolves when a place may be free for this waiter (a handoff settled, or a worker is gone). */
-  settled(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.waiters.push(resolve);
-      // Waiters that stopped waiting pile up only while nothing settles: then all are woken.
-      if (this.waiters.length > MAX_WAITERS) this.wake();
-    });
+    list.push(sentAt);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.check(), Math.max(10, Math.min(1000, this.stallMs / 4)));
+      this.timer.unref();
+    }
+    const mine = list;
+    return (confirmed) => {
+      if (confirmed) this.stalledSince.delete(id);
+      const at = mine.indexOf(sentAt);
+      if (at >= 0) mine.splice(at, 1);
+      if (mine.length === 0 && this.open.get(id) === mine) this.open.delete(id);
+    };
   }
 
   /** A worker that is gone: its entries go with it. */
   forget(id: string): void {
     this.open.delete(id);
     this.stalledSince.delete(id);
-    this.wake();
   }
 
   /** The stalled workers and since when (ms since the epoch). */
   stalled(): Record<string, number> {
     return Object.fromEntries(this.stalledSince);
-  }
-
-  /** Wakes every waiter. */
-  private wake(): void {
-    for (const resolve of this.waiters.splice(0)) resolve();
-  }
-
-  /** Wakes the oldest waiter; the next one too, at the check phase, if it took no place. */
-  private wakeOne(): void {
-    const resolve = this.waiters.shift();
-    if (!resolve) return;
-    this.took = false;
-    resolve();
-    this.chain ??= setImmediate(() => {
-      this.chain = null;
-      if (!this.took) this.wakeOne();
-    });
   }
 
   private check(): void {

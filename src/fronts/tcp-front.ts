@@ -8,9 +8,10 @@
  * an earlier daemon has no channel that carries handles: its connections are relayed
  * (src/fronts/adopted-relay.ts).
  *
- * A worker that exited or is draining is skipped. With no serving worker the connection stays
- * paused (the client's bytes wait in the kernel) and is retried for {@link NO_WORKER_GRACE_MS},
- * then closed (one warning line, then a count per interval). A worker with a full window of
+ * A worker that exited or is draining is skipped. A connection no worker has room for waits in
+ * one queue, oldest first, placed as handoffs settle (no timer or promise per connection). With
+ * no serving worker the connection stays paused (the client's bytes wait in the kernel) and is
+ * retried for {@link NO_WORKER_GRACE_MS}, then closed (one warning line, then a count per interval). A worker with a full window of
  * unconfirmed handoffs gets none (src/fronts/handoff-window.ts); one stalled past the deadline
  * is reported through `onStalled`. The connections waiting are capped (src/listener-limits.ts):
  * beyond the cap a new connection is closed at once.
@@ -40,6 +41,17 @@ const RETRY_MS = 50;
 const HANDOFF_WINDOW = 4;
 /** How long a closing front waits for its accepted connections to reach a worker. */
 const CLOSE_SETTLE_MS = 5000;
+
+/** An accepted connection that waits for a worker with room. */
+interface Waiter {
+  connection: Accepted;
+  meta: FrontHandoffMeta;
+  deadline: number;
+  /** Given back by a worker once: its deadline was extended then (only once). */
+  extended: boolean;
+  /** The worker that last gave it back: not tried again before the next retry. */
+  avoid: string | null;
+}
 
 /** A worker the front may hand connections to. */
 export interface FrontTarget {
@@ -75,7 +87,12 @@ export class TcpFront {
   private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
   private handedOutTotal = 0;
+  /** Connections accepted and not yet taken, relayed or closed. */
   private readonly waiting = new Set<Accepted>();
+  /** Those of them that wait for a worker with room, oldest first. */
+  private readonly queue: Waiter[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+  private pumping = false;
   private readonly relays: AdoptedRelays;
   private readonly window: HandoffWindow;
   private readonly noWorker: RepeatedWarning;
@@ -206,84 +223,146 @@ export class TcpFront {
     if (left > 0) this.log.warn(`listen: closed ${left} accepted connection(s) no worker took`);
     for (const socket of this.waiting) socket.destroy();
     this.waiting.clear();
+    this.queue.length = 0;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
-  private accept(socket: Accepted, entry: number): void {
+  private accept(connection: Accepted, entry: number): void {
     if (this.waiting.size >= this.limits.frontWaiting) {
       this.full.note();
-      socket.destroy();
+      connection.destroy();
       return;
     }
-    this.waiting.add(socket);
-    void this.dispatch(socket, Date.now() + this.limits.frontWaitMs, entry);
+    this.waiting.add(connection);
+    const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
+    const deadline = Date.now() + this.limits.frontWaitMs;
+    this.queue.push({ connection, meta, deadline, extended: false, avoid: null });
+    this.pump();
+  }
+
+  /**
+   * Places the waiting connections, oldest first, until one finds no worker with room (then
+   * none behind it would: every worker is tried for each). Runs on each accept, each settled
+   * handoff, each worker gone, and every {@link RETRY_MS} while any waits (for workers to come).
+   */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      let targets: FrontTarget[] | null = null;
+      for (let waiter = this.queue[0]; waiter; waiter = this.queue[0]) {
+        if (waiter.connection.destroyed) this.leave(waiter.connection);
+        else {
+          targets ??= this.options.targets();
+          const outcome = this.place(waiter, targets);
+          if (outcome !== 'placed' && !this.giveUp(waiter, outcome)) break;
+        }
+        // Placing calls back no one at once (a failed handoff is said in a later tick).
+        this.queue.shift();
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.queue.length > 0) this.retryTimer ??= setTimeout(this.onRetry, RETRY_MS);
+  }
+
+  private readonly onRetry = (): void => {
+    this.retryTimer = null;
+    // A waiter behind a later deadline (given back once) may be past its own.
+    const now = Date.now();
+    for (const waiter of this.queue) waiter.avoid = null;
+    for (const waiter of this.queue.slice(1))
+      if (now >= waiter.deadline && this.giveUp(waiter, 'none'))
+        this.queue.splice(this.queue.indexOf(waiter), 1);
+    this.pump();
+  };
+
+  /** Closes a connection no worker can take, when the front closes or past its deadline. */
+  private giveUp(waiter: Waiter, outcome: 'none' | 'noRoom' | 'relaysFull'): boolean {
+    const { connection } = waiter;
+    // A closing daemon does not wait for workers to come: close() says how many it closed.
+    if (this.closed) this.dropped++;
+    else if (Date.now() < waiter.deadline) return false;
+    else if (outcome === 'relaysFull') this.relays.closedAtCap();
+    else this.noWorker.note();
+    connection.destroy();
+    this.leave(connection);
+    return true;
   }
 
   /** The targets in the order to try them for this client (src/net/routing.ts). */
-  private order(socket: Accepted, targets: FrontTarget[]): FrontTarget[] {
-    const sticky = this.options.sticky() ? socket.remoteAddress : undefined;
+  private order(connection: Accepted, targets: FrontTarget[]): FrontTarget[] {
+    const sticky = this.options.sticky() ? connection.remoteAddress : undefined;
     const turn = sticky || targets.length === 0 ? 0 : this.next++;
     return targetOrder(targets, { slots: this.options.slots(), sticky, turn });
   }
 
-  private async dispatch(socket: Accepted, deadline: number, entry: number): Promise<void> {
-    const meta: FrontHandoffMeta = { entry, tls: this.options.tls?.isTls(entry) ?? false };
-    let extended = false;
-    try {
-      while (!socket.destroyed) {
-        // A worker with no room now (window full, relays at the cap): wait for a handoff to settle.
-        let noRoom = false;
-        let relaysFull = false;
-        for (const target of this.order(socket, this.options.targets())) {
-          try {
-            if (target.child) {
-              const { child } = target;
-              const sender = this.senderFor(target.id, child);
-              if (!sender) continue;
-              if (!this.window.hasRoom(target.id)) {
-                noRoom = true;
-                continue;
-              }
-              if (meta.tls) this.options.tls?.prepare(child);
-              await this.window.track(target.id, () => sender.send(socket.handle, meta));
-              // The sender closed this process's copy once the worker confirmed.
-              socket.released();
-              this.handedOut.set(target.id, (this.handedOut.get(target.id) ?? 0) + 1);
-              this.handedOutTotal++;
-            } else {
-              if (!this.relays.hasRoom()) {
-                noRoom = relaysFull = true;
-                continue;
-              }
-              await this.relays.relay(socket, target.id, target.socketPath, meta);
-            }
-            return;
-          } catch (err) {
-            this.log.debug(`listen: worker ${target.id} did not take a connection: ${errorMessage(err)}`);
-            if (socket.destroyed) return;
-            // Given back (its worker exited, maybe after a stall): it may wait once more.
-            if (!extended) deadline = Math.max(deadline, Date.now() + this.limits.frontWaitMs);
-            extended = true;
-          }
+  /** Gives `waiter` to the first worker in its order with room (src/net/routing.ts). */
+  private place(waiter: Waiter, targets: FrontTarget[]): 'placed' | 'none' | 'noRoom' | 'relaysFull' {
+    let outcome: 'none' | 'noRoom' | 'relaysFull' = 'none';
+    for (const target of this.order(waiter.connection, targets)) {
+      if (target.id === waiter.avoid) continue;
+      if (target.child) {
+        const sender = this.senderFor(target.id, target.child);
+        if (!sender) continue;
+        if (!this.window.hasRoom(target.id)) {
+          if (outcome === 'none') outcome = 'noRoom';
+          continue;
         }
-        // A closing daemon does not wait for workers to come: close() says how many it closed.
-        if (this.closed) {
-          this.dropped++;
-          socket.destroy();
-          return;
-        }
-        if (Date.now() >= deadline) {
-          if (relaysFull) this.relays.closedAtCap();
-          else this.noWorker.note();
-          socket.destroy();
-          return;
-        }
-        const pause = new Promise<void>((resolve) => setTimeout(resolve, RETRY_MS));
-        await (noRoom ? Promise.race([pause, this.window.settled()]) : pause);
+        if (waiter.meta.tls) this.options.tls?.prepare(target.child);
+        this.handOut(waiter, target.id, sender);
+        return 'placed';
       }
-    } finally {
-      this.waiting.delete(socket);
-      this.settled?.();
+      if (!this.relays.hasRoom()) {
+        outcome = 'relaysFull';
+        continue;
+      }
+      this.relays.relay(waiter.connection, target.id, target.socketPath, waiter.meta).then(
+        () => this.leave(waiter.connection),
+        (err: unknown) => this.givenBack(waiter, target.id, err),
+      );
+      return 'placed';
     }
+    return outcome;
+  }
+
+  private handOut(waiter: Waiter, id: string, sender: HandoffSender): void {
+    const settle = this.window.begin(id);
+    sender.hand(waiter.connection.handle, waiter.meta, (err) => {
+      settle(err === null);
+      if (err) {
+        this.givenBack(waiter, id, err);
+        return;
+      }
+      // The sender closed this process's copy once the worker confirmed.
+      waiter.connection.released();
+      this.handedOut.set(id, (this.handedOut.get(id) ?? 0) + 1);
+      this.handedOutTotal++;
+      this.leave(waiter.connection);
+      this.pump();
+    });
+  }
+
+  /** A worker did not take `waiter` (it exited, maybe after a stall, or refused): it waits again, once more at most. */
+  private givenBack(waiter: Waiter, id: string, err: unknown): void {
+    this.log.debug(`listen: worker ${id} did not take a connection: ${errorMessage(err)}`);
+    if (waiter.connection.destroyed) {
+      this.leave(waiter.connection);
+      return;
+    }
+    if (!waiter.extended) waiter.deadline = Math.max(waiter.deadline, Date.now() + this.limits.frontWaitMs);
+    waiter.extended = true;
+    // Not to the same worker before the next retry; first in line, as the oldest.
+    waiter.avoid = id;
+    this.queue.unshift(waiter);
+    this.pump();
+  }
+
+  /** `connection` was taken, relayed or closed. */
+  private leave(connection: Accepted): void {
+    this.waiting.delete(connection);
+    this.settled?.();
   }
 
   private senderFor(id: string, child: ChildProcess): HandoffSender | null {
@@ -294,6 +373,7 @@ export class TcpFront {
       child.once('exit', () => {
         this.handedOut.delete(id);
         this.window.forget(id);
+        this.pump();
       });
     }
     return sender;

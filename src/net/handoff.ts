@@ -45,24 +45,23 @@ function isMessage<T extends { type: string; id: number }>(value: unknown, type:
  */
 export type Handoverable = net.Socket | { close(): void };
 
-/** A socket sent and not yet confirmed (the one object a send allocates besides its promise). */
+/** A socket sent and not yet confirmed (the one object a send allocates). */
 class PendingHandoff implements Waiting<Error | null, Handoverable> {
   constructor(
     readonly peer: Handoverable,
-    private readonly resolve: () => void,
-    private readonly reject: (err: Error) => void,
+    private readonly done: (err: Error | null) => void,
   ) {}
 
   settled(err: Error | null): void {
     if (err) {
-      this.reject(err);
+      this.done(err);
       return;
     }
     // The child holds its own descriptor now: closing this copy leaves the connection open.
     const socket = this.peer;
     if (socket instanceof net.Socket) socket.destroy();
     else socket.close();
-    this.resolve();
+    this.done(null);
   }
 }
 
@@ -96,21 +95,35 @@ export class HandoffSender {
    * send is forgotten then: a confirmation arriving after it finds nothing).
    */
   send(socket: Handoverable, meta?: unknown, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(this.#closed);
     return new Promise<void>((resolve, reject) => {
-      const id = this.#pending.add(new PendingHandoff(socket, resolve, reject));
+      const id = this.hand(socket, meta, (err) => (err ? reject(err) : resolve()));
       signal?.addEventListener('abort', () => this.#settle(id, new Error(String(signal.reason))), {
         once: true,
       });
-      const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
-      try {
-        this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {
-          if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
-        });
-      } catch (err) {
-        this.#settle(id, err instanceof Error ? err : new Error(String(err)));
-      }
     });
+  }
+
+  /**
+   * {@link send} with a callback, for a caller that hands many sockets (no promise per
+   * socket): `done` is called once, with null when the child took the socket (this side's
+   * copy is closed then), or with why not (the socket is untouched). Returns the send's id.
+   */
+  hand(socket: Handoverable, meta: unknown, done: (err: Error | null) => void): number {
+    if (this.#closed) {
+      process.nextTick(done, this.#closed);
+      return 0; // no send has this id: an abort finds nothing
+    }
+    const id = this.#pending.add(new PendingHandoff(socket, done));
+    const message: HandoffMessage = { type: MSG_HANDOFF, id, meta };
+    try {
+      this.#child.send(message, socket as net.Socket, { keepOpen: true }, (err) => {
+        if (err) this.#settle(id, new Error(`handing a connection to the child failed: ${err.message}`));
+      });
+    } catch (err) {
+      // Never from inside this call: the caller may be placing other sockets.
+      process.nextTick(() => this.#settle(id, err instanceof Error ? err : new Error(String(err))));
+    }
+    return id;
   }
 
   /** Fails every unconfirmed send (their sockets stay open for the caller). */
