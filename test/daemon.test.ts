@@ -70,6 +70,25 @@ describe('daemon', () => {
     }
   });
 
+  test('a failed restart after a crash says how many previous workers still serve', async () => {
+    app = makeApp({ workers: 2, env: ['FAIL_IF_EXISTS'] });
+    const failFlag = path.join(app.dir, 'fail');
+    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
+      online: 2,
+      env: { ...process.env, FAIL_IF_EXISTS: failFlag },
+    });
+    daemon = d;
+    fs.writeFileSync(failFlag, '');
+    await httpRequest({ socketPath: app.published(0) }, { path: '/crash' }).catch(() => undefined);
+    await waitFor('slot 0 crashed and its replacement failed', async () => {
+      const slot = (await d.status()).slots[0]!;
+      return slot.workerId === null && slot.lastFailure != null;
+    });
+    const r = await d.cli(['restart']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /restart failed, 1 of 2 previous workers keep serving/);
+  });
+
   test('a failed restart leaves the old generation serving and supervised', async () => {
     app = makeApp({ workers: 2, env: ['FAIL_IF_EXISTS'] });
     const failFlag = path.join(app.dir, 'fail');

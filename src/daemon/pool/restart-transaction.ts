@@ -93,7 +93,15 @@ export async function runRestartTransaction(
   if (reason !== null) {
     deps.takePendingPublisher();
     await Promise.all(fresh.map((w) => launcher.drain(w, 'aborted')));
-    const outcome = plan.wasRunning ? 'the previous workers keep serving' : 'no workers are running';
+    // A crashed slot has no worker (vacated): say how many previous workers really serve.
+    const serving = slots.filter((slot) => slot.worker !== null).length;
+    const outcome = !plan.wasRunning
+      ? 'no workers are running'
+      : serving === slots.length
+        ? 'the previous workers keep serving'
+        : serving === 0
+          ? 'no worker is serving (the previous ones had failed)'
+          : `${serving} of ${slots.length} previous workers keep serving`;
     log.error(`restart failed; ${outcome}: ${reason}`);
     throw new Error(`restart failed, ${outcome}: ${reason}`);
   }
