@@ -174,6 +174,36 @@ describe('handover (serve(), suspended)', () => {
   });
 });
 
+for (const [label, fixture] of [
+  ['a seed-style Express app, suspend.express', 'seed-express.js'],
+  ['the v2 example app, nodesockd.suspendMiddleware', 'original-v2-server.js'],
+] as const) {
+  describe(`handover (${label}, suspended)`, () => {
+    test('restart --suspended: a request on a moved connection waits for resume and runs the new release', async () => {
+      const d = await start(fixture, { env: ['LOG_ARRIVALS=1'] });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0));
+      assert.deepEqual(await restart(d, '--suspended'), { moved: 1, busy: 0, drained: 0 });
+      const [fresh] = await d.slotPids();
+      let answered = false;
+      const held = get(agent, app.published(0)).finally(() => {
+        answered = true;
+      });
+      // Held: it reached the new worker, and has no answer when `resume` is asked for.
+      await d.waitOutput(new RegExp(`request arrived on ${fresh}\\b`));
+      assert.equal(answered, false, 'not answered before resume');
+      const r = await d.cli(['resume']);
+      assert.equal(r.code, 0, r.stderr);
+      const a = await held;
+      assert.equal(a.socket, first.socket, 'on the same connection');
+      assert.equal(a.pid, fresh, 'by the new release');
+      const onOld = d.output.split(`request arrived on ${first.pid}\n`).length - 1;
+      assert.equal(onOld, 1, 'the old release saw only the first request');
+      agent.destroy();
+    });
+  });
+}
+
 describe('handover: restart, reload and a slowly sent POST', () => {
   test('restart says how the connections went; a reload that restarts moves them too', async () => {
     const d = await start('lib.js');
