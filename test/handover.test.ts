@@ -285,6 +285,35 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     for (const a of answers) assert.ok(a.includes(`"pid":${old}`), 'both answered by the old worker');
   });
 
+  test('a server-sent-events response that never ends does not move: it ends at shutdownTimeout, an idle connection moves', async () => {
+    const d = await start('plain.js', { shutdownTimeout: 1000 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const events = await new Promise<{ data: string; ended: Promise<void> }>((resolve, reject) => {
+      const req = http.get({ socketPath: app.published(0), path: '/events', agent: false }, (res) => {
+        const ended = new Promise<void>((r) => res.once('close', () => r()));
+        res.setEncoding('utf8');
+        res.once('data', (data: string) => resolve({ data, ended }));
+      });
+      req.on('error', reject);
+    });
+    assert.match(events.data, new RegExp(`"pid":${first.pid}`));
+    assert.deepEqual(await restart(d), { moved: 1, busy: 1, drained: 0 });
+    const [fresh] = await d.slotPids();
+    const next = await get(agent, app.published(0));
+    assert.equal(next.socket, first.socket, 'the idle connection moved');
+    assert.equal(next.pid, fresh);
+    await events.ended;
+    await waitFor('the old worker to exit', () => !isAlive(first.pid));
+    assert.match(
+      d.output,
+      /still running 1000 ms after shutdown; sending SIGTERM/,
+      'ended at shutdownTimeout',
+    );
+    assert.deepEqual((await d.status()).handovers, { moved: 1, failed: 0 });
+    agent.destroy();
+  });
+
   test('TLS ended in the worker: the connection does not move, and its next request closes it the old way', async () => {
     app = makeApp(
       { workers: 1, upstreamKeepaliveTimeout: 60_000, env: ['TLS_KEY', 'TLS_CERT'] },
