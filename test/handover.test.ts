@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -312,6 +313,47 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     );
     assert.deepEqual((await d.status()).handovers, { moved: 1, failed: 0 });
     agent.destroy();
+  });
+
+  test('HTTP/2 (h2c on the worker socket): the session does not move, it closes the old way, a new session reaches the new release', async () => {
+    const d = await start('front-h2.js');
+    const session = http2.connect('http://localhost', {
+      createConnection: () => net.connect(app.published(0)),
+    });
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    const ask = (s: http2.ClientHttp2Session) =>
+      new Promise<{ id: string; httpVersion: string }>((resolve, reject) => {
+        const stream = s.request({ ':path': '/' });
+        let text = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (c: string) => {
+          text += c;
+        });
+        stream.on('end', () => resolve(JSON.parse(text) as { id: string; httpVersion: string }));
+        stream.on('error', reject);
+      });
+    const first = await ask(session);
+    assert.equal(first.httpVersion, '2.0');
+    const old = (await d.status()).workers.find((w) => w.id === first.id)?.pid;
+    assert.equal(typeof old, 'number');
+    const connections = await restart(d);
+    assert.deepEqual(connections, { moved: 0, busy: 0, drained: 1 }, 'an HTTP/2 session does not move');
+    await goaway;
+    await closed;
+    await waitFor('the old worker to exit', () => !isAlive(old as number));
+    const [fresh] = await d.slotPids();
+    const again = http2.connect('http://localhost', {
+      createConnection: () => net.connect(app.published(0)),
+    });
+    try {
+      const next = await ask(again);
+      assert.notEqual(next.id, first.id);
+      assert.equal((await d.status()).workers.find((w) => w.id === next.id)?.pid, fresh, 'the new release');
+    } finally {
+      again.close();
+    }
+    assert.equal((await d.status()).handovers?.moved, 0);
   });
 
   test('TLS ended in the worker: the connection does not move, and its next request closes it the old way', async () => {
