@@ -567,6 +567,31 @@ describe('handover: uploads answered before they are read', () => {
   }
 });
 
+describe("handover: the old server's close() callback", () => {
+  test('it runs only after the response of a busy connection that moves has ended', async () => {
+    const d = await start('plain.js', { env: ['LOG_ENDS=1'] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const release = path.join(app.dir, 'release');
+    const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
+    await d.waitOutput(/waiting request started/);
+    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    fs.writeFileSync(release, '');
+    const answered = await held;
+    assert.equal(answered.pid, first.pid, 'answered in full by the old worker');
+    const [fresh] = await d.slotPids();
+    const next = await get(agent, app.published(0));
+    assert.equal(next.socket, first.socket, 'the connection moved');
+    assert.equal(next.pid, fresh);
+    await waitFor('the old worker to exit', () => !isAlive(first.pid));
+    const ended = d.output.indexOf(`response end /wait on ${first.pid}\n`);
+    const closed = d.output.indexOf(`server close callback on ${first.pid}\n`);
+    assert.ok(ended >= 0 && closed >= 0, d.output);
+    assert.ok(ended < closed, 'the response ended before the close callback ran');
+    agent.destroy();
+  });
+});
+
 describe('handover: a successor that hangs between hops', () => {
   test('killed while it holds an unconfirmed connection: the old worker keeps it, served the old way', async () => {
     const { d, spin, agent, first } = await spinningSuccessor();
