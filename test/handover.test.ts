@@ -88,6 +88,39 @@ async function spinningSuccessor(debug = false) {
   return { d, spin, agent, first };
 }
 
+/**
+ * A daemon with one worker and a kept-alive connection to it with a request in flight (until
+ * the test creates `release`), and the restart that finds it busy.
+ */
+async function busyAtRestart(fixture = 'lib.js', config: Record<string, unknown> = {}) {
+  const d = await start(fixture, config);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const first = await get(agent, app.published(0));
+  const release = path.join(app.dir, 'release');
+  const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
+  await d.waitOutput(/waiting request started/);
+  assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+  return { d, agent, first, release, held };
+}
+
+/**
+ * A busy connection at a restart: its response ends on the old worker, then the connection
+ * moves and its next request reaches the new worker.
+ */
+async function busyConnectionMoves(fixture: string, config: Record<string, unknown> = {}) {
+  const { d, agent, first, release, held } = await busyAtRestart(fixture, config);
+  fs.writeFileSync(release, '');
+  const answered = await held;
+  assert.equal(answered.pid, first.pid, 'the request in flight ends on the old worker');
+  const [fresh] = await d.slotPids();
+  const next = await get(agent, app.published(0));
+  assert.equal(next.socket, first.socket, 'the same connection');
+  assert.equal(next.pid, fresh, 'the next request reaches the new worker');
+  await waitFor('the old worker to exit', () => !isAlive(first.pid));
+  agent.destroy();
+  return { d, old: first.pid };
+}
+
 for (const fixture of ['lib.js', 'plain.js']) {
   describe(`handover (${fixture === 'lib.js' ? 'serve()' : 'an unmodified app'})`, () => {
     test('an idle kept-alive connection moves: the next request on it reaches the new worker', async () => {
@@ -107,22 +140,7 @@ for (const fixture of ['lib.js', 'plain.js']) {
     });
 
     test('a busy connection moves once its response has ended', async () => {
-      const d = await start(fixture);
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      const first = await get(agent, app.published(0));
-      const release = path.join(app.dir, 'release');
-      const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
-      await d.waitOutput(/waiting request started/);
-      assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
-      fs.writeFileSync(release, '');
-      const answered = await held;
-      assert.equal(answered.pid, first.pid, 'the request in flight ends on the old worker');
-      const [fresh] = await d.slotPids();
-      const next = await get(agent, app.published(0));
-      assert.equal(next.socket, first.socket, 'the same connection');
-      assert.equal(next.pid, fresh, 'the next request reaches the new worker');
-      await waitFor('the old worker to exit', () => !isAlive(first.pid));
-      agent.destroy();
+      await busyConnectionMoves(fixture);
     });
 
     test('a POST answered before its body was read: the connection moves after the body', async () => {
@@ -466,13 +484,7 @@ describe('handover: races', () => {
   test('the daemon at its open-file limit: the connection stays with the old worker, served, and closes the old way', {
     skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed',
   }, async () => {
-    const d = await start('lib.js');
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    const release = path.join(app.dir, 'release');
-    const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
-    await d.waitOutput(/waiting request started/);
-    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    const { d, agent, first, release, held } = await busyAtRestart();
     const pid = d.child.pid!;
     const limits = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--raw', '--noheadings'], {
       encoding: 'utf8',
@@ -569,26 +581,11 @@ describe('handover: uploads answered before they are read', () => {
 
 describe("handover: the old server's close() callback", () => {
   test('it runs only after the response of a busy connection that moves has ended', async () => {
-    const d = await start('plain.js', { env: ['LOG_ENDS=1'] });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    const release = path.join(app.dir, 'release');
-    const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
-    await d.waitOutput(/waiting request started/);
-    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
-    fs.writeFileSync(release, '');
-    const answered = await held;
-    assert.equal(answered.pid, first.pid, 'answered in full by the old worker');
-    const [fresh] = await d.slotPids();
-    const next = await get(agent, app.published(0));
-    assert.equal(next.socket, first.socket, 'the connection moved');
-    assert.equal(next.pid, fresh);
-    await waitFor('the old worker to exit', () => !isAlive(first.pid));
-    const ended = d.output.indexOf(`response end /wait on ${first.pid}\n`);
-    const closed = d.output.indexOf(`server close callback on ${first.pid}\n`);
+    const { d, old } = await busyConnectionMoves('plain.js', { env: ['LOG_ENDS=1'] });
+    const ended = d.output.indexOf(`response end /wait on ${old}\n`);
+    const closed = d.output.indexOf(`server close callback on ${old}\n`);
     assert.ok(ended >= 0 && closed >= 0, d.output);
     assert.ok(ended < closed, 'the response ended before the close callback ran');
-    agent.destroy();
   });
 });
 
