@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive } from './helpers/daemon';
+import { getOn } from './helpers/http';
 import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
@@ -385,25 +386,10 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     });
     daemon = d;
     const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
-    const ask = () =>
-      new Promise<{ id: string; connection: string | undefined; socket: unknown }>((resolve, reject) => {
-        const req = https.request({ socketPath: app.published(0), agent, path: '/' }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => {
-            text += c;
-          });
-          res.on('end', () =>
-            resolve({
-              id: (JSON.parse(text) as { id: string }).id,
-              connection: res.headers.connection,
-              socket: req.socket,
-            }),
-          );
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const ask = async () => {
+      const a = await getOn<{ id: string }>(https.request, agent, app.published(0));
+      return { id: a.body.id, connection: a.headers.connection, socket: a.socket };
+    };
     const first = await ask();
     assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 1 });
     const next = await ask();
