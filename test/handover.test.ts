@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type AppDir, makeApp, teardown } from './helpers/app';
 import { Daemon, isAlive } from './helpers/daemon';
+import { getOn } from './helpers/http';
 import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
@@ -87,6 +89,39 @@ async function spinningSuccessor(debug = false) {
   return { d, spin, agent, first };
 }
 
+/**
+ * A daemon with one worker and a kept-alive connection to it with a request in flight (until
+ * the test creates `release`), and the restart that finds it busy.
+ */
+async function busyAtRestart(fixture = 'lib.js', config: Record<string, unknown> = {}) {
+  const d = await start(fixture, config);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const first = await get(agent, app.published(0));
+  const release = path.join(app.dir, 'release');
+  const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
+  await d.waitOutput(/waiting request started/);
+  assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+  return { d, agent, first, release, held };
+}
+
+/**
+ * A busy connection at a restart: its response ends on the old worker, then the connection
+ * moves and its next request reaches the new worker.
+ */
+async function busyConnectionMoves(fixture: string, config: Record<string, unknown> = {}) {
+  const { d, agent, first, release, held } = await busyAtRestart(fixture, config);
+  fs.writeFileSync(release, '');
+  const answered = await held;
+  assert.equal(answered.pid, first.pid, 'the request in flight ends on the old worker');
+  const [fresh] = await d.slotPids();
+  const next = await get(agent, app.published(0));
+  assert.equal(next.socket, first.socket, 'the same connection');
+  assert.equal(next.pid, fresh, 'the next request reaches the new worker');
+  await waitFor('the old worker to exit', () => !isAlive(first.pid));
+  agent.destroy();
+  return { d, old: first.pid };
+}
+
 for (const fixture of ['lib.js', 'plain.js']) {
   describe(`handover (${fixture === 'lib.js' ? 'serve()' : 'an unmodified app'})`, () => {
     test('an idle kept-alive connection moves: the next request on it reaches the new worker', async () => {
@@ -106,22 +141,7 @@ for (const fixture of ['lib.js', 'plain.js']) {
     });
 
     test('a busy connection moves once its response has ended', async () => {
-      const d = await start(fixture);
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      const first = await get(agent, app.published(0));
-      const release = path.join(app.dir, 'release');
-      const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
-      await d.waitOutput(/waiting request started/);
-      assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
-      fs.writeFileSync(release, '');
-      const answered = await held;
-      assert.equal(answered.pid, first.pid, 'the request in flight ends on the old worker');
-      const [fresh] = await d.slotPids();
-      const next = await get(agent, app.published(0));
-      assert.equal(next.socket, first.socket, 'the same connection');
-      assert.equal(next.pid, fresh, 'the next request reaches the new worker');
-      await waitFor('the old worker to exit', () => !isAlive(first.pid));
-      agent.destroy();
+      await busyConnectionMoves(fixture);
     });
 
     test('a POST answered before its body was read: the connection moves after the body', async () => {
@@ -173,6 +193,36 @@ describe('handover (serve(), suspended)', () => {
     agent.destroy();
   });
 });
+
+for (const [label, fixture] of [
+  ['a seed-style Express app, suspend.express', 'seed-express.js'],
+  ['the v2 example app, nodesockd.suspendMiddleware', 'original-v2-server.js'],
+] as const) {
+  describe(`handover (${label}, suspended)`, () => {
+    test('restart --suspended: a request on a moved connection waits for resume and runs the new release', async () => {
+      const d = await start(fixture, { env: ['LOG_ARRIVALS=1'] });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await get(agent, app.published(0));
+      assert.deepEqual(await restart(d, '--suspended'), { moved: 1, busy: 0, drained: 0 });
+      const [fresh] = await d.slotPids();
+      let answered = false;
+      const held = get(agent, app.published(0)).finally(() => {
+        answered = true;
+      });
+      // Held: it reached the new worker, and has no answer when `resume` is asked for.
+      await d.waitOutput(new RegExp(`request arrived on ${fresh}\\b`));
+      assert.equal(answered, false, 'not answered before resume');
+      const r = await d.cli(['resume']);
+      assert.equal(r.code, 0, r.stderr);
+      const a = await held;
+      assert.equal(a.socket, first.socket, 'on the same connection');
+      assert.equal(a.pid, fresh, 'by the new release');
+      const onOld = d.output.split(`request arrived on ${first.pid}\n`).length - 1;
+      assert.equal(onOld, 1, 'the old release saw only the first request');
+      agent.destroy();
+    });
+  });
+}
 
 describe('handover: restart, reload and a slowly sent POST', () => {
   test('restart says how the connections went; a reload that restarts moves them too', async () => {
@@ -255,6 +305,76 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     for (const a of answers) assert.ok(a.includes(`"pid":${old}`), 'both answered by the old worker');
   });
 
+  test('a server-sent-events response that never ends does not move: it ends at shutdownTimeout, an idle connection moves', async () => {
+    const d = await start('plain.js', { shutdownTimeout: 1000 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await get(agent, app.published(0));
+    const events = await new Promise<{ data: string; ended: Promise<void> }>((resolve, reject) => {
+      const req = http.get({ socketPath: app.published(0), path: '/events', agent: false }, (res) => {
+        const ended = new Promise<void>((r) => res.once('close', () => r()));
+        res.setEncoding('utf8');
+        res.once('data', (data: string) => resolve({ data, ended }));
+      });
+      req.on('error', reject);
+    });
+    assert.match(events.data, new RegExp(`"pid":${first.pid}`));
+    assert.deepEqual(await restart(d), { moved: 1, busy: 1, drained: 0 });
+    const [fresh] = await d.slotPids();
+    const next = await get(agent, app.published(0));
+    assert.equal(next.socket, first.socket, 'the idle connection moved');
+    assert.equal(next.pid, fresh);
+    await events.ended;
+    await waitFor('the old worker to exit', () => !isAlive(first.pid));
+    assert.match(
+      d.output,
+      /still running 1000 ms after shutdown; sending SIGTERM/,
+      'ended at shutdownTimeout',
+    );
+    assert.deepEqual((await d.status()).handovers, { moved: 1, failed: 0 });
+    agent.destroy();
+  });
+
+  test('HTTP/2 (h2c on the worker socket): the session does not move, it closes the old way, a new session reaches the new release', async () => {
+    const d = await start('front-h2.js');
+    const session = http2.connect('http://localhost', {
+      createConnection: () => net.connect(app.published(0)),
+    });
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    const ask = (s: http2.ClientHttp2Session) =>
+      new Promise<{ id: string; httpVersion: string }>((resolve, reject) => {
+        const stream = s.request({ ':path': '/' });
+        let text = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (c: string) => {
+          text += c;
+        });
+        stream.on('end', () => resolve(JSON.parse(text) as { id: string; httpVersion: string }));
+        stream.on('error', reject);
+      });
+    const first = await ask(session);
+    assert.equal(first.httpVersion, '2.0');
+    const old = (await d.status()).workers.find((w) => w.id === first.id)?.pid;
+    assert.equal(typeof old, 'number');
+    const connections = await restart(d);
+    assert.deepEqual(connections, { moved: 0, busy: 0, drained: 1 }, 'an HTTP/2 session does not move');
+    await goaway;
+    await closed;
+    await waitFor('the old worker to exit', () => !isAlive(old as number));
+    const [fresh] = await d.slotPids();
+    const again = http2.connect('http://localhost', {
+      createConnection: () => net.connect(app.published(0)),
+    });
+    try {
+      const next = await ask(again);
+      assert.notEqual(next.id, first.id);
+      assert.equal((await d.status()).workers.find((w) => w.id === next.id)?.pid, fresh, 'the new release');
+    } finally {
+      again.close();
+    }
+    assert.equal((await d.status()).handovers?.moved, 0);
+  });
+
   test('TLS ended in the worker: the connection does not move, and its next request closes it the old way', async () => {
     app = makeApp(
       { workers: 1, upstreamKeepaliveTimeout: 60_000, env: ['TLS_KEY', 'TLS_CERT'] },
@@ -266,25 +386,10 @@ describe('handover: what cannot move, and apps that end sockets', () => {
     });
     daemon = d;
     const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
-    const ask = () =>
-      new Promise<{ id: string; connection: string | undefined; socket: unknown }>((resolve, reject) => {
-        const req = https.request({ socketPath: app.published(0), agent, path: '/' }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => {
-            text += c;
-          });
-          res.on('end', () =>
-            resolve({
-              id: (JSON.parse(text) as { id: string }).id,
-              connection: res.headers.connection,
-              socket: req.socket,
-            }),
-          );
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const ask = async () => {
+      const a = await getOn<{ id: string }>(https.request, agent, app.published(0));
+      return { id: a.body.id, connection: a.headers.connection, socket: a.socket };
+    };
     const first = await ask();
     assert.deepEqual(await restart(d), { moved: 0, busy: 0, drained: 1 });
     const next = await ask();
@@ -365,13 +470,7 @@ describe('handover: races', () => {
   test('the daemon at its open-file limit: the connection stays with the old worker, served, and closes the old way', {
     skip: hasPrlimit ? false : 'prlimit (util-linux) is not installed',
   }, async () => {
-    const d = await start('lib.js');
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const first = await get(agent, app.published(0));
-    const release = path.join(app.dir, 'release');
-    const held = get(agent, app.published(0), `/wait?file=${encodeURIComponent(release)}`);
-    await d.waitOutput(/waiting request started/);
-    assert.deepEqual(await restart(d), { moved: 0, busy: 1, drained: 0 });
+    const { d, agent, first, release, held } = await busyAtRestart();
     const pid = d.child.pid!;
     const limits = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--raw', '--noheadings'], {
       encoding: 'utf8',
@@ -464,6 +563,16 @@ describe('handover: uploads answered before they are read', () => {
       if (!('handover' in config)) assert.equal(sockets.size, 2, 'the same two connections throughout');
     });
   }
+});
+
+describe("handover: the old server's close() callback", () => {
+  test('it runs only after the response of a busy connection that moves has ended', async () => {
+    const { d, old } = await busyConnectionMoves('plain.js', { env: ['LOG_ENDS=1'] });
+    const ended = d.output.indexOf(`response end /wait on ${old}\n`);
+    const closed = d.output.indexOf(`server close callback on ${old}\n`);
+    assert.ok(ended >= 0 && closed >= 0, d.output);
+    assert.ok(ended < closed, 'the response ended before the close callback ran');
+  });
 });
 
 describe('handover: a successor that hangs between hops', () => {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ListedDaemon as LsEntry } from '../src/cli/ls';
 import { type AppDir, makeApp } from './helpers/app';
 import { cli, Daemon, isAlive, killAll, makeTempDir, ROOT } from './helpers/daemon';
-import { getJson } from './helpers/http';
+import { getJson, getOn } from './helpers/http';
 import { type Load, startLoad } from './helpers/load';
 import { buildNextVersion, install, NEXT_VERSION } from './helpers/next-version';
 import { KEEPALIVE_SECONDS, NGINX_BIN, Nginx, prepareSocketDir } from './helpers/nginx';
@@ -157,6 +158,59 @@ describe('daemon upgrade (restart --upgrade)', () => {
       fs.rmSync(unitApp.dir, { recursive: true, force: true, maxRetries: 5 });
     }
   });
+  test("a kept-alive connection to an adopted worker closes the old way at the upgrade's restart, and the next one reaches the new release", async () => {
+    const installed = path.join(work, 'keepalive');
+    fs.mkdirSync(installed);
+    const bin = install(installed);
+    const kept = makeApp({ workers: 1, upstreamKeepaliveTimeout: 60_000 }, 'lib.js');
+    const env = { ...process.env };
+    delete env.NODESOCKD_SUPERVISED;
+    const old = await Daemon.start(['daemon', '-c', kept.configFile], kept.ipcFile, { online: 1, bin, env });
+    const seen = new Set<number>();
+    let upgraded: number | undefined;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    /** One request on the agent's one connection: who answered, its Connection header, which connection. */
+    const ask = async () => {
+      const a = await getOn<{ pid: number }>(http.request, agent, kept.published(0));
+      return { pid: a.body.pid, connection: a.headers.connection, socket: a.socket };
+    };
+    try {
+      const first = await ask();
+      seen.add(first.pid);
+      fs.rmSync(path.join(installed, 'dist'), { recursive: true });
+      fs.cpSync(nextDist, path.join(installed, 'dist'), { recursive: true });
+      const r = await cli(['restart', '--upgrade', '--ipc-file', kept.ipcFile], { env, bin });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /serves with 1 adopted worker/);
+      assert.doesNotMatch(r.stdout, /[1-9]\d* moved to the new workers/, 'nothing moved');
+      const s = JSON.parse((await cli(['status', '--json', '--ipc-file', kept.ipcFile])).stdout) as {
+        pid: number;
+        workers: { pid: number; slot: number | null }[];
+      };
+      upgraded = s.pid;
+      for (const w of s.workers) seen.add(w.pid);
+      const fresh = s.workers.find((w) => w.slot === 0)?.pid;
+      assert.notEqual(fresh, first.pid);
+      const next = await ask();
+      assert.equal(next.socket, first.socket, 'the same connection');
+      assert.equal(next.pid, first.pid, 'answered by the adopted worker');
+      assert.equal(next.connection, 'close', 'which closes it');
+      const after = await ask();
+      assert.notEqual(after.socket, first.socket, 'a new connection');
+      assert.equal(after.pid, fresh, 'reaches the new release');
+      await waitFor('the adopted worker to exit', () => !isAlive(first.pid));
+      await old.exited;
+    } finally {
+      agent.destroy();
+      if (upgraded !== undefined) {
+        process.kill(upgraded, 'SIGTERM');
+        await waitFor('the upgraded daemon to exit', () => !isAlive(upgraded as number));
+      } else await old.stop();
+      killAll([...seen].filter(isAlive));
+      fs.rmSync(kept.dir, { recursive: true, force: true, maxRetries: 5 });
+    }
+  });
+
   /** Starts a daemon of the installed version, installs the next one, spoils the start with `spoil`: the upgrade must be refused. */
   const refusedUpgrade = async (
     name: string,

@@ -154,7 +154,12 @@ export class ServerGuard {
     this.#interceptEmit();
     this.#guardIdleSweep();
     if (this.#worker.managed) {
-      const handover = new ServerHandover(this.#server, handoverChannel(), () => this.#active.snapshot());
+      const handover = new ServerHandover(
+        this.#server,
+        handoverChannel(),
+        () => this.#active.snapshot(),
+        () => this.#sessions.size,
+      );
       this.#handover = handover;
       this.#undo.push(handover.unregister);
     }

@@ -5,7 +5,8 @@
  * response has ended and its request was read to the end; one accepted after `'shutdown'` (a
  * client that resolved the old socket path a moment earlier) moves on arrival. What cannot
  * move stays here and closes the old way (`Connection: close` on its next response): TLS,
- * pipelined requests, a connection found mid-request at its boundary, a refused move.
+ * pipelined requests, a connection found mid-request at its boundary, a refused move; and
+ * HTTP/2 sessions (GOAWAY).
  */
 import type net from 'node:net';
 import type { HandoverChannel, HandoverParticipant } from './handover-channel.js';
@@ -52,9 +53,18 @@ export class ServerHandover implements HandoverParticipant {
   /** The server's responses in flight (the guard's list). */
   readonly #inFlight: () => Iterable<Response>;
 
-  constructor(server: net.Server, channel: HandoverChannel, inFlight: () => Iterable<Response> = () => []) {
+  /** How many HTTP/2 sessions the server has open: they cannot move, and close the old way (GOAWAY). */
+  readonly #sessions: () => number;
+
+  constructor(
+    server: net.Server,
+    channel: HandoverChannel,
+    inFlight: () => Iterable<Response> = () => [],
+    sessions: () => number = () => 0,
+  ) {
     this.#server = server;
     this.#inFlight = inFlight;
+    this.#sessions = sessions;
     this.#channel = channel;
     this.unregister = channel.register(this);
   }
@@ -91,7 +101,7 @@ export class ServerHandover implements HandoverParticipant {
     for (const res of this.#inFlight()) this.holdEnd(res);
     const idle = idleConnections(this.#server);
     let busy = 0;
-    let drained = 0;
+    let drained = this.#sessions();
     const moves: Promise<boolean>[] = [];
     for (const socket of httpConnections(this.#server)) {
       if (socket.destroyed) continue;

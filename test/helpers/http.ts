@@ -50,3 +50,32 @@ export async function getJson<T = Record<string, unknown>>(target: Target, path 
   if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status}: ${res.body}`);
   return JSON.parse(res.body) as T;
 }
+
+/** `http.request` or `https.request`. */
+type RequestFn = (
+  options: http.RequestOptions,
+  callback: (res: http.IncomingMessage) => void,
+) => http.ClientRequest;
+
+/**
+ * One GET on a kept-alive agent to a UNIX socket: the JSON body, the headers, and the client's
+ * socket (the same object: the same connection).
+ */
+export function getOn<T>(
+  request: RequestFn,
+  agent: http.Agent,
+  socketPath: string,
+): Promise<{ body: T; headers: http.IncomingHttpHeaders; socket: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, agent, path: '/' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+      });
+      res.on('end', () => resolve({ body: JSON.parse(text) as T, headers: res.headers, socket: req.socket }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
