@@ -1,0 +1,190 @@
+// `listen` entries with `accept: "workers"` (issue 19): the serving workers accept on the
+// listening socket the daemon gives them, and the daemon hands out no connection. Through the
+// binary, with a connection per request (Connection: close).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type AppDir, makeApp, teardown } from './helpers/app';
+import { cli, Daemon } from './helpers/daemon';
+import { httpRequest } from './helpers/http';
+import { waitFor } from './helpers/wait';
+
+interface Answer {
+  id: string;
+  suspended: boolean;
+  length: number;
+}
+
+/** `clients` loops of one request per new connection (Connection: close), GET and POST, until stopped. */
+function closeLoad(port: number, clients = 4) {
+  let stopped = false;
+  let phase = 0;
+  const answers: { phase: number; answer: Answer }[] = [];
+  const failed: string[] = [];
+  const deadline = setTimeout(() => {
+    stopped = true;
+  }, 120_000);
+  deadline.unref();
+  const loops = Array.from({ length: clients }, async (_, n) => {
+    for (let i = 0; !stopped; i++) {
+      const body = (i + n) % 2 === 0 ? `payload ${n}/${i}` : '';
+      const started = phase;
+      try {
+        const res = await httpRequest(
+          { port },
+          { method: body ? 'POST' : 'GET', body, headers: { connection: 'close' } },
+        );
+        const answer = JSON.parse(res.body) as Answer;
+        if (res.status !== 200 || answer.length !== body.length)
+          failed.push(`HTTP ${res.status} ${res.body}`);
+        else answers.push({ phase: started, answer });
+      } catch (err) {
+        failed.push((err as Error).message);
+      }
+    }
+  });
+  return {
+    answers,
+    setPhase: (p: number) => {
+      phase = p;
+    },
+    async flowing(what: string, n = 20) {
+      const start = answers.length;
+      await waitFor(what, () => answers.length >= start + n, { timeoutMs: 30_000 });
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(deadline);
+      await Promise.all(loops);
+      return failed;
+    },
+  };
+}
+
+async function servingIds(daemon: Daemon): Promise<string[]> {
+  return (await daemon.status()).workers.filter((w) => w.role === 'serving').map((w) => w.id);
+}
+
+describe('listen with accept: "workers"', () => {
+  let app: AppDir;
+  let daemon: Daemon;
+  let port: number;
+
+  before(async () => {
+    app = makeApp(
+      { workers: 2, listen: { host: '127.0.0.1', port: 0, accept: 'workers' }, shutdownTimeout: 30_000 },
+      'front-serve.js',
+    );
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: 2 });
+    const address = (await daemon.status()).front?.addresses[0];
+    port = Number(/:(\d+)$/.exec(address ?? '')?.[1]);
+    assert.ok(port > 0, `front address ${address}`);
+  });
+  after(() => teardown(daemon, app));
+
+  test('the workers accept the connections themselves; both serve some', async () => {
+    const ids = await servingIds(daemon);
+    const load = closeLoad(port);
+    try {
+      // No exact split: the kernel picks the accepting worker.
+      await waitFor(
+        'both workers answered',
+        () => ids.every((id) => load.answers.some((a) => a.answer.id === id)),
+        {
+          timeoutMs: 60_000,
+        },
+      );
+    } finally {
+      assert.deepEqual(await load.stop(), []);
+    }
+    const front = (await daemon.status()).front;
+    assert.deepEqual(front?.handedOut, {}, 'the daemon handed out no connection');
+    assert.equal(front?.totals?.handedOut, 0);
+  });
+
+  test('a restart under Connection: close load loses no request; then only the new workers answer', async () => {
+    const old = await servingIds(daemon);
+    const load = closeLoad(port);
+    let fresh: string[] = [];
+    try {
+      await load.flowing('requests before the restart');
+      const r = await daemon.cli(['restart'], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      fresh = await servingIds(daemon);
+      assert.equal(fresh.filter((id) => old.includes(id)).length, 0, 'a new generation serves');
+      load.setPhase(1);
+      await load.flowing('requests after the restart', 40);
+    } finally {
+      assert.deepEqual(await load.stop(), []);
+    }
+    // Requests started once the restart had returned: the old workers no longer accept.
+    const after = load.answers.filter((a) => a.phase === 1).map((a) => a.answer.id);
+    assert.ok(after.length >= 40);
+    assert.deepEqual(
+      after.filter((id) => !fresh.includes(id)),
+      [],
+      'only the new workers answer after the restart',
+    );
+  });
+
+  test('restart --suspended: the suspended workers hold the requests until resume', async () => {
+    const load = closeLoad(port);
+    let fresh: string[] = [];
+    let resumed = false;
+    try {
+      await load.flowing('requests before the restart');
+      const r = await daemon.cli(['restart', '--suspended'], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      load.setPhase(1);
+      fresh = await servingIds(daemon);
+      await waitFor('a connection held by the suspended generation', () =>
+        fresh.some((id) => new RegExp(`connection while suspended on ${id}`).test(daemon.output)),
+      );
+      const res = await daemon.cli(['resume']);
+      assert.equal(res.code, 0, res.stderr);
+      resumed = true;
+      load.setPhase(2);
+      await load.flowing('requests after resume');
+    } finally {
+      if (!resumed) await daemon.cli(['resume']).catch(() => undefined);
+      assert.deepEqual(await load.stop(), []);
+    }
+    assert.equal(load.answers.filter((a) => a.answer.suspended).length, 0, 'no request ran while suspended');
+    const held = load.answers.filter((a) => a.phase === 1 && fresh.includes(a.answer.id));
+    assert.ok(held.length > 0, 'requests started while suspended were held, then served by the new workers');
+  });
+});
+
+describe('listen accept: the config errors', () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    [
+      'a bad value',
+      { listen: { port: 0, accept: 'kernel' } },
+      /listen accept must be "daemon" or "workers", not "kernel"/,
+    ],
+    [
+      'with sticky: true',
+      { listen: [8080, { port: 0, accept: 'workers' }], sticky: true },
+      /sticky: true cannot be used with listen\[1\] accept: "workers"/,
+    ],
+  ];
+  for (const [what, config, error] of cases) {
+    test(what, async () => {
+      const app = makeApp(config);
+      try {
+        const r = await cli(['check', '-c', app.configFile]);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, error);
+        assert.equal(
+          r.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => error.test(l)).length,
+          1,
+          r.stderr,
+        );
+      } finally {
+        await teardown(undefined, app);
+      }
+    });
+  }
+});
