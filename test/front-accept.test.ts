@@ -2,9 +2,10 @@
 // listening socket the daemon gives them, and the daemon hands out no connection. Through the
 // binary, with a connection per request (Connection: close).
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type AppDir, makeApp, teardown } from './helpers/app';
-import { cli, Daemon } from './helpers/daemon';
+import { type AppDir, cleanupsAfterAll, makeApp, teardown } from './helpers/app';
+import { cli, Daemon, isAlive, killAll } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
 import { waitFor } from './helpers/wait';
 
@@ -151,6 +152,50 @@ describe('listen with accept: "workers"', () => {
     assert.equal(load.answers.filter((a) => a.answer.suspended).length, 0, 'no request ran while suspended');
     const held = load.answers.filter((a) => a.phase === 1 && fresh.includes(a.answer.id));
     assert.ok(held.length > 0, 'requests started while suspended were held, then served by the new workers');
+  });
+});
+
+describe('listen with accept: "workers" when the daemon is killed', () => {
+  const cleanups = cleanupsAfterAll();
+  const pids = new Set<number>();
+  cleanups.push(() => killAll([...pids].filter(isAlive)));
+
+  test('the workers let the socket go; the next daemon binds the port, accepts for the adopted workers, and after a restart the new ones accept', async () => {
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => probe.once('listening', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const listen = { host: '127.0.0.1', port, accept: 'workers' };
+    const app = makeApp({ workers: 2, listen, shutdownTimeout: 5000 }, 'front-serve.js');
+    let daemon: Daemon | undefined;
+    cleanups.push(() => teardown(daemon, app));
+    const first = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: 2 });
+    daemon = first;
+    const adoptedIds = await servingIds(first);
+    for (const w of (await first.status()).workers) pids.add(w.pid!);
+    await httpRequest({ port });
+    await first.kill();
+
+    const second = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: 2 });
+    daemon = second;
+    assert.doesNotMatch(second.output, /EADDRINUSE|cannot listen/);
+    assert.deepEqual((await servingIds(second)).sort(), [...adoptedIds].sort(), 'the workers were adopted');
+    for (let i = 0; i < 10; i++) {
+      const answer = JSON.parse((await httpRequest({ port })).body) as Answer;
+      assert.ok(adoptedIds.includes(answer.id), `${answer.id} is an adopted worker`);
+    }
+    assert.match(
+      second.output,
+      /has no channel for the socket of 127\.0\.0\.1:\d+: the daemon accepts its connections too/,
+    );
+
+    const r = await second.cli(['restart'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    for (const w of (await second.status()).workers) pids.add(w.pid!);
+    for (let i = 0; i < 10; i++) {
+      const answer = JSON.parse((await httpRequest({ port })).body) as Answer;
+      assert.ok(!adoptedIds.includes(answer.id), 'served by a worker of the new daemon');
+    }
   });
 });
 

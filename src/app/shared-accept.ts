@@ -4,7 +4,8 @@
  * gives each connection it accepts to `deliver`, the path of the front's handed connections
  * (front-receiver.ts: the app's server, TLS ended first for a TLS entry). Asked to stop, the
  * worker closes its copies first thing: the connections not yet accepted wait in the kernel's
- * queue for the other workers (the daemon keeps the socket open).
+ * queue for the other workers (the daemon keeps the socket open). So does a worker whose
+ * daemon is gone.
  */
 import net from 'node:net';
 import { type FrontHandoffMeta, isSharedListenerMessage } from '../ipc/worker-protocol';
@@ -15,10 +16,15 @@ export function installSharedAccept(
   shuttingDown: () => boolean,
 ): void {
   const listeners = new Set<net.Server>();
-  onShutdown(() => {
+  const stop = (): void => {
     for (const server of listeners) server.close();
     listeners.clear();
-  });
+  };
+  onShutdown(stop);
+  // The daemon is gone (killed, or handed over by `restart --upgrade`): the next one binds the
+  // port or takes the socket, and adopted workers cannot hold it (the port closes meanwhile,
+  // as with the daemon accepting).
+  process.once('disconnect', stop);
   // An 'internalMessage' listener keeps no worker alive.
   process.on('internalMessage', (message: unknown, handle: unknown) => {
     if (!isSharedListenerMessage(message) || typeof handle !== 'object' || handle === null) return;
