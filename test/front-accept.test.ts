@@ -2,11 +2,13 @@
 // listening socket the daemon gives them, and the daemon hands out no connection. Through the
 // binary, with a connection per request (Connection: close).
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type AppDir, cleanupsAfterAll, makeApp, teardown } from './helpers/app';
 import { cli, Daemon, isAlive, killAll } from './helpers/daemon';
 import { httpRequest } from './helpers/http';
+import { makeCert } from './helpers/tls';
 import { waitFor } from './helpers/wait';
 
 interface Answer {
@@ -196,6 +198,42 @@ describe('listen with accept: "workers" when the daemon is killed', () => {
       const answer = JSON.parse((await httpRequest({ port })).body) as Answer;
       assert.ok(!adoptedIds.includes(answer.id), 'served by a worker of the new daemon');
     }
+  });
+});
+
+describe('listen with accept: "workers" and tls', () => {
+  const cleanups = cleanupsAfterAll();
+
+  test('the workers end TLS on the connections they accept; both answer', async () => {
+    const tls = { key: 'front.key', cert: 'front.crt' };
+    const app = makeApp(
+      { workers: 2, listen: { host: '127.0.0.1', port: 0, tls, accept: 'workers' }, shutdownTimeout: 5000 },
+      'front-serve.js',
+    );
+    makeCert(app.dir, 'front', 'front.test');
+    let daemon: Daemon | undefined;
+    cleanups.push(() => teardown(daemon, app));
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: 2 });
+    const address = (await daemon.status()).front?.addresses[0];
+    const port = Number(/:(\d+)$/.exec(address ?? '')?.[1]);
+    const ids = await servingIds(daemon);
+    const seen = new Set<string>();
+    await waitFor('both workers answered over TLS', async () => {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = https.get({ host: '127.0.0.1', port, agent: false, rejectUnauthorized: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+      });
+      seen.add((JSON.parse(body) as Answer).id);
+      return ids.every((id) => seen.has(id));
+    });
+    assert.deepEqual((await daemon.status()).front?.handedOut, {}, 'the daemon handed out no connection');
   });
 });
 
