@@ -155,6 +155,28 @@ describe('listen with accept: "workers"', () => {
     const held = load.answers.filter((a) => a.phase === 1 && fresh.includes(a.answer.id));
     assert.ok(held.length > 0, 'requests started while suspended were held, then served by the new workers');
   });
+
+  test('set-workers up then down under Connection: close load: the new worker accepts, 0 failed', async () => {
+    const load = closeLoad(port);
+    try {
+      let r = await daemon.cli(['set-workers', '3'], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      const ids = await servingIds(daemon);
+      assert.equal(ids.length, 3);
+      await waitFor(
+        'all 3 workers answered',
+        () => ids.every((id) => load.answers.some((a) => a.answer.id === id)),
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      r = await daemon.cli(['set-workers', '2'], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      await load.flowing('requests after scaling down');
+    } finally {
+      assert.deepEqual(await load.stop(), []);
+    }
+  });
 });
 
 describe('listen with accept: "workers" when the daemon is killed', () => {
