@@ -179,6 +179,23 @@ describe('listen with accept: "workers"', () => {
   });
 });
 
+describe('listen with accept: "workers" and an app that ends on its own', () => {
+  const cleanups = cleanupsAfterAll();
+
+  test('a replaced worker exits once its server closes (the socket keeps no worker alive)', async () => {
+    const listen = { host: '127.0.0.1', port: 0, accept: 'workers' };
+    const app = makeApp({ workers: 1, listen, shutdownTimeout: 60_000 }, 'front-natural-exit.js');
+    let daemon: Daemon | undefined;
+    cleanups.push(() => teardown(daemon, app));
+    daemon = await Daemon.start(['--config', app.configFile], app.ipcFile, { online: 1 });
+    const pid = (await daemon.status()).workers[0]?.pid ?? 0;
+    const r = await daemon.cli(['restart'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    // Well before shutdownTimeout, when the daemon would kill it.
+    await waitFor('the replaced worker to exit', () => !isAlive(pid), { timeoutMs: 20_000 });
+  });
+});
+
 describe('listen with accept: "workers" when the daemon is killed', () => {
   const cleanups = cleanupsAfterAll();
   const pids = new Set<number>();

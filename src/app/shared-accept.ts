@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { type FrontHandoffMeta, isSharedListenerMessage } from '../ipc/worker-protocol';
+import { channelRelease } from './channel';
 
 export function installSharedAccept(
   deliver: (socket: net.Socket, meta: FrontHandoffMeta) => void,
@@ -25,6 +26,8 @@ export function installSharedAccept(
   // port or takes the socket, and adopted workers cannot hold it (the port closes meanwhile,
   // as with the daemon accepting).
   process.once('disconnect', stop);
+  // A 'disconnect' listener refs the channel, like a 'message' one: take that back.
+  channelRelease();
   // An 'internalMessage' listener keeps no worker alive.
   process.on('internalMessage', (message: unknown, handle: unknown) => {
     if (!isSharedListenerMessage(message) || typeof handle !== 'object' || handle === null) return;
