@@ -9,7 +9,7 @@
  * An entry whose workers accept themselves gives its connections the same path (shared-accept.ts).
  */
 import type net from 'node:net';
-import { type FrontHandoffMeta, isFrontHandoffMeta, isMovedHandoffMeta } from '../ipc/worker-protocol';
+import { isFrontHandoffMeta, isMovedHandoffMeta } from '../ipc/worker-protocol';
 import { acceptHandoffs } from '../net/handoff';
 import { injectConnection } from '../net/inject';
 import { installSharedAccept } from './shared-accept';
@@ -48,11 +48,7 @@ export function installFrontReceiver(
     if (isMovedHandoffMeta(meta) && Date.now() > meta.deadline) throw new Error('the move came too late');
     deliver(socket, meta);
   });
-  installSharedAccept(
-    (socket: net.Socket, meta: FrontHandoffMeta) => deliver(socket, meta),
-    onShutdown,
-    shuttingDown,
-  );
+  installSharedAccept(deliver, onShutdown, shuttingDown);
   // Our 'message' listener must not keep the worker alive (the app's own listeners still do).
   const channel = (process as { channel?: CountedChannel }).channel;
   if (typeof channel?.unrefCounted === 'function') channel.unrefCounted();

@@ -52,7 +52,16 @@ export function installSharedAccept(
     );
     // The app's own servers keep the worker alive, not this one.
     server.unref();
-    server.listen(handle as net.Server);
+    try {
+      server.listen(handle as net.Server);
+    } catch (err) {
+      // Never the worker's end: the daemon's other workers still accept.
+      process.stderr.write(
+        `nodesockd: cannot accept on listen entry ${meta.entry}: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
+      listening.close?.();
+      return;
+    }
     listeners.add(server);
   });
 }
