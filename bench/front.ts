@@ -7,6 +7,7 @@
  * `restart`, a node:cluster worker swap, `pm2 reload`). Prints req/s, p99, failed requests
  * (wrk's socket errors + non-2xx) and the ratios to node:cluster; writes
  * bench/results/front.md and bench/results/front.svg.
+ * `nodesockd-workers` is the same front with `listen: { …, accept: workers }` (the workers accept).
  *
  *   npm run bench:front                                  # ~3 minutes
  *   npm run bench:front -- --seconds 5 --only nodesockd,cluster --no-write
@@ -61,13 +62,14 @@ const USAGE = `Usage: npm run bench:front -- [options]
   --threads <n>       wrk threads (default 2)
   --timeout <s>       wrk request timeout (default 2)
   --modes <list>      keepalive,close (default both)
-  --only <list>       comma-separated subset of nodesockd,cluster,pm2 (default all)
+  --only <list>       comma-separated subset of nodesockd,nodesockd-workers,cluster,pm2 (default all)
   --no-build          do not rebuild dist/ even if src/ is newer
   --no-write          do not write bench/results/
   -h, --help`;
 
-type Key = 'nodesockd' | 'cluster' | 'pm2';
-const KEYS: Key[] = ['nodesockd', 'cluster', 'pm2'];
+/** `nodesockd-workers`: the same front with `accept: workers` (the workers accept themselves). */
+type Key = 'nodesockd' | 'nodesockd-workers' | 'cluster' | 'pm2';
+const KEYS: Key[] = ['nodesockd', 'nodesockd-workers', 'cluster', 'pm2'];
 type Mode = 'keepalive' | 'close';
 const MODES: Mode[] = ['keepalive', 'close'];
 const MODE_LABEL: Record<Mode, string> = {
@@ -139,13 +141,14 @@ interface Contender {
 
 async function startContender(env: Env, key: Key, script: string): Promise<Contender> {
   const dir = path.join(env.run.root, key);
-  if (key === 'nodesockd') {
+  if (key === 'nodesockd' || key === 'nodesockd-workers') {
     const port = await freePort();
+    const workers = key === 'nodesockd-workers';
     const backend = await startNodesockd(env, dir, script, WORKERS, {
-      config: { listen: `127.0.0.1:${port}` },
+      config: { listen: workers ? { host: '127.0.0.1', port, accept: 'workers' } : `127.0.0.1:${port}` },
     });
     await waitFor('nodesockd: the front to answer', async () => (await probe(port)) === 200);
-    return { key, label: "nodesockd's listen front", port, backend };
+    return { key, label: `nodesockd's listen front${workers ? ', accept: workers' : ''}`, port, backend };
   }
   if (key === 'cluster') {
     const backend = await startCluster(env, dir, script, WORKERS, SWAP_GRACE_MS);
@@ -255,7 +258,7 @@ function goalLines(results: Result[]): string[] {
         `(goal ≥ 0.95×: ${Number.isFinite(x) ? (x >= 0.95 ? 'met' : '**missed**') : '—'}); ` +
         `${fmtInt(f)} failed across ${r.restarting.restarts.length} restarts (goal 0: ${f === 0 ? 'met' : '**missed**'})` +
         results
-          .filter((o) => o.key !== 'nodesockd' && o.mode === r.mode)
+          .filter((o) => (o.key === 'cluster' || o.key === 'pm2') && o.mode === r.mode)
           .map(
             (o) =>
               `; ${o.key === 'cluster' ? 'node:cluster' : 'pm2'} ${fmtInt(failed(o.restarting.wrk))} failed`,

@@ -48,4 +48,8 @@ if (preloadFeature('drain')) installPreloadDrain();
 installListenHint();
 // Connections the daemon's `listen` front hands over go to the app's server on the worker's socket.
 if (shared.worker.managed && shared.worker.socketPath !== undefined)
-  installFrontReceiver(shared.worker.socketPath, () => shared.shutdownRequested);
+  installFrontReceiver(
+    shared.worker.socketPath,
+    () => shared.shutdownRequested,
+    (stop) => shared.worker.once('shutdown', stop),
+  );

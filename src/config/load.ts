@@ -23,6 +23,7 @@ import {
   type ListenTls,
   PATH_KEYS,
   type ResolvedKey,
+  stickyAcceptProblem,
 } from './schema';
 import type { Values } from './values';
 
@@ -306,6 +307,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     const key = source === COMMAND_LINE ? (opts.commandLine?.labels.script ?? 'script') : 'script';
     if (problem) problems.push({ source, key, message: problem });
   }
+
+  const stickyProblem = stickyAcceptProblem(values.listen, values.sticky);
+  if (stickyProblem)
+    problems.push({ source: g.origins.sticky ?? where, key: 'sticky', message: stickyProblem });
 
   if (problems.length > 0) throw new ConfigError(problems.map(formatProblem));
   if (script === undefined || tmpDir === undefined || ipcFile === undefined) {

@@ -56,7 +56,7 @@ const nonEmpty = (what: string) =>
 
 const port = wholeNumber('devServer port', 1, 65535, false);
 
-const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host, tls }';
+const LISTEN_HINT = 'must be a port (8080), "host:port", "[v6]:port" or { port, host, tls, accept }';
 
 /** The TLS files of a `listen` entry (paths; relative ones resolve like the other paths, load.ts). */
 export interface ListenTls {
@@ -70,7 +70,14 @@ export interface ListenEntry {
   host: string;
   port: number;
   tls?: ListenTls;
+  /**
+   * Who accepts its connections: the daemon, which hands each to a worker (the default), or
+   * the serving workers themselves, on the listening socket the daemon gives them (fronts/shared-listener.ts).
+   */
+  accept?: ListenAccept;
 }
+
+export type ListenAccept = 'daemon' | 'workers';
 
 /** `tls: { key, cert, ca? }` of a listen entry: file paths; null (with a problem added) when bad. */
 function listenTls(value: unknown, problem: (message: string) => void): ListenTls | null {
@@ -114,6 +121,7 @@ const listenSchema = z.pipe(
       let host = '0.0.0.0';
       let port: unknown = entry;
       let tls: ListenTls | null | undefined;
+      let accept: ListenAccept | undefined;
       if (typeof entry === 'string') {
         const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d+)$/.exec(entry.trim());
         if (!m) {
@@ -123,12 +131,17 @@ const listenSchema = z.pipe(
         host = m[1] ?? m[2] ?? host;
         port = Number(m[3]);
       } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
-        const { port: p, host: h, tls: t, ...rest } = entry as Record<string, unknown>;
+        const { port: p, host: h, tls: t, accept: a, ...rest } = entry as Record<string, unknown>;
         const extra = Object.keys(rest);
         if (extra.length > 0) {
-          problem(`has unknown key(s) ${extra.join(', ')} (port, host, tls)`);
+          problem(`has unknown key(s) ${extra.join(', ')} (port, host, tls, accept)`);
           continue;
         }
+        if (a !== undefined && a !== 'daemon' && a !== 'workers') {
+          problem(`accept must be "daemon" or "workers", not ${JSON.stringify(a)}`);
+          continue;
+        }
+        if (a === 'workers') accept = a;
         if (t !== undefined) {
           tls = listenTls(t, problem);
           if (tls === null) continue;
@@ -147,11 +160,26 @@ const listenSchema = z.pipe(
         problem(`port ${String(port)} must be a whole number from 0 to 65535`);
         continue;
       }
-      out.push(tls ? { host, port, tls } : { host, port });
+      out.push({ host, port, ...(tls ? { tls } : {}), ...(accept ? { accept } : {}) });
     }
     return out;
   }),
 );
+
+/**
+ * `sticky: true` with a `listen` entry whose workers accept themselves: the kernel, not the
+ * daemon, picks the worker there, so no client can be kept on one (a one-line problem, or null).
+ */
+export function stickyAcceptProblem(listen: unknown, sticky: unknown): string | null {
+  if (sticky !== true) return null;
+  const entries: unknown[] = Array.isArray(listen) ? listen : [listen];
+  const i = entries.findIndex(
+    (e) => typeof e === 'object' && e !== null && (e as { accept?: unknown }).accept === 'workers',
+  );
+  if (i < 0) return null;
+  const where = Array.isArray(listen) ? `listen[${i}]` : 'listen';
+  return `sticky: true cannot be used with ${where} accept: "workers" (the kernel, not the daemon, picks the worker that accepts)`;
+}
 
 /** How each key may be written in a file or on the command line (camelCase, as the long options). */
 const fields = {

@@ -167,6 +167,8 @@ export class Daemon {
         if (ready && !this.closing) this.stateFile.schedule(() => this.supervisor.snapshot());
         // Hear what new workers send on their own (sendAppMessage, v1 'restart').
         if (ready) this.messenger?.watchAll();
+        // A worker that now serves gets the sockets of `accept: "workers"` entries.
+        this.front?.offerListeners();
       },
       onRestart: (ms, ok) => this.metrics?.observeRestart(ms, ok),
     });

@@ -16,6 +16,9 @@
  * is reported through `onStalled`. The connections waiting are capped (src/listener-limits.ts):
  * beyond the cap a new connection is closed at once.
  *
+ * An entry with `accept: "workers"` is accepted by the workers themselves (src/fronts/shared-listener.ts):
+ * {@link TcpFront.offerListeners} gives its handle to each serving worker.
+ *
  * The listening sockets may be inherited instead of bound (`restart --upgrade`, systemd's
  * socket activation): src/fronts/inherited-sockets.ts reads them and matches them to the entries.
  */
@@ -32,6 +35,7 @@ import { type FrontAddress, formatAddress } from './address';
 import { AdoptedRelays } from './adopted-relay';
 import { HandoffWindow } from './handoff-window';
 import { adoptInherited, type InheritedSocket } from './inherited-sockets';
+import { SharedListener } from './shared-listener';
 import type { TlsDistributor } from './tls-material';
 
 /** How long a connection waits for a serving worker before it is closed (the default of `frontWaitMs`). */
@@ -65,7 +69,8 @@ export interface FrontTarget {
 }
 
 export interface FrontOptions {
-  addresses: FrontAddress[];
+  /** With `accept: "workers"`, the serving workers accept that entry's connections themselves. */
+  addresses: (FrontAddress & { accept?: 'daemon' | 'workers' })[];
   /** The serving slot workers, in slot order. */
   targets: () => FrontTarget[];
   /** How many slots the pool has (sticky routing maps a client to one of them). */
@@ -82,7 +87,8 @@ export interface FrontOptions {
 }
 
 export class TcpFront {
-  private readonly servers: net.Server[] = [];
+  /** By entry: the daemon's listening server, or the socket the workers accept on. */
+  private readonly servers: (net.Server | SharedListener)[] = [];
   /** Children whose exit already prunes their counts. */
   private readonly watched = new WeakSet<ChildProcess>();
   private readonly handedOut = new Map<string, number>();
@@ -142,8 +148,15 @@ export class TcpFront {
       this.log,
     );
     for (const [i, address] of addresses.entries()) {
-      let server = adopted.get(i);
-      if (!server) {
+      let server: net.Server | SharedListener | undefined = adopted.get(i);
+      if (server && address.accept === 'workers') {
+        this.log.warn(
+          `listen: ${describe(server)} was inherited already listening: the daemon accepts its connections (accept: "workers" takes effect when the daemon binds it)`,
+        );
+      } else if (!server && address.accept === 'workers') {
+        server = await SharedListener.bind(address, i, this.options.tls?.isTls(i) ?? false);
+        this.log.info(`listening on ${describe(server)} (the workers accept)`);
+      } else if (!server) {
         const fresh = net.createServer();
         await new Promise<void>((resolve, reject) => {
           fresh.once('error', (err) =>
@@ -158,9 +171,42 @@ export class TcpFront {
         server = fresh;
         this.log.info(`listening on ${describe(server)}`);
       }
-      server.removeAllListeners('error');
-      server.on('error', (err) => this.log.error(`listen: ${errorMessage(err)}`));
+      if (server instanceof net.Server) this.watchErrors(server);
       this.servers.push(server);
+    }
+    this.offerListeners();
+  }
+
+  private watchErrors(server: net.Server): void {
+    server.removeAllListeners('error');
+    server.on('error', (err) => this.log.error(`listen: ${errorMessage(err)}`));
+  }
+
+  /**
+   * Gives each `accept: "workers"` entry's socket to every serving worker that lacks it (call
+   * when the workers change). A serving worker with no channel for handles (adopted) cannot
+   * take it: the daemon then accepts on that entry as well, as for `accept: "daemon"`.
+   */
+  offerListeners(): void {
+    if (this.closed) return;
+    let targets: FrontTarget[] | null = null;
+    for (const [i, listener] of this.servers.entries()) {
+      if (!(listener instanceof SharedListener)) continue;
+      targets ??= this.options.targets();
+      for (const target of targets) {
+        if (target.child) {
+          // TLS material first: messages on one channel arrive in order.
+          if (this.options.tls?.isTls(i)) this.options.tls.prepare(target.child);
+          listener.offer(target.child);
+        } else if (!listener.daemonAccepts) {
+          this.log.info(
+            `listen: worker ${target.id} has no channel for the socket of ${describe(listener)}: the daemon accepts its connections too`,
+          );
+          const server = listener.acceptHere();
+          acceptRaw(server, (connection) => this.accept(connection, i));
+          this.watchErrors(server);
+        }
+      }
     }
   }
 
@@ -172,7 +218,11 @@ export class TcpFront {
   /** The listening sockets' file descriptors, in listen-entry order (for a successor daemon). */
   listeningFds(): number[] {
     return this.servers
-      .map((s) => (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd)
+      .map((s) =>
+        s instanceof SharedListener
+          ? s.fd
+          : (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd,
+      )
       .filter((fd): fd is number => typeof fd === 'number' && fd >= 0);
   }
 
@@ -380,7 +430,8 @@ export class TcpFront {
   }
 }
 
-function describe(server: net.Server): string {
+function describe(server: net.Server | SharedListener): string {
+  if (server instanceof SharedListener) return formatAddress(server.address());
   const a = server.address();
   if (a === null || typeof a === 'string') return String(a);
   return formatAddress({ host: a.address, port: a.port });

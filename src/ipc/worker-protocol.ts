@@ -147,6 +147,23 @@ export function isTlsMaterialMessage(m: unknown): m is TlsMaterialMessage {
 }
 
 /**
+ * Daemon → worker, with the listening handle of a `listen` entry whose workers accept
+ * themselves (fronts/shared-listener.ts; app/shared-accept.ts). Internal (`NODE_`): apps never see it.
+ */
+export const MSG_SHARED_LISTENER = 'NODE_NODESOCKD_SHARED_LISTENER';
+export interface SharedListenerMessage {
+  cmd: typeof MSG_SHARED_LISTENER;
+  entry: number;
+  tls: boolean;
+}
+
+export function isSharedListenerMessage(m: unknown): m is SharedListenerMessage {
+  if (typeof m !== 'object' || m === null) return false;
+  const { cmd, entry, tls } = m as Partial<SharedListenerMessage>;
+  return cmd === MSG_SHARED_LISTENER && typeof entry === 'number' && typeof tls === 'boolean';
+}
+
+/**
  * Daemon → worker, with each connection's handle (net/handoff.ts's `meta`): which `listen`
  * entry it came from, and whether the worker ends TLS on it.
  */
