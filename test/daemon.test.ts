@@ -70,14 +70,19 @@ describe('daemon', () => {
     }
   });
 
-  test('a failed restart after a crash says how many previous workers still serve', async () => {
+  /** Two workers of the test app, whose new workers fail to start while `failFlag` exists. */
+  async function startFailable(): Promise<{ d: Daemon; failFlag: string }> {
     app = makeApp({ workers: 2, env: ['FAIL_IF_EXISTS'] });
     const failFlag = path.join(app.dir, 'fail');
-    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
+    daemon = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
       online: 2,
       env: { ...process.env, FAIL_IF_EXISTS: failFlag },
     });
-    daemon = d;
+    return { d: daemon, failFlag };
+  }
+
+  test('a failed restart after a crash says how many previous workers still serve', async () => {
+    const { d, failFlag } = await startFailable();
     fs.writeFileSync(failFlag, '');
     await httpRequest({ socketPath: app.published(0) }, { path: '/crash' }).catch(() => undefined);
     await waitFor('slot 0 crashed and its replacement failed', async () => {
@@ -90,13 +95,7 @@ describe('daemon', () => {
   });
 
   test('a failed restart leaves the old generation serving and supervised', async () => {
-    app = makeApp({ workers: 2, env: ['FAIL_IF_EXISTS'] });
-    const failFlag = path.join(app.dir, 'fail');
-    const d = await Daemon.start(['daemon', '-c', app.configFile], app.ipcFile, {
-      online: 2,
-      env: { ...process.env, FAIL_IF_EXISTS: failFlag },
-    });
-    daemon = d;
+    const { d, failFlag } = await startFailable();
     const before = await d.slotPids();
     fs.writeFileSync(failFlag, '');
     const r = await d.cli(['restart']);

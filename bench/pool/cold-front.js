@@ -5,6 +5,7 @@ const net = require('node:net');
 const cluster = require('node:cluster');
 const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 const { handler } = require('./handler.js');
+const { pipeTo } = require('./pipe-to.js');
 
 const [kind, count, port] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
 const say = (line) => process.stdout.write(`${line}\n`);
@@ -30,23 +31,7 @@ if (!isMainThread) {
   const waiting = [];
   const relay = (client) => {
     const w = online.reduce((a, b) => (b.connections < a.connections ? b : a));
-    w.connections += 1;
-    const upstream = net.connect(w.port, '127.0.0.1', () => {
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    });
-    const done = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.once('close', () => {
-      w.connections -= 1;
-      done();
-    });
-    upstream.once('close', done);
-    client.on('error', done);
-    upstream.on('error', done);
+    pipeTo(client, w);
   };
   const spawnNext = () => {
     if (online.length === count) return say('ready');

@@ -1,6 +1,7 @@
 // Socketnaut's pattern, written here: the main thread accepts, and pipes each client to a
 // worker thread's loopback TCP port (2 threads, least connections with rotation).
 const net = require('node:net');
+const { pipeTo } = require('./pipe-to.js');
 const { Worker, isMainThread, parentPort } = require('node:worker_threads');
 
 if (isMainThread) {
@@ -21,22 +22,7 @@ if (isMainThread) {
       const w = workers.reduce((a, b, i) =>
         b.connections < a.connections || (b.connections === a.connections && i === next) ? b : a,
       );
-      w.connections += 1;
-      const upstream = net.connect(w.port, '127.0.0.1', () => {
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-      const done = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.once('close', () => {
-        w.connections -= 1;
-        done();
-      });
-      upstream.once('close', done);
-      client.on('error', done);
-      upstream.on('error', done);
+      pipeTo(client, w);
     });
     server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, () =>
       console.log(`listening ${server.address().port}`),
